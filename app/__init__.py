@@ -1,0 +1,1 @@
+"""sidebyside: learn PyTorch from TensorFlow with paired, runnable snippets."""

@@ -1,0 +1,52 @@
+"""All configuration, read from SIDEBYSIDE_* environment variables.
+
+Every field has its unit in its name and a line in the README's settings
+table (tests/test_settings.py fails when one is missing).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sandbox.limits import Limits
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SIDEBYSIDE_")
+
+    host: str = Field("127.0.0.1", description="Address the server listens on.")
+    port: int = Field(8000, description="Port the server listens on.")
+    data_dir: Path = Field(Path("./data"), description="SQLite database and run caches.")
+    packs_dir: Path = Field(ROOT / "lessons", description="Folder searched for lesson packs.")
+    pool_size: int = Field(
+        default_factory=lambda: os.cpu_count() or 2,
+        description="Runs executed at once; also the number of ready spares.",
+    )
+    queue_size: int = Field(64, description="Runs that may wait for a slot before 429.")
+    run_timeout_s: float = Field(10.0, description="Default wall-time limit of one run.")
+    run_max_timeout_s: float = Field(60.0, description="Largest timeout_s a request may ask for.")
+    run_cpu_s: int = Field(20, description="CPU-time limit of one run, all threads together.")
+    run_memory_mb: int = Field(2048, description="Memory (data segment / cgroup) limit of one run.")
+    run_processes: int = Field(128, description="Processes and threads one run may have.")
+    run_output_kb: int = Field(256, description="stdout/stderr kept per stream before the run ends.")
+    run_file_size_mb: int = Field(16, description="Largest file a run may write in its scratch dir.")
+    insecure_no_sandbox: bool = Field(
+        False, description="Run snippets without isolation (development only; flagged everywhere)."
+    )
+
+    def limits(self) -> Limits:
+        return Limits(
+            wall_s=self.run_timeout_s,
+            cpu_s=self.run_cpu_s,
+            memory_mb=self.run_memory_mb,
+            processes=self.run_processes,
+            file_size_mb=self.run_file_size_mb,
+            output_bytes=self.run_output_kb * 1024,
+            max_timeout_s=self.run_max_timeout_s,
+        )

@@ -1,0 +1,30 @@
+"""Every limit a run is held to, in one place.
+
+The web side builds a `Limits` from its settings; the spare applies all of
+them in `isolation.apply_limits` before it runs a snippet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    wall_s: float = 10.0  # killed after this long, sleeping or not
+    cpu_s: int = 20  # RLIMIT_CPU: CPU seconds across all threads (2 cores x wall)
+    memory_mb: int = 2048  # RLIMIT_DATA, and the cgroup limit where there is one
+    # RLIMIT_AS must leave room for the ~1.8 GB of virtual mappings both
+    # frameworks hold after their first op; RLIMIT_DATA does the real work.
+    address_space_mb: int = 16384
+    processes: int = 128  # RLIMIT_NPROC for the run's own uid: threads count too
+    file_size_mb: int = 16  # RLIMIT_FSIZE: largest file a run may write
+    open_files: int = 256  # RLIMIT_NOFILE
+    scratch_mb: int = 64  # size of the run's private tmpfs
+    output_bytes: int = 256 * 1024  # per stream; more ends the run (output_limit)
+    result_bytes: int = 8 * 1024 * 1024  # values, graphs and captured arrays
+    max_timeout_s: float = 60.0  # the most a request may ask for
+
+    def with_timeout(self, requested_s: float | None) -> Limits:
+        wall = self.wall_s if requested_s is None else min(requested_s, self.max_timeout_s)
+        return dataclasses.replace(self, wall_s=wall, cpu_s=max(self.cpu_s, int(wall * 2) + 1))
