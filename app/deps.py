@@ -1,0 +1,31 @@
+"""Request dependencies as Annotated aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.settings import Settings
+from sandbox.pool import Pool
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_pool(request: Request) -> Pool:
+    return request.app.state.pool  # type: ignore[no-any-return]
+
+
+def get_client_id(request: Request) -> str:
+    """Who a run is queued for: the learner cookie, else the peer address."""
+    learner = request.cookies.get("sbs_learner")
+    if learner:
+        return f"learner:{learner[:64]}"
+    return f"addr:{request.client.host if request.client else 'unknown'}"
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+PoolDep = Annotated[Pool, Depends(get_pool)]
+ClientDep = Annotated[str, Depends(get_client_id)]
