@@ -1,0 +1,61 @@
+"""The `sidebyside` command: serve the app, check lesson packs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    overrides: dict[str, object] = {"host": args.host, "port": args.port}
+    if args.insecure_no_sandbox:
+        overrides["insecure_no_sandbox"] = True
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    from sandbox.isolation import SandboxUnavailable, check_sandbox
+
+    if not settings.insecure_no_sandbox:
+        try:
+            check_sandbox()
+        except SandboxUnavailable as exc:
+            print(f"sidebyside: cannot isolate runs: {exc}", file=sys.stderr)
+            print("Fix that, or start with --insecure-no-sandbox on a trusted machine.",
+                  file=sys.stderr)
+            return 2
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level="info", timeout_graceful_shutdown=15)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from app.packs.check import run_check_command
+
+    return run_check_command(args.path, as_json=args.json)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sidebyside")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="start the web server")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--insecure-no-sandbox", action="store_true",
+                       help="run snippets without isolation (flagged on every page)")
+    serve.set_defaults(func=_serve)
+
+    check = commands.add_parser("check", help="validate a lesson pack and run its snippets")
+    check.add_argument("path")
+    check.add_argument("--json", action="store_true", help="machine-readable report")
+    check.set_defaults(func=_check)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
