@@ -1,0 +1,159 @@
+// Page behaviour for the lesson pages. Everything the server can do is done
+// there (results, diffs, hints arrive as HTML partials through htmx); this
+// file only does what needs the browser: editors, theme, tabs, zoom.
+import { mountEditor, setCode, markErrorLine, focusLine } from "./editor.js";
+import { initGraphs } from "./graph.js";
+
+function codeArea(step, side) {
+  return document.getElementById(`code-${step}-${side}`);
+}
+
+function initEditors(root) {
+  root.querySelectorAll("textarea.code").forEach(mountEditor);
+}
+
+// A result partial carries data-error-line when its snippet raised.
+function markErrors(root) {
+  const results = root.matches && root.matches(".result") ? [root] : [];
+  results.push(...root.querySelectorAll(".result"));
+  for (const r of results) {
+    const area = codeArea(r.dataset.step, r.dataset.side);
+    if (!area) continue;
+    const line = r.dataset.errorLine ? Number(r.dataset.errorLine) : null;
+    if (r.dataset.state !== "pending") markErrorLine(area, line);
+  }
+}
+
+function initTheme() {
+  const button = document.getElementById("theme-toggle");
+  if (!button) return;
+  const sync = () => {
+    const dark = document.documentElement.dataset.theme === "dark";
+    button.setAttribute("aria-pressed", String(dark));
+    button.querySelector(".theme-label").textContent = dark ? "Light mode" : "Dark mode";
+  };
+  sync();
+  button.addEventListener("click", () => {
+    const next = document.documentElement.dataset.theme === "dark" ? "light" : "dark";
+    document.documentElement.dataset.theme = next;
+    try { localStorage.setItem("sbs-theme", next); } catch { /* private mode */ }
+    sync();
+  });
+  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", (e) => {
+    let saved = null;
+    try { saved = localStorage.getItem("sbs-theme"); } catch { /* ignore */ }
+    if (!saved) { document.documentElement.dataset.theme = e.matches ? "dark" : "light"; sync(); }
+  });
+}
+
+// Tabs switch what both result panels of a step show (output, graph, timing).
+function selectTab(tab, focus) {
+  const list = tab.closest("[role=tablist]");
+  const step = tab.closest(".step");
+  list.querySelectorAll("[role=tab]").forEach((t) => {
+    const on = t === tab;
+    t.setAttribute("aria-selected", String(on));
+    t.tabIndex = on ? 0 : -1;
+  });
+  step.dataset.tab = tab.dataset.tab;
+  if (focus) tab.focus();
+}
+
+function onTabKey(e) {
+  const tab = e.target.closest("[role=tab]");
+  if (!tab) return;
+  const tabs = [...tab.closest("[role=tablist]").querySelectorAll("[role=tab]")];
+  const i = tabs.indexOf(tab);
+  const next = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: tabs.length - 1 }[e.key];
+  if (next === undefined) return;
+  e.preventDefault();
+  selectTab(tabs[(next + tabs.length) % tabs.length], true);
+}
+
+function onClick(e) {
+  const tab = e.target.closest("[role=tab]");
+  if (tab) { selectTab(tab, false); return; }
+  const action = e.target.closest("[data-action]");
+  if (!action) return;
+  const step = action.closest(".step");
+  const id = step && step.dataset.step;
+  switch (action.dataset.action) {
+    case "reset":
+      step.querySelectorAll("textarea.code").forEach((a) => {
+        setCode(a, a.dataset.original);
+        markErrorLine(a, null);
+      });
+      break;
+    case "use-solution": {
+      const area = codeArea(id, action.dataset.side);
+      const src = document.getElementById(action.dataset.source);
+      if (area && src) { setCode(area, src.textContent); focusLine(area, 1); }
+      break;
+    }
+    case "goto-line": {
+      const area = codeArea(id, action.dataset.side);
+      if (area) focusLine(area, Number(action.dataset.line));
+      break;
+    }
+    case "copy": {
+      const input = document.getElementById(action.dataset.target);
+      if (input && navigator.clipboard) {
+        navigator.clipboard.writeText(input.value).then(() => { action.textContent = "Copied"; });
+      } else if (input) { input.select(); }
+      break;
+    }
+  }
+}
+
+// The diff button toggles: a second press closes the panel without a request.
+function onConfirm(e) {
+  const button = e.detail.elt;
+  if (!button.matches || !button.matches("[data-diff]")) return;
+  const panel = document.getElementById(button.getAttribute("aria-controls"));
+  if (button.getAttribute("aria-expanded") === "true" && !e.detail.triggeringEvent?.sbsRefresh) {
+    e.preventDefault();
+    button.setAttribute("aria-expanded", "false");
+    panel.replaceChildren();
+    panel.hidden = true;
+  }
+}
+
+function onAfterSwap(e) {
+  const target = e.detail.target;
+  if (target && target.classList && target.classList.contains("diff")) {
+    target.hidden = false;
+    const button = document.querySelector(`[aria-controls="${target.id}"]`);
+    if (button) button.setAttribute("aria-expanded", "true");
+  }
+}
+
+// While the diff is open, edits refresh it (debounced).
+const refreshTimers = new WeakMap();
+function onEdit(e) {
+  const step = e.target.closest(".step");
+  const button = step && step.querySelector("[data-diff][aria-expanded=true]");
+  if (!button) return;
+  clearTimeout(refreshTimers.get(button));
+  refreshTimers.set(button, setTimeout(() => {
+    const ev = new Event("refresh");
+    ev.sbsRefresh = true;
+    button.dispatchEvent(ev);
+  }, 400));
+}
+
+function init(root) {
+  initEditors(root);
+  markErrors(root);
+  initGraphs(root);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  initTheme();
+  document.addEventListener("click", onClick);
+  document.addEventListener("keydown", onTabKey);
+  document.addEventListener("sbs:edit", onEdit);
+  document.body.addEventListener("htmx:confirm", onConfirm);
+  document.body.addEventListener("htmx:afterSwap", onAfterSwap);
+  document.body.addEventListener("htmx:load", (e) => init(e.detail.elt));
+  init(document);
+});

@@ -1,0 +1,1 @@
+(()=>{var e=(()=>{try{return localStorage.getItem("sbs-theme")}catch{return null}})(),t=e?e==="dark":window.matchMedia("(prefers-color-scheme: dark)").matches;document.documentElement.dataset.theme=t?"dark":"light";})();
