@@ -1,0 +1,1 @@
+"""SQLite storage: learner progress, shared pairs and cached run outputs."""

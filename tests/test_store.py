@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.store import outputs, progress, shares
+from app.store.db import Database
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(tmp_path / "sidebyside.sqlite3")
+    database.start()
+    yield database
+    database.stop()
+
+
+def test_progress_records_viewed_ran_passed(db: Database) -> None:
+    async def go() -> None:
+        await progress.mark(db, "l1", "tensors", "", "viewed")
+        await progress.mark(db, "l1", "tensors", "creating", "ran")
+        await progress.mark(db, "l1", "tensors", "creating", "passed")
+        await progress.mark(db, "l2", "autograd", "x", "ran")
+        mine = await progress.for_lesson(db, "l1", "tensors")
+        assert mine["creating"] == progress.StepProgress(ran=True, passed=True)
+        assert mine[""].viewed
+        assert set(await progress.for_learner(db, "l1")) == {"tensors"}
+        assert await progress.last_visit(db, "l1") == progress.LastVisit("tensors", "creating")
+
+    asyncio.run(go())
+
+
+def test_attempts_count_up(db: Database) -> None:
+    async def go() -> list[int]:
+        return [await progress.add_attempt(db, "l1", "x", "s") for _ in range(3)]
+
+    assert asyncio.run(go()) == [1, 2, 3]
+
+
+def test_share_round_trips_code_verbatim(db: Database) -> None:
+    code = "print('<script>alert(1)</script>')\n\t# ünïcode\n"
+
+    async def go() -> None:
+        made = await shares.create(db, "tensors", "creating", code, "import torch\n")
+        assert await shares.get(db, made.id) == made
+        assert await shares.get(db, "nope") is None
+
+    asyncio.run(go())
+
+
+def test_outputs_cache_by_key(db: Database) -> None:
+    key = outputs.cache_key(code="x = 1", framework="pytorch", versions={"torch": "2.13"})
+    assert key != outputs.cache_key(code="x = 1", framework="pytorch", versions={"torch": "2.14"})
+
+    async def go() -> None:
+        assert await outputs.get(db, key) is None
+        await outputs.put(db, key, {"status": "ok"})
+        assert await outputs.get(db, key) == {"status": "ok"}
+        assert await outputs.get_many(db, [key, "other"]) == {key: {"status": "ok"}}
+
+    asyncio.run(go())
+
+
+def test_all_writes_go_through_one_thread(db: Database) -> None:
+    seen: set[str] = set()
+    count = iter(range(100))
+
+    def write(conn: sqlite3.Connection) -> None:
+        seen.add(threading.current_thread().name)
+        conn.execute("INSERT INTO outputs VALUES (?, '{}', 0)", (str(next(count)),))
+
+    async def go() -> None:
+        await asyncio.gather(*(db.write(write) for _ in range(20)))
+
+    asyncio.run(go())
+    assert seen == {"sqlite-write"}
+
+
+def test_a_failed_write_rolls_back_and_the_writer_keeps_going(db: Database) -> None:
+    def bad(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO shares VALUES ('a', 'l', 's', '', '', 0)")
+        raise RuntimeError("boom")
+
+    async def go() -> None:
+        with pytest.raises(RuntimeError):
+            await db.write(bad)
+        assert await shares.get(db, "a") is None
+        await progress.mark(db, "l", "x", "", "viewed")
+        assert (await progress.for_lesson(db, "l", "x"))[""].viewed
+
+    asyncio.run(go())
+
+
+def test_reads_never_write(db: Database) -> None:
+    def sneaky(conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM shares")
+
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        asyncio.run(db.read(sneaky))
