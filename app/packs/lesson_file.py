@@ -145,8 +145,15 @@ def _read_block(tok: Token, lines: list[str], file: Path, offset: int) -> _Block
         expected = " ".join(w for w in (BLOCK_LANGS[kind], kind) if w)
         raise PackError(file, fence_line, f"a {kind} block is written ```{expected}")
     last = lines[tok.map[1] - 1].strip() if tok.map[1] - 1 > tok.map[0] else ""
-    if not last.startswith(tok.markup[0] * len(tok.markup)) or last.strip(tok.markup[0]):
+    if not last.startswith(tok.markup) or last.strip(tok.markup[0]):
         raise PackError(file, fence_line, f"the {kind} block is never closed")
+    # A missing closing fence swallows the next block up to its own closing fence.
+    for i, text in enumerate(tok.content.splitlines()):
+        opener = text.strip()
+        inner = opener.lstrip(tok.markup[0]).split()
+        if opener.startswith(tok.markup) and inner and inner[-1] in BLOCK_LANGS:
+            raise PackError(file, fence_line, f"the {kind} block is not closed before line "
+                                              f"{fence_line + 1 + i}")
     return _Block(kind, tok.content, fence_line + 1)
 
 
