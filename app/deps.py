@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.packs.models import Catalog
 from app.settings import Settings
 from sandbox.pool import Pool
 
@@ -18,6 +19,10 @@ def get_pool(request: Request) -> Pool:
     return request.app.state.pool  # type: ignore[no-any-return]
 
 
+def get_catalog(request: Request) -> Catalog:
+    return request.app.state.catalog  # type: ignore[no-any-return]
+
+
 def get_client_id(request: Request) -> str:
     """Who a run is queued for: the learner cookie, else the peer address."""
     learner = request.cookies.get("sbs_learner")
@@ -28,4 +33,5 @@ def get_client_id(request: Request) -> str:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PoolDep = Annotated[Pool, Depends(get_pool)]
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 ClientDep = Annotated[str, Depends(get_client_id)]

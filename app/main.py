@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from app.packs.loader import load_packs
 from app.settings import Settings
 from sandbox.pool import Pool
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, pool: Pool | None = None) -> FastAPI:
@@ -31,9 +35,13 @@ def create_app(settings: Settings | None = None, pool: Pool | None = None) -> Fa
     app = FastAPI(title="sidebyside", lifespan=lifespan)
     app.state.settings = settings
     app.state.pool = pool
+    # Lenient: a broken lesson is logged and left out; `sidebyside check` is the gate.
+    app.state.catalog = load_packs(settings.packs_dir, strict=False)
+    for error in app.state.catalog.errors:
+        log.error("lesson pack: %s", error)
 
-    from app.routes import health, pairs, runs
+    from app.routes import health, lessons, pairs, runs
 
-    for module in (runs, pairs, health):
+    for module in (runs, pairs, lessons, health):
         app.include_router(module.router)
     return app
