@@ -1,0 +1,134 @@
+"""Run one snippet in this process and describe what happened.
+
+Called in the run process, after isolation is in place. Returns a plain
+dict shaped like `protocol.RunResult` (the supervisor adds stdout/stderr).
+"""
+
+from __future__ import annotations
+
+import ast
+import linecache
+import statistics
+import sys
+import time
+import traceback
+import types
+from typing import Any
+
+from sandbox import values
+from sandbox.protocol import TIMED_MARKER
+
+SNIPPET_FILE = "<snippet>"
+MEMORY_ERROR_HINTS = ("can't allocate memory", "DefaultCPUAllocator", "out of memory", "OOM")
+
+
+def _compile(source: str, first_line: int) -> types.CodeType:
+    # Line numbers stay those of the whole snippet, even for the timed part.
+    padded = "\n" * (first_line - 1) + source
+    return compile(padded, SNIPPET_FILE, "exec", dont_inherit=True)
+
+
+def _split(code: str) -> tuple[str, str, int]:
+    """(setup, timed, first line of timed) around the `# %% timed` marker."""
+    lines = code.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.strip() == TIMED_MARKER:
+            return "".join(lines[:i]), "".join(lines[i + 1:]), i + 2
+    return "", code, 1
+
+
+def _assigned_names(source: str) -> list[str]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    return [n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+
+
+def _status_for(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError) or type(exc).__name__ in ("OutOfMemoryError",
+                                                              "ResourceExhaustedError"):
+        return "memory"
+    if isinstance(exc, RuntimeError) and any(h in str(exc) for h in MEMORY_ERROR_HINTS):
+        return "memory"
+    return "error"
+
+
+def error_info(exc: BaseException) -> dict[str, Any]:
+    line = None
+    if isinstance(exc, SyntaxError) and exc.filename == SNIPPET_FILE:
+        line = exc.lineno
+        frames = f'  line {exc.lineno}\n    {(exc.text or "").strip()}\n'
+    else:
+        snippet_frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                          if f.filename == SNIPPET_FILE]
+        if snippet_frames:
+            line = snippet_frames[-1].lineno
+        frames = "".join(f"  line {f.lineno}, in {f.name}\n    {(f.line or '').strip()}\n"
+                         for f in snippet_frames)
+    message = str(exc) if not isinstance(exc, SyntaxError) else (exc.msg or str(exc))
+    return {
+        "type": type(exc).__name__,
+        "message": message[:4000],
+        "line": line,
+        "traceback": f"Traceback (snippet frames):\n{frames}{type(exc).__name__}: {message[:4000]}",
+    }
+
+
+def _force(namespace: dict[str, Any], names: list[str]) -> None:
+    """Make sure queued device work is done before the clock stops."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+    for name in names:
+        value = namespace.get(name)
+        if type(value).__name__ == "EagerTensor":
+            value.numpy()  # type: ignore[union-attr]
+
+
+def _stats(samples_ms: list[float]) -> dict[str, float]:
+    ordered = sorted(samples_ms)
+    q = statistics.quantiles(ordered, n=4, method="inclusive") if len(ordered) > 1 else ordered * 3
+    return {"median_ms": statistics.median(ordered), "p25_ms": q[0], "p75_ms": q[2]}
+
+
+def run_snippet(code: str, repeat: int, capture: dict[str, str]) -> tuple[dict[str, Any], dict]:
+    """Execute `code`; returns (result dict, the snippet's namespace)."""
+    linecache.cache[SNIPPET_FILE] = (len(code), None, code.splitlines(True), SNIPPET_FILE)
+    module = types.ModuleType("__main__")
+    module.__file__ = SNIPPET_FILE
+    sys.modules["__main__"] = module  # classes defined here pickle as __main__.X
+    namespace = module.__dict__
+    preexisting = set(namespace)
+    setup, timed, timed_line = _split(code)
+    timings: dict[str, Any] = {"runs": repeat}
+    result: dict[str, Any] = {"status": "ok"}
+    try:
+        if setup:
+            t0 = time.perf_counter()
+            exec(_compile(setup, 1), namespace)  # noqa: S102
+            timings["setup_ms"] = (time.perf_counter() - t0) * 1000
+        compiled = _compile(timed, timed_line)
+        forced = _assigned_names(timed)
+        samples = []
+        cpu0 = time.process_time()
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            exec(compiled, namespace)  # noqa: S102
+            _force(namespace, forced)
+            samples.append((time.perf_counter() - t0) * 1000)
+        timings["cpu_ms"] = (time.process_time() - cpu0) * 1000 / repeat
+        timings["wall_ms"] = samples[0] if repeat == 1 else statistics.median(samples[1:])
+        if repeat > 1:
+            timings["first_ms"] = samples[0]
+            timings.update(_stats(samples[1:]))
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            result = {"status": "error", "error": error_info(exc)}
+    except BaseException as exc:  # the snippet's own failure is a result, not a crash
+        result = {"status": _status_for(exc), "error": error_info(exc)}
+    result["timings"] = timings if "wall_ms" in timings else None
+    result["values"] = values.describe_namespace(namespace, preexisting)
+    if capture:
+        result["captured"] = values.capture(namespace, capture)
+    return result, namespace

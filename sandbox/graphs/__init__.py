@@ -1,0 +1,55 @@
+"""Drawings of what a snippet built: autograd graphs, traced tf.functions, model structure.
+
+The run calls `install_tracking()` before the snippet and `draw(...)` after
+it, in the same process. Drawing never raises: the run's own result matters
+more than its picture, so a failure becomes a short note or nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandbox.graphs import tracking
+from sandbox.graphs.render import note_svg, render
+from sandbox.graphs.targets import Job, plan_tf, plan_torch
+
+GraphDict = dict[str, Any]
+
+
+def install_tracking() -> None:
+    """Start recording tf.function calls (which function, which arguments, in order)."""
+    try:
+        tracking.install()
+    except Exception:  # no TensorFlow, or a TensorFlow whose tf.function we cannot wrap
+        pass
+
+
+def draw(
+    namespace: dict[str, Any],
+    framework: str,
+    target: str | None,
+    *,
+    max_nodes: int = 300,
+    render_timeout_s: float = 3.0,
+) -> list[GraphDict]:
+    """Graphs as `protocol.Graph` dicts: kind, title, svg, nodes, truncated."""
+    try:
+        jobs = (plan_torch if framework == "pytorch" else plan_tf)(namespace, target)
+    except Exception:  # a namespace too odd to search: no drawing at all
+        return []
+    return [_build(job, max_nodes, render_timeout_s) for job in jobs]
+
+
+def _build(job: Job, max_nodes: int, timeout_s: float) -> GraphDict:
+    kind, title, make = job
+    if isinstance(make, str):
+        return _note(kind, title, make)
+    try:
+        drawn = render(make(), max_nodes=max_nodes, timeout_s=timeout_s)
+    except Exception as exc:  # a drawing that fails must not cost the run its result
+        return _note(kind, title, f"could not draw this graph ({type(exc).__name__}: {exc})"[:160])
+    return {"kind": kind, "title": title, "svg": drawn.svg, "nodes": drawn.nodes, "truncated": drawn.truncated}
+
+
+def _note(kind: str, title: str, text: str) -> GraphDict:
+    return {"kind": kind, "title": title, "svg": note_svg(text), "nodes": 0, "truncated": False}

@@ -1,0 +1,128 @@
+"""DOT to an SVG that is safe to put in a page.
+
+`dot` runs as a child with a deadline: layouts of some graphs grow far faster
+than their size, so a drawing that is not ready in time is dropped, never
+waited for. Its output is parsed and written out again through an allowlist
+of SVG elements and attributes, so nothing that can run or fetch survives,
+whatever a snippet named its tensors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from xml.sax.saxutils import escape, quoteattr
+
+from sandbox.graphs.diagram import MID, Diagram, cap, to_dot
+
+SVG_NS = "http://www.w3.org/2000/svg"
+ELEMENTS = {"svg", "g", "title", "polygon", "polyline", "path", "ellipse", "text", "rect", "line"}
+ATTRIBUTES = {
+    "width", "height", "viewBox", "transform", "points", "d", "cx", "cy", "rx", "ry", "x", "y",
+    "x1", "y1", "x2", "y2", "fill", "stroke", "stroke-width", "stroke-dasharray", "stroke-opacity",
+    "fill-opacity", "font-family", "font-size", "font-weight", "font-style", "text-anchor", "class",
+}  # fmt: skip
+
+
+@dataclasses.dataclass
+class Rendered:
+    svg: str
+    nodes: int
+    truncated: bool
+
+
+class RenderError(Exception):
+    pass
+
+
+def render(diagram: Diagram, *, max_nodes: int = 300, timeout_s: float = 3.0) -> Rendered:
+    """Cap, lay out and clean a diagram; a layout that runs out of time comes back as a note."""
+    diagram = cap(diagram, max_nodes)
+    tooltips = {key: node.tooltip for key, node in diagram.nodes.items() if node.tooltip}
+    try:
+        raw = run_dot(to_dot(diagram), timeout_s)
+    except subprocess.TimeoutExpired:
+        note = f"render timed out after {timeout_s:g} s ({len(diagram.nodes)} nodes)"
+        return Rendered(note_svg(note), 0, True)
+    return Rendered(clean_svg(raw, tooltips), len(diagram.nodes), diagram.truncated)
+
+
+def run_dot(dot_text: str, timeout_s: float) -> str:
+    """`dot -Tsvg`; on timeout the child is killed and reaped before this raises."""
+    exe = shutil.which("dot")
+    if exe is None:
+        raise RenderError("Graphviz 'dot' is not installed")
+    with subprocess.Popen(
+        [exe, "-Tsvg"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    ) as proc:
+        try:
+            out, err = proc.communicate(dot_text.encode("utf-8"), timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+    if proc.returncode != 0:
+        raise RenderError(f"dot failed: {err.decode('utf-8', 'replace')[:300]}")
+    return out.decode("utf-8", "replace")
+
+
+def clean_svg(raw: str, tooltips: dict[str, str] | None = None) -> str:
+    """Rewrite dot's SVG through the allowlist; prolog, doctype, comments and ids go."""
+    if "<!ENTITY" in raw:
+        raise RenderError("entity declarations are not expected from dot")
+    root = ET.fromstring(raw)
+    if _local(root.tag) != "svg":
+        raise RenderError("not an SVG document")
+    parts: list[str] = []
+    _write(root, parts, tooltips or {}, top=True)
+    return "".join(parts)
+
+
+def _local(tag: object) -> str:
+    if not isinstance(tag, str):
+        return ""  # comments and processing instructions
+    ns, _, name = tag.rpartition("}")
+    return name if ns in ("", "{" + SVG_NS) else ""
+
+
+def _write(el: ET.Element, parts: list[str], tooltips: dict[str, str], *, top: bool = False) -> None:
+    name = _local(el.tag)
+    if name not in ELEMENTS:
+        return
+    text = el.text or ""
+    if name == "title":
+        # dot titles nodes with their DOT name (n12); show the node's own tooltip instead.
+        if text not in tooltips:
+            return
+        text = tooltips[text]
+    attrs = [(k, v) for k, v in el.attrib.items() if k in ATTRIBUTES and _harmless(v)]
+    if top:
+        attrs.append(("xmlns", SVG_NS))
+        attrs.append(("role", "img"))
+    parts.append(f"<{name}" + "".join(f" {k}={quoteattr(v)}" for k, v in attrs) + ">")
+    if text.strip():
+        parts.append(escape(text))
+    for child in el:
+        _write(child, parts, tooltips)
+    parts.append(f"</{name}>")
+
+
+def _harmless(value: str) -> bool:
+    lowered = value.lower()
+    return "url(" not in lowered and "script" not in lowered and "&" not in lowered
+
+
+def note_svg(text: str) -> str:
+    """A one-line drawing for 'nothing to draw' and 'gave up' cases."""
+    width = 12 + 7 * len(text)
+    return (
+        f'<svg xmlns="{SVG_NS}" role="img" width="{width}" height="28" viewBox="0 0 {width} 28">'
+        f'<text x="6" y="18" fill="{MID}" font-family="Helvetica,sans-serif" font-size="13">'
+        f"{escape(text)}</text></svg>"
+    )

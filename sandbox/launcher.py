@@ -1,0 +1,129 @@
+"""The bubblewrap command line that starts a template in its outer fence.
+
+Inside, the template sees only what Python and the frameworks need, all of
+it read-only: /usr, the Python installation, the virtual environment and
+this package. No home directory, no data dir, no /etc beyond a few
+harmless files, no environment from the server, and a network namespace of
+its own (so not even the server's loopback is reachable).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from pathlib import Path
+
+SANDBOX_DIR = Path(__file__).resolve().parent
+
+# Files from /etc that libraries read and that hold nothing secret.
+ETC_FILES = ("ld.so.cache", "localtime", "nsswitch.conf", "fonts", "alternatives", "mime.types")
+
+# What a run is told about itself: a user with a home in its scratch dir.
+PASSWD = "root:x:0:0:root:/tmp:/bin/false\n" + "".join(
+    f"run{i}:x:{61000 + i}:{61000 + i}:run:/tmp:/bin/false\n" for i in range(256)
+)
+GROUP = "root:x:0:\n" + "".join(f"run{i}:x:{61000 + i}:\n" for i in range(256))
+
+RUN_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": "/tmp",
+    "TMPDIR": "/tmp",
+    "LANG": "C.UTF-8",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONUNBUFFERED": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "KERAS_BACKEND": "tensorflow",
+    "MPLCONFIGDIR": "/tmp",
+}
+
+
+def _readonly_roots() -> list[str]:
+    """Python, its packages and this package, wherever they are installed.
+
+    Only package folders from sys.path are added, never the project folder
+    itself: it holds the data dir.
+    """
+    roots = {sys.base_prefix, sys.prefix, str(SANDBOX_DIR)}
+    for path in sys.path:
+        inside = any(path.startswith(r + "/") for r in roots) or path.startswith("/usr/")
+        if path.endswith("-packages") and os.path.isdir(path) and not inside:
+            roots.add(path)
+    return sorted(roots)
+
+
+def identity_fds() -> tuple[int, int]:
+    """Pipes holding /etc/passwd and /etc/group for bwrap to read (a few KiB each)."""
+    fds = []
+    for text in (PASSWD, GROUP):
+        r, w = os.pipe()
+        os.write(w, text.encode())
+        os.close(w)
+        fds.append(r)
+    return fds[0], fds[1]
+
+
+def _gpu_binds() -> list[str]:
+    args: list[str] = []
+    for dev in sorted(glob.glob("/dev/nvidia*")):
+        args += ["--dev-bind", dev, dev]
+    if args:  # CUDA also reads the driver's /proc and /sys entries
+        args += ["--ro-bind", "/sys", "/sys", "--ro-bind-try", "/proc/driver/nvidia",
+                 "/proc/driver/nvidia"]
+    return args
+
+
+def bwrap_command(argv: list[str], passwd_fd: int, group_fd: int) -> list[str]:
+    args = ["bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+            "--unshare-cgroup-try", "--die-with-parent", "--new-session",
+            "--hostname", "sandbox"]
+    if os.getuid() != 0:  # rootless: a user namespace supplies the capabilities
+        args += ["--unshare-user"]
+    # The template needs them to build each run's namespaces; every run drops them all.
+    args += ["--cap-add", "ALL"]
+    for top in ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    for name in ETC_FILES:
+        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    args += ["--ro-bind-data", str(passwd_fd), "/etc/passwd",
+             "--ro-bind-data", str(group_fd), "/etc/group"]
+    roots = _readonly_roots()
+    # bwrap makes missing parent folders 0700, which a run's plain uid can't enter.
+    parents = sorted({str(p) for r in roots for p in Path(r).parents if str(p) != "/"})
+    for parent in parents:
+        args += ["--perms", "0755", "--dir", parent]
+    for root in roots:
+        args += ["--ro-bind", root, root]
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/tmp"]
+    args += _gpu_binds()
+    args += ["--clearenv"]
+    for key, value in RUN_ENV.items():
+        args += ["--setenv", key, value]
+    args += ["--setenv", "PYTHONPATH", str(SANDBOX_DIR.parent)]
+    return args + ["--"] + argv
+
+
+def template_argv(ctrl_fd: int, insecure: bool = False) -> list[str]:
+    return [sys.executable, "-m", "sandbox.template", "--ctrl-fd", str(ctrl_fd)] + (
+        ["--insecure"] if insecure else [])
+
+
+PROBE = (
+    "import os,sys\n"
+    "from sandbox.isolation import enter_run_namespaces, confine_run\n"
+    "from sandbox.limits import Limits\n"
+    "enter_run_namespaces()\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    confine_run(Limits(), 0); print('isolated', flush=True); os._exit(0)\n"
+    "_, status = os.waitpid(pid, 0)\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
+def probe_command(passwd_fd: int, group_fd: int) -> list[str]:
+    """A quick bwrap + per-run isolation round trip, run by `check_sandbox`."""
+    return bwrap_command([sys.executable, "-c", PROBE], passwd_fd, group_fd)

@@ -1,0 +1,123 @@
+"""The run: one process, one snippet, then gone.
+
+It starts life as a *ready spare*: fenced in, frameworks warmed up (TF's
+runtime and AutoGraph start-up, torch's first op), waiting on a pipe for
+the request. The supervisor relays stdout/stderr and the result frame.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from typing import Any
+
+from sandbox import execute, wire
+from sandbox.limits import Limits
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "CPU"
+
+
+def warm_up() -> dict[str, Any]:
+    """Pay each framework's per-process start-up now, before any code arrives."""
+    import numpy as np
+    import tensorflow as tf
+    import torch
+
+    torch.ones(4).add(1).sum().item()
+    (tf.constant([1.0]) + 1.0).numpy()
+
+    @tf.function
+    def _double(x: Any) -> Any:
+        return x * 2
+
+    _double(tf.constant(1.0)).numpy()  # starts AutoGraph's machinery
+    device = _cpu_model()
+    if torch.cuda.is_available():
+        device = torch.cuda.get_device_name(0)
+    import keras
+
+    return {
+        "device": device,
+        "versions": {
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+        },
+        "threads": {
+            "torch_intraop": torch.get_num_threads(),
+            "torch_interop": torch.get_num_interop_threads(),
+            "cpu_cores": os.cpu_count() or 1,
+        },
+    }
+
+
+def _streams_unbuffered() -> None:
+    # Written straight through, so a run killed mid-way still shows what it printed.
+    sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", 0), encoding="utf-8",
+                                  errors="backslashreplace", write_through=True)
+    sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", 0), encoding="utf-8",
+                                  errors="backslashreplace", write_through=True)
+
+
+def _trace_ms(namespace: dict[str, Any], timings: dict[str, Any]) -> float | None:
+    """First-run excess when the snippet traced tf.functions: the cost of tracing."""
+    traced = any(type(v).__name__ == "Function" and hasattr(v, "experimental_get_tracing_count")
+                 and v.experimental_get_tracing_count() > 0 for v in namespace.values())
+    if traced and timings.get("first_ms") is not None and timings.get("median_ms") is not None:
+        return max(timings["first_ms"] - timings["median_ms"], 0.0)
+    return None
+
+
+def serve_one(request_fd: int, result_fd: int, limits: Limits, slot: int, secure: bool) -> None:
+    if secure:
+        from sandbox.isolation import confine_run
+
+        confine_run(limits, slot)
+    else:
+        from sandbox.isolation import apply_limits
+
+        apply_limits(limits)
+    _streams_unbuffered()
+    if not secure:  # keep the frameworks' temp files in the run's own folder
+        import tempfile
+
+        os.environ["TMPDIR"] = tempfile.tempdir = os.getcwd()
+    context = warm_up()
+    wire.write_frame(result_fd, {"type": "ready", **context})
+    message = wire.read_frame(request_fd)
+    if message is None:
+        return
+    request = message["request"]
+    from sandbox.isolation import limit_cpu_seconds
+
+    limit_cpu_seconds(int(message.get("cpu_s", limits.cpu_s)))
+    if request.get("graph"):
+        from sandbox import graphs
+
+        graphs.install_tracking()
+    result, namespace = execute.run_snippet(request["code"], request.get("repeat", 1),
+                                            request.get("capture") or {})
+    sys.stdout.flush()
+    if result.get("timings") is not None:
+        result["timings"]["threads"] = context["threads"]
+        if request["framework"] == "tensorflow":
+            result["timings"]["trace_ms"] = _trace_ms(namespace, result["timings"])
+    if request.get("graph"):
+        from sandbox import graphs
+
+        result["graphs"] = graphs.draw(namespace, request["framework"], request.get("draw"))
+    result.update(device=context["device"], versions=context["versions"],
+                  framework=request["framework"])
+    wire.write_frame(result_fd, {"type": "result", "result": result})

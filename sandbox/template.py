@@ -1,0 +1,79 @@
+"""The template: imports both frameworks once, then forks a supervisor per spare.
+
+    pool (server) ══ctrl socket══> bwrap ──> template (this process)
+                                               ├── supervisor ──> run (spare, pid 1 of its namespaces)
+                                               └── supervisor ──> run ...
+
+The template never runs a framework op: TF's runtime threads or torch's
+OpenMP pool started here would hang every forked child. It only imports,
+freezes the heap (cheaper copy-on-write in children) and waits for "spawn"
+messages, answering each with the new spare's socket (passed as an fd).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import signal
+import socket
+import sys
+import traceback
+
+from sandbox.limits import Limits
+
+
+def import_frameworks() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy  # noqa: F401
+    import tensorflow  # noqa: F401
+    import torch  # noqa: F401
+
+    import sandbox.execute  # noqa: F401
+    import sandbox.supervisor  # noqa: F401
+
+
+def serve(ctrl: socket.socket, secure: bool) -> None:
+    from sandbox.supervisor import supervise
+
+    while True:
+        data = ctrl.recv(65536)
+        if not data:
+            return  # the pool closed the control socket: shut down
+        message = json.loads(data)
+        if message["type"] != "spawn":
+            continue
+        limits = Limits(**message["limits"])
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:
+            ctrl.close()
+            ours.close()
+            supervise(theirs, message["slot"], limits, secure)
+        theirs.close()
+        reply = {"type": "spare", "id": message["id"], "slot": message["slot"], "pid": pid}
+        socket.send_fds(ctrl, [json.dumps(reply).encode()], [ours.fileno()])
+        ours.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ctrl-fd", type=int, required=True)
+    parser.add_argument("--insecure", action="store_true")
+    args = parser.parse_args()
+    ctrl = socket.socket(fileno=args.ctrl_fd)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors are reaped by the kernel
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pool decides when we stop
+    try:
+        import_frameworks()
+        gc.freeze()
+        ctrl.send(json.dumps({"type": "hello", "pid": os.getpid()}).encode())
+        serve(ctrl, secure=not args.insecure)
+    except Exception:
+        traceback.print_exc()
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    main()

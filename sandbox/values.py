@@ -1,0 +1,130 @@
+"""Describe the values a snippet left behind, and capture some as arrays.
+
+Framework types are recognised by module name so this file imports
+neither framework: it runs in the run process, where both are loaded.
+"""
+
+from __future__ import annotations
+
+import base64
+import numbers
+import sys
+from typing import Any
+
+import numpy as np
+
+MAX_VALUES = 40
+PREVIEW_CHARS = 400
+MAX_CAPTURE_ELEMENTS = 4_000_000
+
+
+def _kind(value: Any) -> str | None:
+    cls = type(value)
+    module, name = cls.__module__, cls.__name__
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, numbers.Number):
+        return "number"
+    if isinstance(value, np.ndarray):
+        return "ndarray"
+    if isinstance(value, np.generic):
+        return "numpy scalar"
+    if module.startswith("torch") and name in ("Tensor", "Parameter"):
+        return f"torch.{name}"
+    if module.startswith("tensorflow") and name in ("EagerTensor",):
+        return "tf.Tensor"
+    if module.startswith("tensorflow") and "Variable" in name:
+        return "tf.Variable"
+    if module.startswith("keras") and name == "Variable":
+        return "keras.Variable"
+    return None
+
+
+def to_numpy(value: Any) -> np.ndarray:
+    """The value as a host NumPy array, the way lessons compare them."""
+    module = type(value).__module__
+    if module.startswith("torch"):
+        torch = sys.modules["torch"]
+        tensor = value.detach().cpu()
+        if tensor.dtype == torch.bfloat16:
+            tensor = tensor.float()
+        return tensor.numpy()
+    if hasattr(value, "numpy"):
+        return np.asarray(value.numpy())
+    return np.asarray(value)
+
+
+def _device(value: Any) -> str | None:
+    device = getattr(value, "device", None)
+    if device is None:
+        return None
+    text = str(device)
+    # TF spells it /job:localhost/replica:0/task:0/device:CPU:0
+    return text.rsplit("device:", 1)[-1] if "device:" in text else text
+
+
+def _preview(array: np.ndarray) -> str:
+    text = np.array2string(array, threshold=24, edgeitems=3, precision=4, max_line_width=72)
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+def describe(name: str, value: Any) -> dict[str, Any] | None:
+    kind = _kind(value)
+    if kind is None:
+        return None
+    info: dict[str, Any] = {"name": name, "kind": kind}
+    if kind in ("number", "bool"):
+        info["dtype"] = type(value).__name__
+        info["preview"] = repr(value)[:PREVIEW_CHARS]
+        return info
+    try:
+        array = to_numpy(value)
+    except Exception as exc:  # e.g. a tensor on a device we can't copy from
+        info["preview"] = f"<unreadable: {type(exc).__name__}>"
+        return info
+    info["shape"] = list(array.shape)
+    info["dtype"] = str(getattr(value, "dtype", array.dtype)).replace("torch.", "").replace(
+        "<dtype: '", "").replace("'>", "")
+    info["device"] = _device(value)
+    info["preview"] = _preview(array)
+    if kind.startswith("torch"):
+        info["requires_grad"] = bool(value.requires_grad)
+    elif kind == "tf.Variable":
+        info["requires_grad"] = bool(getattr(value, "trainable", False))
+    return info
+
+
+def describe_namespace(namespace: dict[str, Any], skip: set[str]) -> list[dict[str, Any]]:
+    found = []
+    for name, value in namespace.items():
+        if name.startswith("_") or name in skip:
+            continue
+        info = describe(name, value)
+        if info is not None:
+            found.append(info)
+            if len(found) >= MAX_VALUES:
+                break
+    return found
+
+
+def capture(namespace: dict[str, Any], expressions: dict[str, str]) -> dict[str, Any]:
+    """Evaluate each expression in the snippet's namespace and pack it as raw bytes."""
+    captured: dict[str, Any] = {}
+    for name, expression in expressions.items():
+        try:
+            array = np.ascontiguousarray(to_numpy(eval(expression, namespace)))  # noqa: S307
+        except NameError:
+            captured[name] = {"missing": f"`{expression}` is not defined at the end of the snippet"}
+            continue
+        except Exception as exc:
+            captured[name] = {"missing": f"`{expression}` failed: {type(exc).__name__}: {exc}"[:300]}
+            continue
+        if array.dtype == object or array.size > MAX_CAPTURE_ELEMENTS:
+            captured[name] = {"missing": f"`{expression}` is not a numeric array of manageable size"}
+            continue
+        captured[name] = {
+            "shape": list(array.shape),
+            "dtype": array.dtype.str,
+            "data_b64": base64.b64encode(array.tobytes()).decode(),
+        }
+    return captured
