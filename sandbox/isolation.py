@@ -80,6 +80,7 @@ def _mount(source: str, target: str, fstype: str | None, flags: int, data: str |
 
 def confine_run(limits: Limits, slot: int) -> None:
     """Called by the run (pid 1 of its namespaces) before it touches user code."""
+    os.setsid()  # its own session: kill(0, ...) reaches only the run's processes
     _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV, None)
     real_root = is_real_root()

@@ -38,7 +38,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _check_code(code: str) -> str:
+def check_code(code: str) -> str:
     if "\x00" in code:
         raise ValueError("code must not contain NUL bytes")
     if len(code.encode("utf-8", "surrogatepass")) > MAX_CODE_BYTES:
@@ -64,7 +64,7 @@ class RunRequest(_Strict):
     @field_validator("code")
     @classmethod
     def _code_fits(cls, code: str) -> str:
-        return _check_code(code)
+        return check_code(code)
 
 
 class ErrorInfo(BaseModel):

@@ -107,8 +107,11 @@ def serve_one(request_fd: int, result_fd: int, limits: Limits, slot: int, secure
         from sandbox import graphs
 
         graphs.install_tracking()
+    me = os.getpid()
     result, namespace = execute.run_snippet(request["code"], request.get("repeat", 1),
                                             request.get("capture") or {})
+    if os.getpid() != me:  # a child the snippet forked finished the snippet: not our result
+        os._exit(0)
     sys.stdout.flush()
     if result.get("timings") is not None:
         result["timings"]["threads"] = context["threads"]

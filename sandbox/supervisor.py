@@ -61,7 +61,7 @@ def _signal_name(number: int) -> str:
 def _ended_by_signal(sig: int, stderr: str) -> tuple[str, str, str]:
     if sig == signal.SIGXCPU:
         return "timeout", "CPUTimeLimit", "the run used up its CPU time"
-    if "bad_alloc" in stderr or "Cannot allocate memory" in stderr or sig == signal.SIGKILL:
+    if "bad_alloc" in stderr or "Cannot allocate memory" in stderr:
         return "memory", "MemoryLimit", "the run was stopped for using too much memory"
     return "killed", "Crashed", f"the run ended with {_signal_name(sig)}"
 

@@ -1,0 +1,78 @@
+"""Bad input gets a clear 4xx: oversize bodies, malformed JSON, a full queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sandbox.fairqueue import QueueFull
+
+MAX_BODY_BYTES = 1024 * 1024  # two 64 KiB snippets with room for JSON escaping
+
+
+class BodySizeLimit:
+    """Refuse a request body over `max_bytes` with 413, before anyone parses it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": f"request body is larger than {self.max_bytes // 1024} KiB"}, 413)
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _brief(error: dict[str, Any]) -> dict[str, Any]:
+    # Never echo the input back: it may be 64 KiB of code.
+    where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+    return {"field": where or "body", "message": error.get("msg", "invalid")}
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [_brief(e) for e in exc.errors()]
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    return JSONResponse({"detail": summary or "invalid request", "errors": errors[:20]}, 422)
+
+
+async def _queue_full(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, QueueFull)
+    return JSONResponse({"detail": str(exc), "retry_after_s": exc.retry_after_s}, 429,
+                        headers={"Retry-After": str(exc.retry_after_s)})
+
+
+def install(app: FastAPI) -> None:
+    app.add_middleware(BodySizeLimit)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(QueueFull, _queue_full)

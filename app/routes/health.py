@@ -1,0 +1,25 @@
+"""GET /api/health: is the pool serving, and with what."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from app.deps import PoolDep, SettingsDep
+
+router = APIRouter(prefix="/api/health", tags=["health"])
+
+
+@router.get("")
+async def read_health(pool: PoolDep, settings: SettingsDep) -> dict[str, Any]:
+    stats = pool.stats()
+    return {
+        "status": "ok" if stats["template_alive"] else "degraded",
+        "sandbox": stats["sandbox"],
+        "insecure": settings.insecure_no_sandbox,
+        "pool": {k: stats[k] for k in ("slots", "busy", "queued", "spares_ready",
+                                       "spares_warming", "template_restarts")},
+        "device": pool.context["device"],
+        "versions": pool.context["versions"],
+    }
