@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from app import errors
 from app.packs.loader import load_packs
 from app.settings import Settings
 from sandbox.pool import Pool
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, pool: Pool | None = None) -> Fa
     app = FastAPI(title="sidebyside", lifespan=lifespan)
     app.state.settings = settings
     app.state.pool = pool
+    errors.install(app)
     # Lenient: a broken lesson is logged and left out; `sidebyside check` is the gate.
     app.state.catalog = load_packs(settings.packs_dir, strict=False)
     for error in app.state.catalog.errors:
