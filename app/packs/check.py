@@ -1,0 +1,198 @@
+"""`sidebyside check PATH`: validate packs, run every snippet in the sandbox, report.
+
+Pairs run through `run_pair`, the same path the site uses, under the same
+limits, so a pack that passes here behaves the same for learners. Each step
+is one check of its pair; an exercise is a second check (its solution runs,
+its starter runs and does not pass yet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import math
+import sys
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any, Literal
+
+from app.packs.loader import MANIFEST, PackError, load_lesson, load_packs
+from app.packs.models import Exercise, Lesson, Snippet, Step
+from app.settings import Settings
+from sandbox.protocol import FRAMEWORKS, RunRequest, RunResult, RunStatus
+
+Status = Literal["ok", "mismatch", "error"]
+CLIENT = "check"
+
+
+@dataclasses.dataclass
+class Outcome:
+    lesson: str
+    step: str
+    kind: Literal["pair", "exercise"]
+    where: str  # file:line of the step's heading
+    status: Status
+    problems: list[str] = dataclasses.field(default_factory=list)  # each starts `file:line:`
+    names: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+
+def run_check_command(path: str, as_json: bool = False) -> int:
+    settings = Settings()
+    try:
+        lessons, load_errors = _load(Path(path))
+    except PackError as exc:
+        lessons, load_errors = [], [str(exc)]
+    if not lessons and not load_errors:
+        print(f"sidebyside: no {MANIFEST} under {path}", file=sys.stderr)
+        return 2
+    if lessons and not settings.insecure_no_sandbox:
+        from sandbox.isolation import SandboxUnavailable, check_sandbox
+
+        try:
+            check_sandbox()
+        except SandboxUnavailable as exc:
+            print(f"sidebyside: cannot isolate runs: {exc}", file=sys.stderr)
+            return 2
+    outcomes = asyncio.run(check_lessons(lessons, settings)) if lessons else []
+    ok = not load_errors and all(o.status == "ok" for o in outcomes)
+    if as_json:
+        print(json.dumps({"ok": ok, "load_errors": load_errors, "counts": _counts(outcomes),
+                          "results": [dataclasses.asdict(o) for o in outcomes]}, indent=2))
+    else:
+        print(format_report(outcomes, load_errors))
+    return 0 if ok else 1
+
+
+def _load(path: Path) -> tuple[list[Lesson], list[str]]:
+    if path.suffix == ".md":  # one lesson, while it is being written
+        return [load_lesson(path)], []
+    catalog = load_packs(path, strict=False)
+    return catalog.lessons, catalog.errors
+
+
+async def check_lessons(lessons: list[Lesson], settings: Settings) -> list[Outcome]:
+    from sandbox.pool import Pool
+
+    pool = Pool(settings.limits(), size=settings.pool_size, insecure=settings.insecure_no_sandbox)
+    await pool.start()
+    try:
+        # Keep about one pair per slot in flight: enough to fill the pool,
+        # never enough to overflow its queue.
+        gate = asyncio.Semaphore(pool.size)
+
+        async def gated(job: Awaitable[Outcome]) -> Outcome:
+            async with gate:
+                return await job
+
+        jobs = []
+        for lesson in lessons:
+            for step in lesson.steps:
+                jobs.append(gated(check_pair(pool, lesson, step)))
+                if step.exercise:
+                    jobs.append(gated(check_exercise(pool, lesson, step, step.exercise)))
+        return list(await asyncio.gather(*jobs))
+    finally:
+        await pool.stop()
+
+
+async def check_pair(pool: Any, lesson: Lesson, step: Step) -> Outcome:
+    from app.pairs import run_pair
+
+    spec = step.compare
+    result = await run_pair(
+        pool, step.tensorflow.code, step.pytorch.code,
+        names=spec.names if spec else [], rtol=spec.rtol if spec else 0.0,
+        atol=spec.atol if spec else 0.0,
+        tensorflow_exprs=spec.exprs("tensorflow") if spec else {},
+        pytorch_exprs=spec.exprs("pytorch") if spec else {}, client=CLIENT)
+    outcome = Outcome(lesson.id, step.id, "pair", f"{step.file}:{step.line}", "ok")
+    for side in FRAMEWORKS:
+        if problem := run_problem(step.snippet(side), getattr(result, side), side):
+            outcome.problems.append(problem)
+    if outcome.problems:
+        outcome.status = "error"
+        return outcome
+    if spec is None:  # nothing to compare: running cleanly is the whole check
+        return outcome
+    outcome.names = _names(result.comparison)
+    if not result.comparison.match:
+        outcome.status = "mismatch"
+    return outcome
+
+
+async def check_exercise(pool: Any, lesson: Lesson, step: Step, ex: Exercise) -> Outcome:
+    from app.compare import compare_results
+
+    capture = {name: name for name in ex.compare}
+    solution, starter = await asyncio.gather(*(
+        pool.run(RunRequest(framework=ex.side, code=s.code, capture=capture), client=CLIENT)
+        for s in (ex.solution, ex.starter)))
+    outcome = Outcome(lesson.id, step.id, "exercise", f"{step.file}:{step.line}", "error")
+    for label, snippet, result in (("solution", ex.solution, solution),
+                                   ("starter", ex.starter, starter)):
+        if problem := run_problem(snippet, result, label):
+            outcome.problems.append(problem)
+    if outcome.problems:
+        return outcome
+    unbound = [n for n in ex.compare if n not in solution.captured or solution.captured[n].missing]
+    if unbound:
+        outcome.problems.append(f"{ex.solution.where()}: the solution binds no "
+                                f"{', '.join(unbound)}, so no answer could ever pass")
+        return outcome
+    comparison = compare_results(starter, solution, ex.compare, ex.rtol, ex.atol)
+    outcome.names = _names(comparison)
+    if comparison.match:
+        outcome.problems.append(f"{ex.starter.where()}: the starter already matches the "
+                                f"solution; it must leave the learner something to do")
+        return outcome
+    outcome.status = "ok"
+    return outcome
+
+
+def run_problem(snippet: Snippet, result: RunResult, label: str) -> str | None:
+    """None when the run went fine; else what went wrong, at its line in the lesson file."""
+    if result.status == RunStatus.ok:
+        return None
+    err = result.error
+    line = snippet.file_line(err.line if err else None)
+    what = f"{err.type}: {err.message}" if err else "no details"
+    status = "" if result.status == RunStatus.error else f"{result.status.value}: "
+    return f"{snippet.file}:{line}: {label}: {status}{what}"
+
+
+def _names(comparison: Any) -> dict[str, dict[str, Any]]:
+    return {name: {"match": c.match, "max_abs_diff": _finite(c.max_abs_diff),
+                   "shapes": c.shapes, "dtypes": c.dtypes, "reason": c.reason}
+            for name, c in comparison.names.items()}
+
+
+def _finite(x: float | None) -> float | str | None:
+    # JSON has no NaN or infinity; keep them readable instead of invalid
+    return x if x is None or math.isfinite(x) else str(x)
+
+
+def _counts(outcomes: list[Outcome]) -> dict[str, int]:
+    return {s: sum(o.status == s for o in outcomes) for s in ("ok", "mismatch", "error")}
+
+
+def format_report(outcomes: list[Outcome], load_errors: list[str]) -> str:
+    lines = [f"error     {e}" for e in load_errors]
+    for o in outcomes:
+        label = f"{o.lesson}/{o.step}" + (" (exercise)" if o.kind == "exercise" else "")
+        lines.append(f"{o.status:<10}{label}" + (f"  {o.where}" if o.status != "ok" else ""))
+        lines += [f"          {p}" for p in o.problems]
+        if o.status == "mismatch":
+            lines += [f"          {name}: {_describe(c)}" for name, c in o.names.items()
+                      if not c["match"]]
+    counts = _counts(outcomes)
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items())
+    errors = f"; {len(load_errors)} load error{'s' * (len(load_errors) != 1)}" if load_errors else ""
+    lines.append(f"{len(outcomes)} checks: {summary}{errors}")
+    return "\n".join(lines)
+
+
+def _describe(c: dict[str, Any]) -> str:
+    if c["reason"]:
+        return str(c["reason"])
+    return f"max abs diff {c['max_abs_diff']}"
