@@ -134,6 +134,14 @@ def _footer(diagram: Diagram) -> str:
     return f'label=<<TABLE BORDER="0" CELLSPACING="3" CELLPADDING="3">{rows}</TABLE>>;'
 
 
+def _cluster_path(scope: tuple[str, ...], sizes: dict[tuple[str, ...], int]) -> tuple[str, ...]:
+    """The scope cut where it would frame a single node: a frame is for grouping."""
+    depth = 0
+    while depth < len(scope) and sizes.get(scope[: depth + 1], 0) >= 2:
+        depth += 1
+    return scope[:depth]
+
+
 def to_dot(diagram: Diagram) -> str:
     out = [
         "digraph G {",
@@ -143,11 +151,16 @@ def to_dot(diagram: Diagram) -> str:
         f'edge [color="{MID}", arrowsize=0.6];',
         _footer(diagram),
     ]
+    sizes: dict[tuple[str, ...], int] = {}
+    for node in diagram.nodes.values():
+        for depth in range(1, len(node.cluster) + 1):
+            sizes[node.cluster[:depth]] = sizes.get(node.cluster[:depth], 0) + 1
     tree: dict[tuple[str, ...], list[str]] = {}
     for key, node in diagram.nodes.items():
-        tree.setdefault(node.cluster, []).append(key)
-        for depth in range(len(node.cluster)):
-            tree.setdefault(node.cluster[:depth], [])
+        path = _cluster_path(node.cluster, sizes)
+        tree.setdefault(path, []).append(key)
+        for depth in range(len(path)):
+            tree.setdefault(path[:depth], [])
     counter = iter(range(1_000_000))
 
     def emit(path: tuple[str, ...], indent: str) -> None:

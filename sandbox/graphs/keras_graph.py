@@ -107,14 +107,15 @@ def _layer_node(layer: Any, k: Any) -> Node:
     cls = type(layer).__name__
     if k is not None and isinstance(layer, k.layers.InputLayer):
         return Node(f"{layer.name}\n{shape_text(tf.TensorShape(layer.output.shape))}", "input")
-    lines = [layer.name, cls]
-    try:
+    activation = getattr(getattr(layer, "activation", None), "__name__", "linear")
+    lines = [layer.name, cls if activation == "linear" else f"{cls}({activation})"]
+    try:  # a layer never called, or called on several inputs, has no single output
         lines[1] += f" \N{RIGHTWARDS ARROW} {shape_text(tf.TensorShape(layer.output.shape))}"
-    except (AttributeError, ValueError):
+    except Exception:
         pass
     try:
         params = int(layer.count_params())
-    except ValueError:  # not built
+    except Exception:  # not built
         params = 0
     if params:
         lines.append(f"{params:,} params")

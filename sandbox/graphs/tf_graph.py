@@ -49,50 +49,90 @@ def is_gradient(op: tf.Operation) -> bool:
 def function_diagram(cf: Any, names: dict[int, str]) -> Diagram:
     """Prune `cf.graph`; `names` maps id(variable handle or captured tensor) to a name."""
     graph = cf.graph
-    external = {internal.op.name: ext for ext, internal in graph.captures}
     var_names = {id(v.handle): v.name.removesuffix(":0") for v in cf.variables}
     var_names.update(names)
-    diagram = Diagram(legend={
-        "input": "input", "param": "variable", "op": "op", "grad": "gradient op",
-        "update": "variable update", "output": "output",
-    })  # fmt: skip
-    sources: dict[str, Source] = {}
-    kept: dict[str, str] = {}  # op name -> node key, for control outputs
+    pruner = _Pruner({internal.op.name: ext for ext, internal in graph.captures}, var_names)
     for op in graph.get_operations():
-        srcs = [sources.get(t.name, HIDDEN_SOURCE) for t in op.inputs]
+        pruner.visit(op)
+    diagram = pruner.diagram
+    for path, tensor in _flatten(cf.structured_outputs, ""):
+        if isinstance(tensor, tf.Tensor):
+            key = diagram.add(Node(f"return{path}\n{shape_text(tensor.shape)}", "output"))
+            diagram.roots.append(key)
+            pruner.feed(pruner.sources.get(tensor.name, HIDDEN_SOURCE), key, ())
+    for op in graph.control_outputs:  # variable updates: what a training step is for
+        if op.name in pruner.kept and op.type != "ReadVariableOp":
+            diagram.roots.append(pruner.kept[op.name])
+    return _ancestors_only(diagram)
+
+
+class _Pruner:
+    """One pass over the ops in creation order, which is an order inputs come first in."""
+
+    def __init__(self, external: dict[str, Any], var_names: dict[int, str]) -> None:
+        self.external = external
+        self.var_names = var_names
+        self.diagram = Diagram(legend={
+            "input": "input", "param": "variable", "op": "op", "grad": "gradient op",
+            "update": "variable update", "output": "output",
+        })  # fmt: skip
+        self.sources: dict[str, Source] = {}  # tensor name -> where its value comes from
+        self.leaves: dict[str, Node] = {}  # inputs and variable reads: drawn afresh per use
+        self.kept: dict[str, str] = {}  # op name -> node key
+
+    def visit(self, op: tf.Operation) -> None:
+        srcs = [self.sources.get(t.name, HIDDEN_SOURCE) for t in op.inputs]
         if op.type in BYPASSED:
             for i, out in enumerate(op.outputs):
-                sources[out.name] = srcs[i] if i < len(srcs) else HIDDEN_SOURCE
-            continue
-        if op.type == "Placeholder":
-            sources[op.outputs[0].name] = _placeholder(diagram, op, external, var_names)
-            continue
-        if op.type == "ReadVariableOp" and srcs and srcs[0][0] == "var":
-            key = diagram.add(_node(op, srcs[0][1], "param"))
-            sources[op.outputs[0].name] = ("node", key)
-            continue
-        if _hidden(op, srcs):
+                self.sources[out.name] = srcs[i] if i < len(srcs) else HIDDEN_SOURCE
+        elif op.type == "Placeholder":
+            self.sources[op.outputs[0].name] = self._placeholder(op)
+        elif op.type == "ReadVariableOp" and srcs and srcs[0][0] == "var":
+            label = f"{srcs[0][1]}\n{_out_shape(op)}"
+            self.leaves[op.name] = Node(label, "param", tooltip=f"{op.name} ({op.type})")
+            self.sources[op.outputs[0].name] = ("leaf", op.name)
+        elif _hidden(op, srcs):
             for out in op.outputs:
-                sources[out.name] = HIDDEN_SOURCE
-            continue
+                self.sources[out.name] = HIDDEN_SOURCE
+        else:
+            self._keep(op, srcs)
+
+    def _keep(self, op: tf.Operation, srcs: list[Source]) -> None:
         targets = [name for kind, name in srcs if kind == "var"]
         if not op.outputs and targets:  # a write: name the variable instead of drawing an edge
-            key = diagram.add(_node(op, f"{op.type}\n\N{RIGHTWARDS ARROW} {targets[0]}", "update"))
+            node = _node(op, f"{op.type}\n\N{RIGHTWARDS ARROW} {targets[0]}", "update")
         else:
-            key = diagram.add(_node(op, f"{op.type}\n{_out_shape(op)}".rstrip(), _kind(op)))
-            for name in targets:
-                diagram.link(diagram.add(_node(op, name, "param")), key)
-        for kind, src in srcs:
-            if kind == "node":
-                diagram.link(src, key)
-        kept[op.name] = key
+            node = _node(op, f"{op.type}\n{_out_shape(op)}".rstrip(), _kind(op))
+            srcs = srcs + [("leaf-var", name) for name in targets]
+        key = self.diagram.add(node)
+        for src in srcs:
+            self.feed(src, key, node.cluster)
+        self.kept[op.name] = key
         for out in op.outputs:
-            sources[out.name] = ("node", key)
-    _add_outputs(diagram, cf, sources)
-    for op in graph.control_outputs:
-        if op.name in kept and op.type != "ReadVariableOp":
-            diagram.roots.append(kept[op.name])
-    return _ancestors_only(diagram)
+            self.sources[out.name] = ("node", key)
+
+    def feed(self, src: Source, key: str, cluster: tuple[str, ...]) -> None:
+        kind, ref = src
+        if kind == "node":
+            self.diagram.link(ref, key)
+        elif kind in ("leaf", "leaf-var"):
+            template = self.leaves[ref] if kind == "leaf" else Node(ref, "param")
+            copy = Node(template.label, template.kind, cluster, template.tooltip)
+            self.diagram.link(self.diagram.add(copy), key)
+
+    def _placeholder(self, op: tf.Operation) -> Source:
+        out = op.outputs[0]
+        ext = self.external.get(op.name)
+        if out.dtype == tf.resource:  # a variable, captured or passed in
+            return ("var", op.name if ext is None else self.var_names.get(id(ext), op.name))
+        if ext is None:
+            tooltip, label = "argument", op.name
+        elif id(ext) in self.var_names:  # a tensor from the snippet, used without being passed in
+            tooltip, label = "captured tensor", self.var_names[id(ext)]
+        else:
+            return HIDDEN_SOURCE  # a captured constant
+        self.leaves[op.name] = Node(f"{label}\n{shape_text(out.shape)}", "input", tooltip=tooltip)
+        return ("leaf", op.name)
 
 
 def _node(op: tf.Operation, label: str, kind: Any) -> Node:
@@ -112,39 +152,8 @@ def _hidden(op: tf.Operation, srcs: list[Source]) -> bool:
     if op.type in HIDDEN:
         return True
     if not srcs:
-        return not op.type.startswith(SOURCES) and op.type != "Placeholder"
-    all_hidden = all(kind == "hidden" for kind, _ in srcs)
-    return all_hidden and not op.type.startswith(SOURCES)
-
-
-def _placeholder(
-    diagram: Diagram, op: tf.Operation, external: dict[str, Any], names: dict[int, str]
-) -> Source:
-    out = op.outputs[0]
-    ext = external.get(op.name)
-    if ext is None and out.dtype == tf.resource:  # a variable passed as an argument
-        return ("var", op.name)
-    if ext is None:  # an argument of the function
-        label = f"{op.name}\n{shape_text(out.shape)}"
-        return ("node", diagram.add(Node(label, "input", tooltip="argument")))
-    if out.dtype == tf.resource:
-        return ("var", names.get(id(ext), op.name.split("/")[0]))
-    if id(ext) in names:  # a tensor from the snippet, used without being passed in
-        label = f"{names[id(ext)]}\n{shape_text(out.shape)}"
-        return ("node", diagram.add(Node(label, "input", tooltip="captured tensor")))
-    return HIDDEN_SOURCE  # a captured constant
-
-
-def _add_outputs(diagram: Diagram, cf: Any, sources: dict[str, Source]) -> None:
-    for path, tensor in _flatten(cf.structured_outputs, ""):
-        if not isinstance(tensor, tf.Tensor):
-            continue
-        kind, src = sources.get(tensor.name, HIDDEN_SOURCE)
-        label = f"return{path}\n{shape_text(tensor.shape)}"
-        key = diagram.add(Node(label, "output"))
-        diagram.roots.append(key)
-        if kind == "node":
-            diagram.link(src, key)
+        return not op.type.startswith(SOURCES)
+    return all(kind == "hidden" for kind, _ in srcs) and not op.type.startswith(SOURCES)
 
 
 def _flatten(value: Any, path: str) -> list[tuple[str, Any]]:
