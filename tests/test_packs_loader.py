@@ -110,8 +110,8 @@ BROKEN = [
     ("block never closed", "a = 1\n```\n", "a = 1\n", 13, "not closed before line 16"),
     ("last block never closed", "a = 1\n```\n\n```python pytorch\na = 1\n```\n",
      "a = 1\n```\n\n```python pytorch\na = 1\n", 17, "never closed"),
-    ("step twice", None, "\n## First step!\n\n```python tensorflow\na = 1\n```\n\n"
-     "```python pytorch\na = 1\n```\n", 21, "already used on line 11"),
+    ("step twice", None, ("\n## First step!\n\n```python tensorflow\na = 1\n```\n\n"
+     "```python pytorch\na = 1\n```\n"), 21, "already used on line 11"),
     ("bad compare YAML", None, "\n```yaml compare\nnames: [a\n```\n", 23, "invalid YAML"),
     ("compare tolerance", None, "\n```yaml compare\nnames: [a]\nrtol: x\n```\n", 23, "rtol"),
     ("transform of an uncompared name", None,
@@ -120,11 +120,11 @@ BROKEN = [
      "```python starter"),
     ("starter without exercise", None, "\n```python starter\na = 2\n```\n", 21, "exercise block"),
     ("exercise without compare list", None,
-     "\n```yaml exercise\nside: pytorch\n```\n```python starter\na = 2\n```\n"
-     "```python solution\na = 1\n```\n", 22, "compare: Field required"),
+     ("\n```yaml exercise\nside: pytorch\n```\n```python starter\na = 2\n```\n"
+     "```python solution\na = 1\n```\n"), 22, "compare: Field required"),
     ("exercise side unknown", None,
-     "\n```yaml exercise\nside: jax\ncompare: [a]\n```\n```python starter\na = 2\n```\n"
-     "```python solution\na = 1\n```\n", 22, "side"),
+     ("\n```yaml exercise\nside: jax\ncompare: [a]\n```\n```python starter\na = 2\n```\n"
+     "```python solution\na = 1\n```\n"), 22, "side"),
     ("two timed markers", "a = 1\n```\n", "a = 1\n# %% timed\na = 2\n# %% timed\na = 3\n```\n",
      17, "second `# %% timed`"),
     ("empty snippet", "```python pytorch\na = 1", "```python pytorch\n", 17, "empty"),
