@@ -95,8 +95,9 @@ def _stats(samples_ms: list[float]) -> dict[str, float]:
 def run_snippet(code: str, repeat: int, capture: dict[str, str]) -> tuple[dict[str, Any], dict]:
     """Execute `code`; returns (result dict, the snippet's namespace)."""
     linecache.cache[SNIPPET_FILE] = (len(code), None, code.splitlines(True), SNIPPET_FILE)
+    # No __file__: AutoGraph would "refresh" the linecache entry from disk for a
+    # module whose __file__ matches, and so lose the source it needs.
     module = types.ModuleType("__main__")
-    module.__file__ = SNIPPET_FILE
     sys.modules["__main__"] = module  # classes defined here pickle as __main__.X
     namespace = module.__dict__
     preexisting = set(namespace)

@@ -170,6 +170,9 @@ class Pool:
             frame = await asyncio.wait_for(wire.read_frame_async(reader, 2**20), 120)
         except (asyncio.TimeoutError, ValueError):
             frame = None
+        except asyncio.CancelledError:
+            spare.close()
+            raise
         if generation != self._generation:
             spare.close()
             return
@@ -268,8 +271,9 @@ class Pool:
         if running:
             await asyncio.wait(running, timeout=drain_s)
         self._retire_template()
-        for task in running:
+        for task in [*running, *self._warmers]:
             task.cancel()
+        await asyncio.gather(*self._warmers, return_exceptions=True)
 
 
 def _rejected(message: str) -> RunResult:

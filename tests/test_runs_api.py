@@ -1,0 +1,145 @@
+"""POST /api/runs, /api/pairs and GET /api/health through a real server and sandbox."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+
+def run(api: httpx.Client, framework: str, code: str, **extra: object) -> dict:
+    response = api.post("/api/runs", json={"framework": framework, "code": code, **extra})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_pytorch_run_returns_output_values_and_timings(api: httpx.Client) -> None:
+    result = run(api, "pytorch", "import torch\nx = torch.arange(6.).reshape(2, 3)\nprint(x.sum().item())\nn = 3")
+    assert result["status"] == "ok"
+    assert result["stdout"] == "15.0\n"
+    values = {v["name"]: v for v in result["values"]}
+    assert values["x"]["shape"] == [2, 3] and values["x"]["dtype"] == "float32"
+    assert values["x"]["device"] == "cpu" and values["x"]["kind"] == "torch.Tensor"
+    assert values["n"]["preview"] == "3"
+    assert result["timings"]["wall_ms"] > 0 and result["versions"]["torch"].startswith("2.13")
+    assert result["device"]
+
+
+def test_tensorflow_run_returns_output_and_values(api: httpx.Client) -> None:
+    result = run(api, "tensorflow", "import tensorflow as tf\nv = tf.Variable([[1., 2.]])\ny = v * 2\nprint(y.numpy().tolist())")
+    assert result["status"] == "ok", result
+    assert result["stdout"] == "[[2.0, 4.0]]\n"
+    kinds = {v["name"]: v["kind"] for v in result["values"]}
+    assert kinds == {"v": "tf.Variable", "y": "tf.Tensor"}
+    assert result["versions"]["tensorflow"].startswith("2.21")
+
+
+def test_error_names_the_snippet_line_and_trims_the_traceback(api: httpx.Client) -> None:
+    code = "import torch\n\ndef f(t):\n    return t @ torch.ones(5, 5)\n\ny = f(torch.ones(2, 3))\n"
+    result = run(api, "pytorch", code)
+    assert result["status"] == "error"
+    error = result["error"]
+    assert error["type"] == "RuntimeError" and error["line"] == 4
+    assert "line 6, in <module>" in error["traceback"] and "line 4, in f" in error["traceback"]
+    assert "site-packages" not in error["traceback"] and "sandbox" not in error["traceback"]
+
+
+def test_syntax_error_names_its_line(api: httpx.Client) -> None:
+    result = run(api, "tensorflow", "x = 1\ny = (2 +\n")
+    assert result["status"] == "error" and result["error"]["type"] == "SyntaxError"
+    assert result["error"]["line"] == 2
+
+
+def test_autograph_converts_python_control_flow_on_tensors(api: httpx.Client) -> None:
+    code = ("import tensorflow as tf\n@tf.function\ndef relu(x):\n    if x > 0:\n        return x\n"
+            "    return tf.zeros_like(x)\ny = relu(tf.constant(-2.0))\n")
+    result = run(api, "tensorflow", code)
+    assert result["status"] == "ok", result["error"]
+
+
+def test_repeat_reports_cold_run_and_steady_state(api: httpx.Client) -> None:
+    code = "import torch\na = torch.ones(64, 64)\n# %% timed\nb = (a @ a).sum()\n"
+    timings = run(api, "pytorch", code, repeat=30)["timings"]
+    assert timings["runs"] == 30 and timings["setup_ms"] is not None
+    assert timings["p25_ms"] <= timings["median_ms"] <= timings["p75_ms"]
+    assert timings["first_ms"] > 0 and timings["threads"]["torch_intraop"] >= 1
+
+
+def test_repeat_shows_tf_function_tracing_apart(api: httpx.Client) -> None:
+    code = ("import tensorflow as tf\n@tf.function\ndef f(x):\n    return tf.reduce_sum(x * x)\n"
+            "x = tf.ones([8])\n# %% timed\ny = f(x)\n")
+    timings = run(api, "tensorflow", code, repeat=10)["timings"]
+    assert timings["trace_ms"] is not None and timings["trace_ms"] > 0
+    assert timings["first_ms"] > timings["median_ms"]
+
+
+def test_pair_that_agrees_matches(api: httpx.Client) -> None:
+    body = {"tensorflow": "import tensorflow as tf\ny = tf.linspace(0., 1., 5) ** 2",
+            "pytorch": "import torch\ny = torch.linspace(0, 1, 5) ** 2", "compare": ["y"]}
+    pair = api.post("/api/pairs", json=body).json()
+    assert pair["tensorflow"]["status"] == "ok" and pair["pytorch"]["status"] == "ok"
+    assert pair["comparison"]["match"] is True
+    y = pair["comparison"]["names"]["y"]
+    assert y["match"] and y["shapes"] == [[5], [5]] and y["max_abs_diff"] < 1e-6
+
+
+def test_pair_that_differs_reports_the_difference(api: httpx.Client) -> None:
+    body = {"tensorflow": "import tensorflow as tf\ny = tf.ones([3]) * 2",
+            "pytorch": "import torch\ny = torch.ones(3) * 2.5", "compare": ["y", "z"]}
+    comparison = api.post("/api/pairs", json=body).json()["comparison"]
+    assert comparison["match"] is False
+    assert abs(comparison["names"]["y"]["max_abs_diff"] - 0.5) < 1e-6
+    assert "not defined" in comparison["names"]["z"]["reason"]
+
+
+def test_pair_expressions_compare_across_layouts(api: httpx.Client) -> None:
+    body = {
+        "tensorflow": "import numpy as np\nw = np.arange(6.).reshape(2, 3)",
+        "pytorch": "import torch\nlinear = torch.nn.Linear(2, 3, bias=False)\n"
+                   "with torch.no_grad():\n    linear.weight.copy_(torch.arange(6.).reshape(2, 3).T)",
+        "compare": ["w"], "expressions": {"pytorch": {"w": "linear.weight.T"}},
+    }
+    comparison = api.post("/api/pairs", json=body).json()["comparison"]
+    assert comparison["match"] is True, comparison
+
+
+def test_health_reports_pool_versions_and_sandbox(api: httpx.Client) -> None:
+    health = api.get("/api/health").json()
+    assert health["status"] == "ok" and health["insecure"] is False
+    assert health["sandbox"].startswith("bubblewrap")
+    assert health["pool"]["slots"] == 2
+    assert {"torch", "tensorflow", "numpy"} <= set(health["versions"])
+
+
+def test_oversize_code_is_refused_with_a_message(api: httpx.Client) -> None:
+    response = api.post("/api/runs", json={"framework": "pytorch", "code": "#" * (65 * 1024)})
+    assert response.status_code == 422 and "64 KiB" in response.json()["detail"]
+
+
+def test_huge_body_is_refused_before_parsing(api: httpx.Client) -> None:
+    response = api.post("/api/runs", content=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+                        headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "KiB" in response.json()["detail"]
+
+
+def test_malformed_json_is_refused(api: httpx.Client) -> None:
+    response = api.post("/api/runs", content=b'{"framework": "pytorch", "code": ',
+                        headers={"content-type": "application/json"})
+    assert response.status_code == 422 and response.json()["detail"]
+
+
+def test_unknown_framework_is_refused(api: httpx.Client) -> None:
+    response = api.post("/api/runs", json={"framework": "jax", "code": "x = 1"})
+    assert response.status_code == 422 and "framework" in response.json()["detail"]
+
+
+def test_nul_bytes_are_refused(api: httpx.Client) -> None:
+    response = api.post("/api/runs", content=json.dumps(
+        {"framework": "pytorch", "code": "x = 1\u0000"}).encode(),
+        headers={"content-type": "application/json"})
+    assert response.status_code == 422 and "NUL" in response.json()["detail"]
+
+
+def test_unknown_field_is_refused(api: httpx.Client) -> None:
+    response = api.post("/api/runs", json={"framework": "pytorch", "code": "x = 1", "sudo": True})
+    assert response.status_code == 422
