@@ -17,9 +17,12 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, Literal
 
+from app.compare import Comparison, compare_results
 from app.packs.loader import MANIFEST, PackError, load_lesson, load_packs
 from app.packs.models import Exercise, Lesson, Snippet, Step
+from app.pairs import run_pair
 from app.settings import Settings
+from sandbox.pool import Pool
 from sandbox.protocol import FRAMEWORKS, RunRequest, RunResult, RunStatus
 
 Status = Literal["ok", "mismatch", "error"]
@@ -72,8 +75,6 @@ def _load(path: Path) -> tuple[list[Lesson], list[str]]:
 
 
 async def check_lessons(lessons: list[Lesson], settings: Settings) -> list[Outcome]:
-    from sandbox.pool import Pool
-
     pool = Pool(settings.limits(), size=settings.pool_size, insecure=settings.insecure_no_sandbox)
     await pool.start()
     try:
@@ -96,9 +97,7 @@ async def check_lessons(lessons: list[Lesson], settings: Settings) -> list[Outco
         await pool.stop()
 
 
-async def check_pair(pool: Any, lesson: Lesson, step: Step) -> Outcome:
-    from app.pairs import run_pair
-
+async def check_pair(pool: Pool, lesson: Lesson, step: Step) -> Outcome:
     spec = step.compare
     result = await run_pair(
         pool, step.tensorflow.code, step.pytorch.code,
@@ -121,9 +120,7 @@ async def check_pair(pool: Any, lesson: Lesson, step: Step) -> Outcome:
     return outcome
 
 
-async def check_exercise(pool: Any, lesson: Lesson, step: Step, ex: Exercise) -> Outcome:
-    from app.compare import compare_results
-
+async def check_exercise(pool: Pool, lesson: Lesson, step: Step, ex: Exercise) -> Outcome:
     capture = {name: name for name in ex.compare}
     solution, starter = await asyncio.gather(*(
         pool.run(RunRequest(framework=ex.side, code=s.code, capture=capture), client=CLIENT)
@@ -161,7 +158,7 @@ def run_problem(snippet: Snippet, result: RunResult, label: str) -> str | None:
     return f"{snippet.file}:{line}: {label}: {status}{what}"
 
 
-def _names(comparison: Any) -> dict[str, dict[str, Any]]:
+def _names(comparison: Comparison) -> dict[str, dict[str, Any]]:
     return {name: {"match": c.match, "max_abs_diff": _finite(c.max_abs_diff),
                    "shapes": c.shapes, "dtypes": c.dtypes, "reason": c.reason}
             for name, c in comparison.names.items()}
