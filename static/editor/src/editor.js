@@ -31,6 +31,11 @@ const errorLine = StateField.define({
 
 const editors = new WeakMap();
 
+function styleNonce() {
+  const meta = document.querySelector('meta[name="style-nonce"]');
+  return meta ? meta.content : "";
+}
+
 function runKeys(textarea) {
   const click = (selector) => () => {
     const form = textarea.form;
@@ -61,6 +66,7 @@ export function mountEditor(textarea) {
         history(), drawSelection(), indentOnInput(), bracketMatching(), highlightActiveLine(),
         indentUnit.of("    "), python(), syntaxHighlighting(classHighlighter), errorLine,
         keymap.of([...defaultKeymap, ...historyKeymap]), onChange,
+        EditorView.cspNonce.of(styleNonce()),
         EditorView.contentAttributes.of({
           "aria-label": label ? label.textContent.trim() : "code",
           "aria-multiline": "true",

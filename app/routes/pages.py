@@ -1,0 +1,103 @@
+"""The learner's pages: the catalog, a lesson, a shared pair."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from app.packs.models import Catalog, Lesson
+from app.store import progress, shares
+from app.web.render import render
+from app.web.results import fill_cached
+from app.web.security import LearnerDep
+from app.web.setup import pages_of
+from app.web.stepview import StepView, build_step
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+
+
+def catalog_of(request: Request) -> Catalog:
+    return request.app.state.catalog  # type: ignore[no-any-return]
+
+
+@router.get("/", response_class=HTMLResponse)
+async def read_catalog(request: Request, learner: LearnerDep) -> HTMLResponse:
+    catalog = catalog_of(request)
+    db = pages_of(request).db
+    mine = await progress.for_learner(db, learner)
+    summary: dict[str, dict[str, Any]] = {}
+    for lesson in catalog.lessons:
+        steps = mine.get(lesson.id, {})
+        ran = sum(1 for s in lesson.steps if steps.get(s.id, progress.StepProgress()).ran)
+        exercises = [s for s in lesson.steps if s.exercise]
+        passed = sum(1 for s in exercises if steps.get(s.id, progress.StepProgress()).passed)
+        summary[lesson.id] = {
+            "viewed": bool(steps), "ran": ran, "exercises": len(exercises), "passed": passed,
+            "done": bool(lesson.steps) and ran == len(lesson.steps) and passed == len(exercises),
+        }
+    resume = None
+    last = await progress.last_visit(db, learner)
+    if last and (lesson := catalog.lesson(last.lesson)):
+        step = lesson.step(last.step) if last.step else None
+        resume = {"lesson": lesson, "step": step.id if step else "",
+                  "step_title": step.title if step else ""}
+    lessons = catalog.lessons
+    return render(request, "pages/catalog.html", {
+        "packs": catalog.packs, "progress": summary, "resume": resume,
+        "first_lesson": lessons[0] if lessons else None, "errors": catalog.errors,
+    })
+
+
+@router.get("/lessons/{lesson_id}", response_class=HTMLResponse)
+async def read_lesson(request: Request, lesson_id: str, learner: LearnerDep,
+                      share: str | None = None) -> HTMLResponse:
+    lesson = _lesson(request, lesson_id)
+    shared = await shares.get(pages_of(request).db, share) if share else None
+    if shared and shared.lesson != lesson.id:
+        shared = None
+    codes = {shared.step: {"tensorflow": shared.tensorflow, "pytorch": shared.pytorch}} if shared else {}
+    context = await lesson_context(request, lesson, learner, codes=codes)
+    if shared:
+        context["shared"] = True
+        context["shared_step_title"] = (lesson.step(shared.step) or lesson.steps[0]).title
+    await progress.mark(pages_of(request).db, learner, lesson.id, "", "viewed")
+    return render(request, "pages/lesson.html", context)
+
+
+@router.get("/s/{share_id}")
+async def read_share(request: Request, share_id: str) -> RedirectResponse:
+    shared = await shares.get(pages_of(request).db, share_id)
+    if shared is None:
+        raise HTTPException(404, "No such shared pair.")
+    return RedirectResponse(f"/lessons/{shared.lesson}?share={share_id}#step-{shared.step}",
+                            status_code=303)
+
+
+async def lesson_context(request: Request, lesson: Lesson, learner: str, *,
+                         codes: dict[str, dict[str, str]] | None = None,
+                         replace: StepView | None = None) -> dict[str, Any]:
+    """Everything pages/lesson.html needs; `replace` puts one step's fresh results in."""
+    pages = pages_of(request)
+    mine = await progress.for_lesson(pages.db, learner, lesson.id)
+    views = [build_step(lesson, step, codes=(codes or {}).get(step.id), progress=mine.get(step.id))
+             for step in lesson.steps]
+    if replace is not None:
+        views = [replace if v.step.id == replace.step.id else v for v in views]
+    await fill_cached(pages.runner, pages.jobs, [v for v in views if v is not replace])
+    lessons = catalog_of(request).lessons
+    at = lessons.index(lesson)
+    pack = next(p for p in catalog_of(request).packs if p.id == lesson.pack)
+    return {
+        "lesson": lesson, "pack": pack, "steps": views,
+        "prev_lesson": lessons[at - 1] if at > 0 else None,
+        "next_lesson": lessons[at + 1] if at + 1 < len(lessons) else None,
+    }
+
+
+def _lesson(request: Request, lesson_id: str) -> Lesson:
+    lesson = catalog_of(request).lesson(lesson_id)
+    if lesson is None:
+        raise HTTPException(404, f"No lesson '{lesson_id}'.")
+    return lesson

@@ -1,0 +1,211 @@
+"""What a learner does on a step: run, compare, time, check, diff, share.
+
+Every handler answers with the partial its button targets (or, without
+htmx, the whole lesson page with the step's results in place). Runs go
+through `app.web.jobs`: quick ones are answered at once, slow ones with a
+pending partial that polls `/jobs/{id}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse
+
+from app.deps import ClientDep, PoolDep
+from app.packs.models import Lesson, Step
+from app.routes.pages import catalog_of, lesson_context
+from app.store import progress, shares
+from app.web import results
+from app.web.diff import changed_lines, diff_snippets
+from app.web.jobs import Job
+from app.web.render import is_fragment, render
+from app.web.runs import TIMING_REPEAT
+from app.web.security import CsrfDep, LearnerDep
+from app.web.setup import pages_of
+from app.web.stepview import StepView, build_step
+from sandbox.protocol import FRAMEWORKS, Framework, check_code
+
+router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[CsrfDep])
+STEP = "/lessons/{lesson_id}/steps/{step_id}"
+INLINE_WAIT_S = 0.3  # a run done by then is answered at once, without a pending partial
+
+
+@router.post(STEP + "/run/{side}", response_class=HTMLResponse)
+async def create_side_run(request: Request, lesson_id: str, step_id: str, side: Framework,
+                          learner: LearnerDep, client: ClientDep, pool: PoolDep) -> HTMLResponse:
+    view = await _posted_view(request, lesson_id, step_id, learner)
+    pages = pages_of(request)
+    job = pages.jobs.start(results.run_side(pages.runner, view, side, client), client=client,
+                           kind="side", lesson=lesson_id, step=step_id, side=side,
+                           code=view.side(side).code)
+    await progress.mark(pages.db, learner, lesson_id, step_id, "ran")
+    await _settle(request, job)
+    results.side_from_job(view.side(side), job, pool.queue.position(client))
+    return await _respond(request, view, learner, "partials/result.html", side=view.side(side))
+
+
+@router.post(STEP + "/pair", response_class=HTMLResponse)
+async def create_pair_run(request: Request, lesson_id: str, step_id: str, learner: LearnerDep,
+                          client: ClientDep, pool: PoolDep) -> HTMLResponse:
+    return await _pair(request, lesson_id, step_id, learner, client, pool, repeat=1)
+
+
+@router.post(STEP + "/time", response_class=HTMLResponse)
+async def create_timing_run(request: Request, lesson_id: str, step_id: str, learner: LearnerDep,
+                            client: ClientDep, pool: PoolDep) -> HTMLResponse:
+    return await _pair(request, lesson_id, step_id, learner, client, pool, repeat=TIMING_REPEAT)
+
+
+async def _pair(request: Request, lesson_id: str, step_id: str, learner: str, client: str,
+                pool: Any, repeat: int) -> HTMLResponse:
+    view = await _posted_view(request, lesson_id, step_id, learner)
+    pages = pages_of(request)
+    job = pages.jobs.start(results.run_both(pages.runner, view, client, repeat), client=client,
+                           kind="pair", lesson=lesson_id, step=step_id, repeat=repeat,
+                           codes={s.side: s.code for s in view.sides})
+    await progress.mark(pages.db, learner, lesson_id, step_id, "ran")
+    await _settle(request, job)
+    results.pair_from_job(view, job, pool.queue.position(client))
+    return await _respond(request, view, learner, "partials/_pair_response.html")
+
+
+@router.post(STEP + "/check", response_class=HTMLResponse)
+async def create_check(request: Request, lesson_id: str, step_id: str, learner: LearnerDep,
+                       client: ClientDep) -> HTMLResponse:
+    view = await _posted_view(request, lesson_id, step_id, learner)
+    if view.exercise is None:
+        raise HTTPException(404, "This step has no exercise.")
+    pages = pages_of(request)
+
+    async def check_and_record() -> tuple[bool, str, Any, int]:
+        passed, message, run = await results.check_exercise(pages.runner, view, client)
+        attempts = await progress.add_attempt(pages.db, learner, lesson_id, step_id)
+        if passed:
+            await progress.mark(pages.db, learner, lesson_id, step_id, "passed")
+        return passed, message, run, attempts
+
+    ex = view.exercise
+    job = pages.jobs.start(check_and_record(), client=client, kind="check", lesson=lesson_id,
+                           step=step_id, code=view.side(ex.side).code)
+    await _settle(request, job)
+    _check_from_job(view, job)
+    return await _respond(request, view, learner, "partials/_check_response.html")
+
+
+@router.get(STEP + "/exercise", response_class=HTMLResponse)
+async def read_exercise(request: Request, lesson_id: str, step_id: str, learner: LearnerDep,
+                        hints: int = 0, solution: bool = False) -> HTMLResponse:
+    lesson, step = _step(request, lesson_id, step_id)
+    mine = await progress.for_lesson(pages_of(request).db, learner, lesson_id)
+    view = build_step(lesson, step, progress=mine.get(step_id))
+    if view.exercise is None:
+        raise HTTPException(404, "This step has no exercise.")
+    ex = view.exercise
+    ex.hints_shown = max(0, min(hints, len(ex.hints)))
+    ex.show_solution = solution and (ex.attempts > 0 or ex.passed)
+    return await _respond(request, view, learner, "partials/exercise.html")
+
+
+@router.post(STEP + "/diff", response_class=HTMLResponse)
+async def create_diff(request: Request, lesson_id: str, step_id: str,
+                      learner: LearnerDep) -> HTMLResponse:
+    view = await _posted_view(request, lesson_id, step_id, learner)
+    rows = diff_snippets(view.side("tensorflow").code, view.side("pytorch").code)
+    return render(request, "partials/diff.html", {"rows": rows, "changed": changed_lines(rows)})
+
+
+@router.post(STEP + "/share", response_class=HTMLResponse)
+async def create_share(request: Request, lesson_id: str, step_id: str,
+                       learner: LearnerDep) -> HTMLResponse:
+    view = await _posted_view(request, lesson_id, step_id, learner)
+    made = await shares.create(pages_of(request).db, lesson_id, step_id,
+                               view.side("tensorflow").code, view.side("pytorch").code)
+    url = str(request.url_for("read_share", share_id=made.id))
+    return await _respond(request, view, learner, "partials/share.html", share=made, share_url=url)
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+async def read_job(request: Request, job_id: str, learner: LearnerDep,
+                   pool: PoolDep) -> HTMLResponse:
+    job = pages_of(request).jobs.get(job_id)
+    if job is None:
+        raise HTTPException(404, "That run is no longer known; run it again.")
+    lesson, step = _step(request, job.meta["lesson"], job.meta["step"])
+    position = pool.queue.position(job.client)
+    if job.meta["kind"] == "side":
+        view = build_step(lesson, step, codes={job.meta["side"]: job.meta["code"]})
+        results.side_from_job(view.side(job.meta["side"]), job, position)
+        return render(request, "partials/result.html", {"sv": view, "side": view.side(job.meta["side"])})
+    if job.meta["kind"] == "pair":
+        view = build_step(lesson, step, codes=job.meta["codes"])
+        results.pair_from_job(view, job, position)
+        return render(request, "partials/_pair_response.html", {"sv": view})
+    ex_side = step.exercise.side if step.exercise else "pytorch"
+    mine = await progress.for_lesson(pages_of(request).db, learner, lesson.id)
+    view = build_step(lesson, step, codes={ex_side: job.meta["code"]}, progress=mine.get(step.id))
+    _check_from_job(view, job)
+    return render(request, "partials/_check_response.html", {"sv": view})
+
+
+def _check_from_job(view: StepView, job: Job) -> None:
+    ex = view.exercise
+    assert ex is not None
+    ex.job = job.id
+    side = view.side(ex.side)
+    if not job.done:
+        ex.check_state = "pending"
+        return
+    exc = job.task.exception()
+    if exc is not None:
+        retry = getattr(exc, "retry_after_s", None)
+        if retry is None:
+            raise exc
+        ex.check_state, ex.retry_after_s = "busy", retry
+        return
+    passed, message, run, attempts = job.task.result()
+    ex.check_state, ex.check_passed, ex.check_message = "done", passed, message
+    ex.attempts = attempts
+    ex.passed = ex.passed or passed
+    side.state, side.result = "done", run
+
+
+async def _settle(request: Request, job: Job) -> None:
+    if is_fragment(request):
+        await pages_of(request).jobs.settle(job, INLINE_WAIT_S)
+    else:  # a plain form post gets the finished page
+        await pages_of(request).jobs.settle(job, 3600)
+
+
+async def _respond(request: Request, view: StepView, learner: str, partial: str,
+                   **extra: Any) -> HTMLResponse:
+    if is_fragment(request):
+        return render(request, partial, {"sv": view, **extra})
+    context = await lesson_context(request, view.lesson, learner, replace=view)
+    return render(request, "pages/lesson.html", {**context, **extra})
+
+
+async def _posted_view(request: Request, lesson_id: str, step_id: str,
+                       learner: str) -> StepView:
+    lesson, step = _step(request, lesson_id, step_id)
+    form = await request.form()
+    codes: dict[str, str] = {}
+    for fw in FRAMEWORKS:
+        value = form.get(fw)
+        if isinstance(value, str):
+            try:
+                codes[fw] = check_code(value.replace("\r\n", "\n"))
+            except ValueError as exc:
+                raise HTTPException(422, f"{fw} code: {exc}") from None
+    mine = await progress.for_lesson(pages_of(request).db, learner, lesson_id)
+    return build_step(lesson, step, codes=codes, progress=mine.get(step_id))
+
+
+def _step(request: Request, lesson_id: str, step_id: str) -> tuple[Lesson, Step]:
+    lesson = catalog_of(request).lesson(lesson_id)
+    step = lesson.step(step_id) if lesson else None
+    if lesson is None or step is None:
+        raise HTTPException(404, "No such lesson step.")
+    return lesson, step
+

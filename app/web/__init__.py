@@ -1,0 +1,1 @@
+"""The learner's pages: rendering helper, security middleware, view models."""

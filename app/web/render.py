@@ -1,0 +1,69 @@
+"""The one place that decides between a full page and a fragment.
+
+An htmx request (HX-Request, not boosted) gets the partial that replaces
+the element it targets; anything else gets the whole page, which includes
+the same partial, so a browser without JavaScript sees the same result.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from starlette.responses import HTMLResponse
+
+from app.packs.render import highlight_python, render_markdown
+from app.settings import ROOT
+from app.web import views
+from app.web.runs import TIMING_REPEAT
+
+TEMPLATES = ROOT / "templates"
+STATIC = ROOT / "static"
+
+
+@functools.cache
+def templates() -> Jinja2Templates:
+    t = Jinja2Templates(directory=TEMPLATES)
+    t.env.globals["static"] = static_url
+    t.env.filters["markdown"] = render_markdown
+    t.env.filters["python"] = highlight_python
+    t.env.filters["svg_data_uri"] = views.svg_data_uri
+    t.env.globals.update(status_text=views.STATUS_TEXT, labels=views.LABELS,
+                         timing_chart=views.timing_chart, timing_repeat=TIMING_REPEAT)
+    t.env.trim_blocks = True
+    t.env.lstrip_blocks = True
+    return t
+
+
+@functools.cache
+def static_url(path: str) -> str:
+    """/static URL with a content hash, so a rebuilt bundle is never stale."""
+    digest = hashlib.sha256((STATIC / path).read_bytes()).hexdigest()[:10]
+    return f"/static/{path}?v={digest}"
+
+
+def is_fragment(request: Request) -> bool:
+    return (request.headers.get("hx-request") == "true"
+            and request.headers.get("hx-boosted") != "true")
+
+
+def render(request: Request, page: str, context: dict[str, Any], *,
+           partial: str | None = None, status_code: int = 200,
+           headers: dict[str, str] | None = None) -> HTMLResponse:
+    name = partial if partial and is_fragment(request) else page
+    context = {"csrf_token": request.state.csrf, "style_nonce": request.state.style_nonce,
+               "insecure": _insecure(request), **context}
+    return templates().TemplateResponse(request, name, context, status_code=status_code,
+                                        headers=headers)
+
+
+def _insecure(request: Request) -> bool:
+    return bool(getattr(request.app.state.settings, "insecure_no_sandbox", False))
+
+
+def static_root() -> Path:
+    return STATIC

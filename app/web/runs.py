@@ -1,0 +1,119 @@
+"""Running a step's snippets for the pages: requests, the output cache, checks.
+
+A snippet that is exactly the lesson's code answers from the output cache
+(SQLite, keyed by code + framework + run options + versions + device);
+anything edited runs live. Opening a lesson computes its missing outputs
+in the background, queued under their own client id so the fair queue
+puts a learner's own runs ahead of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import logging
+from typing import Any
+
+import numpy as np
+
+from app.packs.models import Step
+from app.store import outputs
+from app.store.db import Database
+from sandbox.pool import Pool
+from sandbox.protocol import CapturedArray, Framework, RunRequest, RunResult
+
+log = logging.getLogger("sidebyside.pages")
+
+PRECOMPUTE_CLIENT = "precompute"
+TIMING_REPEAT = 10
+_MAX_CACHED_BYTES = 4 * 1024 * 1024
+
+
+def request_for(step: Step, side: Framework, code: str, *, repeat: int = 1,
+                capture: dict[str, str] | None = None) -> RunRequest:
+    draw = getattr(step.graph, side) if step.graph else None
+    if capture is None:
+        capture = step.compare.exprs(side) if step.compare else {}
+    return RunRequest(framework=side, code=code, repeat=repeat, graph=True, draw=draw,
+                      capture=capture)
+
+
+@dataclasses.dataclass
+class Runner:
+    pool: Pool
+    db: Database
+    inflight: dict[str, asyncio.Future[RunResult]] = dataclasses.field(default_factory=dict)
+
+    def key(self, req: RunRequest) -> str:
+        ctx = self.pool.context
+        return outputs.cache_key(request=req.model_dump(mode="json"),
+                                 versions=ctx.get("versions"), device=ctx.get("device"))
+
+    async def cached(self, req: RunRequest) -> RunResult | None:
+        body = await outputs.get(self.db, self.key(req))
+        return _load(body) if body else None
+
+    async def cached_many(self, reqs: list[RunRequest]) -> list[RunResult | None]:
+        keys = [self.key(r) for r in reqs]
+        found = await outputs.get_many(self.db, keys)
+        return [_load(found[k]) if k in found else None for k in keys]
+
+    async def run(self, req: RunRequest, client: str, *, original: bool) -> RunResult:
+        """Run a snippet; the lesson's own code (`original`) goes through the cache."""
+        if not original:
+            return await self.pool.run(req, client)
+        key = self.key(req)
+        if key in self.inflight:  # the same code is already running: share its result
+            return await asyncio.shield(self.inflight[key])
+        hit = await self.cached(req)
+        if hit is not None:
+            return hit
+        future: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
+        self.inflight[key] = future
+        try:
+            result = await self.pool.run(req, client)
+            if result.status.value in ("ok", "error"):  # not timeouts or a lost sandbox
+                body = _dump(result)
+                if len(str(body)) < _MAX_CACHED_BYTES:
+                    await outputs.put(self.db, key, body)
+            future.set_result(result)
+            return result
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            del self.inflight[key]
+
+    def pending(self, req: RunRequest) -> asyncio.Future[RunResult] | None:
+        return self.inflight.get(self.key(req))
+
+    async def stop(self) -> None:
+        for future in self.inflight.values():
+            future.cancel()
+
+
+def original_code(step: Step, side: Framework) -> str:
+    """What the editor starts with: the starter on an exercise's side."""
+    if step.exercise and step.exercise.side == side:
+        return step.exercise.starter.code
+    return step.snippet(side).code
+
+
+def _dump(result: RunResult) -> dict[str, Any]:
+    return {"result": result.model_dump(mode="json"),
+            "captured": {k: v.model_dump(mode="json") for k, v in result.captured.items()}}
+
+
+def _load(body: dict[str, Any]) -> RunResult:
+    result = RunResult.model_validate(body["result"])
+    result.captured = {k: CapturedArray.model_validate(v) for k, v in body["captured"].items()}
+    return result
+
+
+def as_array(value: CapturedArray) -> np.ndarray | None:
+    if value.data_b64 is None or value.dtype is None:
+        return None
+    return np.frombuffer(base64.b64decode(value.data_b64), dtype=value.dtype).reshape(
+        value.shape or ())

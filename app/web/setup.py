@@ -1,0 +1,56 @@
+"""Wires the learner's pages into the app: middleware, static files, routers, store."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+
+from app.store.db import Database
+from app.web.jobs import Jobs
+from app.web.render import STATIC
+from app.web.runs import Runner
+from app.web.security import SecurityMiddleware
+
+DB_FILE = "sidebyside.sqlite3"
+
+
+@dataclasses.dataclass
+class Pages:
+    db: Database
+    runner: Runner
+    jobs: Jobs
+
+
+def install(app: FastAPI) -> None:
+    from app.routes import pages, steps
+
+    app.add_middleware(SecurityMiddleware)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(pages.router)
+    app.include_router(steps.router)
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[None]:
+    """The store and the background work of the pages, for the app's lifespan."""
+    settings = app.state.settings
+    db = Database(settings.data_dir / DB_FILE)
+    db.start()
+    runner = Runner(app.state.pool, db)
+    # lesson outputs are computed ahead when a lesson is first opened, not
+    # here: a server (or a test) that never shows a page runs nothing extra
+    app.state.pages = Pages(db, runner, Jobs())
+    try:
+        yield
+    finally:
+        app.state.pages.jobs.cancel_all()
+        await runner.stop()
+        db.stop()
+
+
+def pages_of(request: Request) -> Pages:
+    return request.app.state.pages  # type: ignore[no-any-return]

@@ -1,0 +1,97 @@
+"""View models of a lesson step: what each partial needs to render."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from app.packs.models import Lesson, Step
+from app.store.progress import StepProgress
+from app.web.views import LABELS, TimingChart
+from sandbox.protocol import FRAMEWORKS, Framework, RunResult
+
+MIN_ROWS, MAX_ROWS = 8, 30
+
+
+@dataclasses.dataclass
+class SideView:
+    side: Framework
+    code: str
+    original: str
+    result: RunResult | None = None
+    state: str = "empty"  # empty | pending | busy | done
+    job: str | None = None
+    position: int | None = None
+    retry_after_s: int = 0
+    cached: bool = False
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.side]
+
+
+@dataclasses.dataclass
+class VerdictView:
+    state: str = "empty"  # empty | pending | busy | done
+    comparison: Any = None  # app.compare's result: .match, .names
+    rtol: float | None = None
+    atol: float | None = None
+    chart: TimingChart | None = None
+    repeat: int = 1
+    job: str | None = None
+    position: int | None = None
+    retry_after_s: int = 0
+
+
+@dataclasses.dataclass
+class ExerciseView:
+    side: Framework
+    compare: list[str]
+    hints: list[str]
+    solution_code: str
+    hints_shown: int = 0
+    attempts: int = 0
+    passed: bool = False
+    show_solution: bool = False
+    check_state: str = "none"  # none | pending | busy | done
+    check_passed: bool = False
+    check_message: str = ""
+    job: str | None = None
+    retry_after_s: int = 0
+
+
+@dataclasses.dataclass
+class StepView:
+    lesson: Lesson
+    step: Step
+    number: int
+    sides: list[SideView]
+    verdict: VerdictView
+    exercise: ExerciseView | None
+    progress: StepProgress
+
+    @property
+    def rows(self) -> int:
+        lines = max(s.code.count("\n") + 1 for s in self.sides)
+        return max(MIN_ROWS, min(MAX_ROWS, lines))
+
+    def side(self, framework: str) -> SideView:
+        return next(s for s in self.sides if s.side == framework)
+
+
+def build_step(lesson: Lesson, step: Step, *, codes: dict[str, str] | None = None,
+               progress: StepProgress | None = None) -> StepView:
+    from app.web.runs import original_code
+
+    progress = progress or StepProgress()
+    sides = []
+    for fw in FRAMEWORKS:
+        original = original_code(step, fw)
+        sides.append(SideView(fw, (codes or {}).get(fw, original), original))
+    exercise = None
+    if step.exercise:
+        ex = step.exercise
+        exercise = ExerciseView(ex.side, ex.compare, ex.hints, ex.solution.code,
+                                attempts=progress.attempts, passed=progress.passed)
+    number = lesson.steps.index(step) + 1
+    return StepView(lesson, step, number, sides, VerdictView(), exercise, progress)

@@ -1,0 +1,95 @@
+"""What the templates show, computed in Python where it needs arithmetic."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import math
+
+from sandbox.protocol import Framework, Timings
+
+LABELS: dict[str, str] = {"tensorflow": "TensorFlow", "pytorch": "PyTorch"}
+
+STATUS_TEXT = {
+    "ok": "ran",
+    "error": "raised an error",
+    "timeout": "timed out",
+    "memory": "ran out of memory",
+    "killed": "was stopped",
+    "output_limit": "printed too much",
+    "rejected": "did not run",
+}
+
+
+def svg_data_uri(svg: str) -> str:
+    """A graph as an <img> source: an image cannot run script, whatever it holds."""
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
+@dataclasses.dataclass(frozen=True)
+class Bar:
+    y: float
+    label: str
+    side: str
+    device: str
+    value_ms: float
+    width: float
+    lo: float | None  # whisker ends (p25, p75) in chart x units
+    hi: float | None
+    first: float | None  # x of the cold first run, clamped to the chart
+    first_ms: float | None
+    first_off_chart: bool
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TimingChart:
+    width: int
+    height: int
+    left: int
+    plot: int
+    bars: list[Bar]
+    ticks: list[tuple[float, str]]
+
+
+_W, _LEFT, _ROW = 560, 150, 40
+
+
+def timing_chart(rows: list[tuple[str, Framework, str, Timings]]) -> TimingChart:
+    """Bars of the steady-state time (median, or the single run), p25-p75 whiskers."""
+    plot = _W - _LEFT - 70
+    top = max(max(t.p75_ms or 0.0, t.median_ms or 0.0, t.wall_ms) for *_, t in rows) or 1.0
+    top = _nice(top * 1.1)
+    scale = plot / top
+    bars = []
+    for i, (label, side, device, t) in enumerate(rows):
+        value = t.median_ms if t.median_ms is not None else t.wall_ms
+        first = t.first_ms
+        bars.append(Bar(
+            y=12 + i * _ROW, label=label, side=side, device=device or "cpu", value_ms=value,
+            width=max(1.0, value * scale),
+            lo=t.p25_ms * scale if t.p25_ms is not None else None,
+            hi=t.p75_ms * scale if t.p75_ms is not None else None,
+            first=min(first, top) * scale if first is not None else None,
+            first_ms=first, first_off_chart=first is not None and first > top,
+            text=_ms(value) + (f" · n={t.runs}" if t.runs > 1 else ""),
+        ))
+    ticks = [(top * k / 4 * scale, _ms(top * k / 4)) for k in range(5)]
+    return TimingChart(_W, 12 + len(rows) * _ROW + 22, _LEFT, plot, bars, ticks)
+
+
+def _ms(value: float) -> str:
+    if value >= 100:
+        return f"{value:.0f} ms"
+    if value >= 1:
+        return f"{value:.2f} ms"
+    return f"{value * 1000:.0f} µs"
+
+
+def _nice(x: float) -> float:
+    """The next 1, 2, 2.5 or 5 times a power of ten at or above x."""
+    exp = math.floor(math.log10(x))
+    for m in (1, 2, 2.5, 5, 10):
+        if m * 10**exp >= x:
+            return float(m * 10**exp)
+    return x
