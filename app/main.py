@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from app import errors
 from app.packs.loader import load_packs
 from app.settings import Settings
+from app.web import setup as web_setup
 from sandbox.pool import Pool
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,8 @@ def create_app(settings: Settings | None = None, pool: Pool | None = None) -> Fa
         if own_pool:
             await pool.start()
         try:
-            yield
+            async with web_setup.running(app):
+                yield
         finally:
             if own_pool:
                 await pool.stop()
@@ -46,4 +48,5 @@ def create_app(settings: Settings | None = None, pool: Pool | None = None) -> Fa
 
     for module in (runs, pairs, lessons, health):
         app.include_router(module.router)
+    web_setup.install(app)  # the learner's pages, /static, CSP and CSRF
     return app
