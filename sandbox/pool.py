@@ -193,7 +193,10 @@ class Pool:
     async def take_spare(self) -> Spare:
         while True:
             spare = await asyncio.wait_for(self._ready.get(), TEMPLATE_START_S)
-            if spare.generation == self._generation and not spare.reader.at_eof():
+            # A dead template takes its spares with it, even before the pool
+            # has read the news from the control socket.
+            alive = self._process is not None and self._process.poll() is None
+            if alive and spare.generation == self._generation and not spare.reader.at_eof():
                 break
             spare.close()
             self._release_slot(spare.slot)

@@ -1,0 +1,57 @@
+# Two commands do everything on a fresh Debian/Ubuntu machine with Python 3.11:
+#   make run    install if needed, then serve on http://127.0.0.1:8000
+#   make test   install if needed, then run every test
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.install-stamp
+# What the sandbox needs from the system, and what the browser tests drive.
+RUN_PACKAGES := bubblewrap libseccomp2 graphviz
+TEST_PACKAGES := chromium
+
+.PHONY: install run test bench editor system-packages test-packages clean
+
+install: system-packages $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+# Installs missing Debian packages when root; otherwise says exactly what to run.
+define ensure_packages
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing system packages: $$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "sidebyside needs these system packages: $$missing"; \
+	    echo "install them with:  sudo apt-get install -y $$missing"; exit 1; \
+	  fi; \
+	fi
+endef
+
+system-packages:
+	$(call ensure_packages,$(RUN_PACKAGES))
+
+test-packages:
+	$(call ensure_packages,$(TEST_PACKAGES))
+
+run: install
+	$(BIN)/sidebyside serve
+
+test: install test-packages
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/run.py
+
+# Rebuilds static/editor/{app.js,theme.js} and static/vendor/htmx from the pinned lock file.
+editor:
+	cd static/editor/src && npm ci --no-audit --no-fund && npm run build
+
+clean:
+	rm -rf $(VENV) build *.egg-info
