@@ -7,6 +7,7 @@ more than its picture, so a failure becomes a short note or nothing.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from sandbox.graphs import tracking
@@ -18,10 +19,8 @@ GraphDict = dict[str, Any]
 
 def install_tracking() -> None:
     """Start recording tf.function calls (which function, which arguments, in order)."""
-    try:
+    with contextlib.suppress(Exception):  # a TensorFlow whose tf.function cannot be wrapped
         tracking.install()
-    except Exception:  # no TensorFlow, or a TensorFlow whose tf.function we cannot wrap
-        pass
 
 
 def draw(
@@ -35,7 +34,7 @@ def draw(
     """Graphs as `protocol.Graph` dicts: kind, title, svg, nodes, truncated."""
     try:
         jobs = (plan_torch if framework == "pytorch" else plan_tf)(namespace, target)
-    except Exception:  # a namespace too odd to search: no drawing at all
+    except Exception:  # noqa: BLE001 - a namespace too odd to search: no drawing at all
         return []
     return [_build(job, max_nodes, render_timeout_s) for job in jobs]
 
@@ -46,9 +45,15 @@ def _build(job: Job, max_nodes: int, timeout_s: float) -> GraphDict:
         return _note(kind, title, make)
     try:
         drawn = render(make(), max_nodes=max_nodes, timeout_s=timeout_s)
-    except Exception as exc:  # a drawing that fails must not cost the run its result
+    except Exception as exc:  # noqa: BLE001 - a failed drawing must not cost the run its result
         return _note(kind, title, f"could not draw this graph ({type(exc).__name__}: {exc})"[:160])
-    return {"kind": kind, "title": title, "svg": drawn.svg, "nodes": drawn.nodes, "truncated": drawn.truncated}
+    return {
+        "kind": kind,
+        "title": title,
+        "svg": drawn.svg,
+        "nodes": drawn.nodes,
+        "truncated": drawn.truncated,
+    }
 
 
 def _note(kind: str, title: str, text: str) -> GraphDict:

@@ -103,9 +103,9 @@ def quote(text: str) -> str:
     return f'"{body}"'
 
 
-def _clip(line: str) -> str:
+def _clip(line: str, limit: int = MAX_LABEL_LINE) -> str:
     line = "".join(ch if ch.isprintable() else "\N{REPLACEMENT CHARACTER}" for ch in line)
-    return line if len(line) <= MAX_LABEL_LINE else line[: MAX_LABEL_LINE - 1] + "\N{HORIZONTAL ELLIPSIS}"
+    return line if len(line) <= limit else line[: limit - 1] + "\N{HORIZONTAL ELLIPSIS}"
 
 
 def _escape_line(line: str) -> str:
@@ -113,9 +113,13 @@ def _escape_line(line: str) -> str:
     return line.replace("\\", "\\\\").replace("&", "&amp;").replace('"', '\\"')
 
 
-def _html(text: str) -> str:
+def _html(text: str, limit: int = MAX_LABEL_LINE) -> str:
     return (
-        _clip(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+        _clip(text, limit)
+        .replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
     )
 
 
@@ -128,7 +132,7 @@ def _footer(diagram: Diagram) -> str:
     rows = f"<TR>{cells}</TR>" if cells else ""
     span = max(len(kinds), 1)
     for note in diagram.notes:
-        rows += f'<TR><TD COLSPAN="{span}" BGCOLOR="#fff3bf"><FONT COLOR="{INK}">{_html(note)}</FONT></TD></TR>'
+        rows += f'<TR><TD COLSPAN="{span}" BGCOLOR="#fff3bf"><FONT COLOR="{INK}">{_html(note, 120)}</FONT></TD></TR>'
     if not rows:
         return ""
     return f'label=<<TABLE BORDER="0" CELLSPACING="3" CELLPADDING="3">{rows}</TABLE>>;'
@@ -145,8 +149,8 @@ def _cluster_path(scope: tuple[str, ...], sizes: dict[tuple[str, ...], int]) -> 
 def to_dot(diagram: Diagram) -> str:
     out = [
         "digraph G {",
-        f'graph [bgcolor="transparent", rankdir=TB, nodesep=0.25, ranksep=0.35, fontname="Helvetica", '
-        f'fontsize=10, fontcolor="{MID}", labelloc=b];',
+        'graph [bgcolor="transparent", rankdir=TB, nodesep=0.25, ranksep=0.35, fontsize=10, '
+        + f'fontname="Helvetica", fontcolor="{MID}", labelloc=b];',
         f'node [fontname="Helvetica", fontsize=10, fontcolor="{INK}", height=0.3, margin="0.08,0.03"];',
         f'edge [color="{MID}", arrowsize=0.6];',
         _footer(diagram),

@@ -7,6 +7,7 @@ Keras 3 wraps each TensorFlow variable (`keras.Variable.value` is the
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any
 
@@ -35,7 +36,9 @@ def handle_names(namespace: dict[str, Any]) -> dict[int, str]:
             continue
         if isinstance(value, tf.Variable):
             names[id(value.handle)] = name
-        elif k is not None and isinstance(value, k.Variable) and isinstance(value.value, tf.Variable):
+        elif (
+            k is not None and isinstance(value, k.Variable) and isinstance(value.value, tf.Variable)
+        ):
             names[id(value.value.handle)] = name
         elif isinstance(value, tf.Tensor):
             names[id(value)] = name
@@ -66,7 +69,9 @@ def _input_spec(model: Any) -> Any:
 
 def structure_diagram(model: Any) -> Diagram:
     k = keras()
-    diagram = Diagram(legend={"input": "input", "param": "layer with weights", "op": "layer", "output": "model"})
+    diagram = Diagram(
+        legend={"input": "input", "param": "layer with weights", "op": "layer", "output": "model"}
+    )
     layers = list(model.layers)
     if k is not None and isinstance(model, k.Sequential):
         prev = None
@@ -82,18 +87,18 @@ def structure_diagram(model: Any) -> Diagram:
             prev = key
         if prev is not None:
             diagram.roots.append(prev)
-    elif k is not None and isinstance(model, k.Functional):
+    elif _outputs(model):  # a functional model: its layers record who fed them
         keys = {id(layer): diagram.add(_layer_node(layer, k)) for layer in layers}
         for layer in layers:
             for node in getattr(layer, "_inbound_nodes", ()):
                 for tensor in node.input_tensors:
-                    src = keys.get(id(tensor._keras_history.operation))
-                    if src is not None:
-                        diagram.link(src, keys[id(layer)])
-        for tensor in model.outputs:
-            key = keys.get(id(tensor._keras_history.operation))
-            if key is not None:
-                diagram.roots.append(key)
+                    feeder = keys.get(id(tensor._keras_history.operation))
+                    if feeder is not None:
+                        diagram.link(feeder, keys[id(layer)])
+        for tensor in _outputs(model):
+            last = keys.get(id(tensor._keras_history.operation))
+            if last is not None:
+                diagram.roots.append(last)
     else:  # a subclassed model: its call order is code, so show what it holds
         root = diagram.add(Node(f"{model.name}\n{type(model).__name__}", "output"))
         diagram.roots.append(root)
@@ -103,20 +108,25 @@ def structure_diagram(model: Any) -> Diagram:
     return diagram
 
 
+def _outputs(model: Any) -> list[Any]:
+    try:
+        return list(model.outputs)
+    except (AttributeError, ValueError):  # subclassed models have none
+        return []
+
+
 def _layer_node(layer: Any, k: Any) -> Node:
     cls = type(layer).__name__
     if k is not None and isinstance(layer, k.layers.InputLayer):
         return Node(f"{layer.name}\n{shape_text(tf.TensorShape(layer.output.shape))}", "input")
     activation = getattr(getattr(layer, "activation", None), "__name__", "linear")
     lines = [layer.name, cls if activation == "linear" else f"{cls}({activation})"]
-    try:  # a layer never called, or called on several inputs, has no single output
+    # A layer never called, or called on several inputs, has no single output.
+    with contextlib.suppress(Exception):
         lines[1] += f" \N{RIGHTWARDS ARROW} {shape_text(tf.TensorShape(layer.output.shape))}"
-    except Exception:
-        pass
-    try:
+    params = 0
+    with contextlib.suppress(Exception):  # an unbuilt layer cannot count its weights
         params = int(layer.count_params())
-    except Exception:  # not built
-        params = 0
     if params:
         lines.append(f"{params:,} params")
     return Node("\n".join(lines), "param" if params else "op")

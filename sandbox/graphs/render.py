@@ -91,7 +91,9 @@ def _local(tag: object) -> str:
     return name if ns in ("", "{" + SVG_NS) else ""
 
 
-def _write(el: ET.Element, parts: list[str], tooltips: dict[str, str], *, top: bool = False) -> None:
+def _write(
+    el: ET.Element, parts: list[str], tooltips: dict[str, str], *, top: bool = False
+) -> None:
     name = _local(el.tag)
     if name not in ELEMENTS:
         return

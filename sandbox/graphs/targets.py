@@ -7,13 +7,16 @@ place is a note telling the learner why there is nothing to draw.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from sandbox.graphs.diagram import Diagram
 
 Job = tuple[str, str, "Callable[[], Diagram] | str"]
 
-NO_TENSOR = "no tensor here has an autograd graph: none was computed from one with requires_grad=True"
+NO_TENSOR = (
+    "no tensor here has an autograd graph: none was computed from one with requires_grad=True"
+)
 EAGER = (
     "eager code leaves no graph: TensorFlow ran each op as it came. "
     "Wrap the step in @tf.function to see the graph it traces."
@@ -30,10 +33,18 @@ def plan_torch(namespace: dict[str, Any], target: str | None) -> list[Job]:
     from sandbox.graphs import torch_graph as tg
 
     def autograd(name: str, t: torch.Tensor) -> Job:
-        return ("autograd", f"Autograd graph of {name}", lambda: tg.autograd_diagram(t, name, namespace))
+        return (
+            "autograd",
+            f"Autograd graph of {name}",
+            lambda: tg.autograd_diagram(t, name, namespace),
+        )
 
     def structure(name: str, m: torch.nn.Module) -> Job:
-        return ("structure", f"Structure of {name} ({type(m).__name__})", lambda: tg.structure_diagram(m))
+        return (
+            "structure",
+            f"Structure of {name} ({type(m).__name__})",
+            lambda: tg.structure_diagram(m),
+        )
 
     if target is not None:
         value = namespace.get(target)
@@ -51,7 +62,9 @@ def plan_torch(namespace: dict[str, Any], target: str | None) -> list[Job]:
     else:
         jobs.append(("autograd", "Autograd graph", NO_TENSOR))
     modules = [(k, v) for k, v in _public(namespace) if isinstance(v, torch.nn.Module)]
-    model = _outermost(modules, lambda m: list(m.modules()), lambda m: any(True for _ in m.parameters()))
+    model = _outermost(
+        modules, lambda m: list(m.modules()), lambda m: any(True for _ in m.parameters())
+    )
     if model is not None:
         jobs.append(structure(*model))
     return jobs
@@ -72,7 +85,11 @@ def plan_tf(namespace: dict[str, Any], target: str | None) -> list[Job]:
     def model_jobs(name: str, model: Any) -> list[Job]:
         return [
             traced(f"{name} traced as a tf.function", lambda: kg.model_function(model)),
-            ("structure", f"Layers of {name} ({type(model).__name__})", lambda: kg.structure_diagram(model)),
+            (
+                "structure",
+                f"Layers of {name} ({type(model).__name__})",
+                lambda: kg.structure_diagram(model),
+            ),
         ]
 
     def called(title: str, call: tracking.Call) -> Job:
@@ -86,19 +103,29 @@ def plan_tf(namespace: dict[str, Any], target: str | None) -> list[Job]:
                 return [called(f"tf.function {target}", call)]
             if value.input_signature is not None:
                 return [traced(f"tf.function {target}", value.get_concrete_function)]
-            return [("tf_function", f"tf.function {target}", f"{target} was never called, so nothing was traced")]
+            return [
+                (
+                    "tf_function",
+                    f"tf.function {target}",
+                    f"{target} was never called, so nothing was traced",
+                )
+            ]
         if isinstance(value, tf.types.experimental.ConcreteFunction):
             return [traced(f"concrete function {target}", lambda: value)]
         if kg.is_model(value):
             return model_jobs(target, value)
         if isinstance(value, (tf.Tensor, tf.Variable)):
             return [("tf_function", target, f"{target}: {EAGER}")]
-        return [("tf_function", target, _not_drawable(target, value, "a tf.function or a Keras model"))]
+        return [
+            ("tf_function", target, _not_drawable(target, value, "a tf.function or a Keras model"))
+        ]
     jobs: list[Job] = []
     call = tracking.last_call()
     if call is not None:
         fname = next((k for k, v in _public(namespace) if v is call.function), None)
-        fname = fname or f"{getattr(call.function, '__name__', 'function')} (called by library code)"
+        fname = (
+            fname or f"{getattr(call.function, '__name__', 'function')} (called by library code)"
+        )
         jobs.append(called(f"tf.function {fname}", call))
     models = [(k, v) for k, v in _public(namespace) if kg.is_model(v)]
     model = _outermost(models, lambda m: list(m._flatten_layers()), lambda m: bool(m.weights))
@@ -114,7 +141,8 @@ def _outermost(
     inner = {id(p) for _, obj in named for p in parts(obj) if p is not obj}
     top = [(k, v) for k, v in named if id(v) not in inner]
     with_weights = [(k, v) for k, v in top if weighty(v)]
-    return (with_weights or top or [None])[-1]  # type: ignore[return-value]
+    chosen = with_weights or top
+    return chosen[-1] if chosen else None
 
 
 def _not_drawable(name: str, value: Any, wanted: str) -> str:

@@ -34,7 +34,11 @@ def shape_text(shape: tf.TensorShape) -> str:
     if shape.rank is None:
         return ""
     dims = shape.as_list()
-    return "scalar" if not dims else "\N{MULTIPLICATION SIGN}".join("?" if d is None else str(d) for d in dims)
+    return (
+        "scalar"
+        if not dims
+        else "\N{MULTIPLICATION SIGN}".join("?" if d is None else str(d) for d in dims)
+    )
 
 
 def is_gradient(op: tf.Operation) -> bool:

@@ -117,9 +117,11 @@ def _saved_inputs(diagram: Diagram, fn: Any, key: str, names: dict[int, str]) ->
 def structure_diagram(module: torch.nn.Module) -> Diagram:
     try:
         graph = torch.fx.symbolic_trace(module).graph
-    except Exception:  # data-dependent control flow and the like: fall back to the tree
+    except Exception:  # noqa: BLE001 - data-dependent control flow and the like: show the tree
         return _tree_diagram(module)
-    diagram = Diagram(legend={"input": "input", "param": "module", "op": "function", "output": "output"})
+    diagram = Diagram(
+        legend={"input": "input", "param": "module", "op": "function", "output": "output"}
+    )
     keys: dict[Any, str] = {}
     for node in graph.nodes:
         if node.op == "placeholder":
