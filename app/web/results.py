@@ -29,7 +29,7 @@ async def fill_cached(runner: Runner, jobs: Jobs, views: list[StepView]) -> None
         side.state, side.job = "pending", job.id
     for view in views:
         tf, pt = view.side("tensorflow"), view.side("pytorch")
-        if tf.cached and pt.cached and view.step.compare and tf.result and pt.result:
+        if tf.cached and pt.cached and view.step.compare and not view.exercise and tf.result and pt.result:
             show_comparison(view, tf.result, pt.result)
 
 

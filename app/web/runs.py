@@ -28,6 +28,7 @@ log = logging.getLogger("sidebyside.pages")
 PRECOMPUTE_CLIENT = "precompute"
 TIMING_REPEAT = 10
 _MAX_CACHED_BYTES = 4 * 1024 * 1024
+MEMO_SIZE = 512
 
 
 def request_for(step: Step, side: Framework, code: str, *, repeat: int = 1,
@@ -44,6 +45,8 @@ class Runner:
     pool: Pool
     db: Database
     inflight: dict[str, asyncio.Future[RunResult]] = dataclasses.field(default_factory=dict)
+    # parsed cache entries: the lesson page reads the same few on every view
+    memo: dict[str, RunResult] = dataclasses.field(default_factory=dict)
 
     def key(self, req: RunRequest) -> str:
         ctx = self.pool.context
@@ -51,13 +54,19 @@ class Runner:
                                  versions=ctx.get("versions"), device=ctx.get("device"))
 
     async def cached(self, req: RunRequest) -> RunResult | None:
-        body = await outputs.get(self.db, self.key(req))
-        return _load(body) if body else None
+        return (await self.cached_many([req]))[0]
 
     async def cached_many(self, reqs: list[RunRequest]) -> list[RunResult | None]:
         keys = [self.key(r) for r in reqs]
-        found = await outputs.get_many(self.db, keys)
-        return [_load(found[k]) if k in found else None for k in keys]
+        missing = [k for k in keys if k not in self.memo]
+        for key, body in (await outputs.get_many(self.db, missing)).items():
+            self._remember(key, _load(body))
+        return [self.memo.get(k) for k in keys]
+
+    def _remember(self, key: str, result: RunResult) -> None:
+        if len(self.memo) >= MEMO_SIZE:
+            self.memo.pop(next(iter(self.memo)))
+        self.memo[key] = result
 
     async def run(self, req: RunRequest, client: str, *, original: bool) -> RunResult:
         """Run a snippet; the lesson's own code (`original`) goes through the cache."""
@@ -77,6 +86,7 @@ class Runner:
                 body = _dump(result)
                 if len(str(body)) < _MAX_CACHED_BYTES:
                     await outputs.put(self.db, key, body)
+                    self._remember(key, result)
             future.set_result(result)
             return result
         except BaseException as exc:

@@ -11,6 +11,7 @@ must equal the cookie.
 from __future__ import annotations
 
 import secrets
+import time
 from http.cookies import SimpleCookie
 from typing import Annotated
 
@@ -70,9 +71,14 @@ class SecurityMiddleware:
         state["style_nonce"] = nonce = secrets.token_urlsafe(16)
         csp = CSP.format(nonce=nonce).encode()
 
+        started = time.perf_counter()
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
+                # how long the app took to start answering (the page budget is 20 ms)
+                took_ms = (time.perf_counter() - started) * 1000
+                headers.append((b"server-timing", f"app;dur={took_ms:.1f}".encode()))
                 names = {k.lower() for k, _ in headers}
                 headers += [(k, v) for k, v in _HEADERS if k not in names]
                 if b"content-security-policy" not in names:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import math
 
 from sandbox.protocol import Framework, Timings
@@ -21,6 +22,7 @@ STATUS_TEXT = {
 }
 
 
+@functools.lru_cache(maxsize=256)
 def svg_data_uri(svg: str) -> str:
     """A graph as an <img> source: an image cannot run script, whatever it holds."""
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()

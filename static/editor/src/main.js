@@ -131,6 +131,8 @@ function onAfterSwap(e) {
 const refreshTimers = new WeakMap();
 function onEdit(e) {
   const step = e.target.closest(".step");
+  const verdict = step && step.querySelector(".verdict.state-done");
+  if (verdict) verdict.classList.add("is-stale");
   const button = step && step.querySelector("[data-diff][aria-expanded=true]");
   if (!button) return;
   clearTimeout(refreshTimers.get(button));

@@ -1,0 +1,220 @@
+"""The learner's pages through a real server, real pool and the real lesson packs."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer
+
+LESSON = "example-layers"
+STEP = "/lessons/example-layers/steps"
+SUM_TF = """import tensorflow as tf
+
+x = tf.constant([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+total = tf.reduce_sum(x, axis=0)
+mean = tf.reduce_mean(x, axis=1, keepdims=True)
+"""
+SUM_PT = """import torch
+
+x = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+total = torch.sum(x, dim=0)
+mean = torch.mean(x, dim=1, keepdim=True)
+"""
+JOB = re.compile(r'hx-get="(/jobs/[^"]+)"')
+
+
+class Learner:
+    """A browser without JavaScript that speaks htmx's headers: one cookie jar."""
+
+    def __init__(self, url: str) -> None:
+        self.http = httpx.Client(base_url=url, timeout=90)
+        page = self.http.get(f"/lessons/{LESSON}")
+        self.csrf = re.search(r'"X-CSRF-Token": "([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+
+    def post(self, path: str, data: dict[str, str], *, htmx: bool = True) -> httpx.Response:
+        headers = {"HX-Request": "true", "X-CSRF-Token": self.csrf} if htmx else {}
+        if not htmx:
+            data = {**data, "csrf_token": self.csrf}
+        return self.finish(self.http.post(path, data=data, headers=headers))
+
+    def finish(self, response: httpx.Response) -> httpx.Response:
+        """Follow pending partials the way htmx does, until the run is done."""
+        deadline = time.monotonic() + 120
+        while (job := JOB.search(response.text)) and time.monotonic() < deadline:
+            time.sleep(0.3)
+            response = self.http.get(job.group(1), headers={"HX-Request": "true"})
+        return response
+
+
+@pytest.fixture
+def learner(live_server: LiveServer) -> Iterator[Learner]:
+    person = Learner(live_server.url)
+    yield person
+    person.http.close()
+
+
+def test_catalog_lists_packs_and_lessons(live_server: LiveServer) -> None:
+    page = httpx.get(live_server.url + "/")
+    assert page.status_code == 200
+    assert "Reductions, dense layers and shapes" in page.text
+    assert 'href="/lessons/example-layers"' in page.text
+
+
+def test_every_page_has_a_csp_without_inline_script_and_sets_cookies(
+        live_server: LiveServer) -> None:
+    page = httpx.get(f"{live_server.url}/lessons/{LESSON}")
+    csp = page.headers["content-security-policy"]
+    script = next(d for d in csp.split(";") if d.strip().startswith("script-src"))
+    assert script.strip() == "script-src 'self'"
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "<script>" not in page.text  # every script is a file
+    assert {"sbs_learner", "sbs_csrf"} <= set(page.cookies)
+    assert "HttpOnly" in page.headers["set-cookie"]
+
+
+def test_lesson_page_shows_both_snippets_and_hides_the_solution(learner: Learner) -> None:
+    page = learner.http.get(f"/lessons/{LESSON}").text
+    assert page.count('class="code"') == 6  # three steps, two editors each
+    assert 'id="code-sum-along-an-axis-tensorflow"' in page
+    assert "tf.reduce_sum(x, axis=0)" in page and "torch.sum(x, dim=0)" in page
+    assert "col = x  # make this a (6, 1) column" in page  # the starter, not the answer
+    assert "x.reshape(-1, 1)\n</textarea>" not in page
+    assert "Reference solution" not in page
+
+
+def test_a_lesson_page_renders_in_under_20_ms_p50(learner: Learner) -> None:
+    deadline = time.monotonic() + 120
+    while JOB.search(learner.http.get(f"/lessons/{LESSON}").text):  # outputs still computing
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    times = []
+    for _ in range(25):
+        page = learner.http.get(f"/lessons/{LESSON}")
+        times.append(float(page.headers["server-timing"].split("dur=")[1]))
+    assert statistics.median(times) < 20, times
+
+
+def test_unknown_lesson_is_404(live_server: LiveServer) -> None:
+    assert httpx.get(f"{live_server.url}/lessons/nope").status_code == 404
+
+
+def test_state_changing_posts_need_the_csrf_token(learner: Learner) -> None:
+    url = f"{STEP}/sum-along-an-axis/run/pytorch"
+    missing = learner.http.post(url, data={"pytorch": "x = 1"}, headers={"HX-Request": "true"})
+    assert missing.status_code == 403
+    wrong = learner.http.post(url, data={"pytorch": "x = 1"},
+                              headers={"HX-Request": "true", "X-CSRF-Token": "a" * 32})
+    assert wrong.status_code == 403
+    assert learner.post(url, {"pytorch": "x = 1"}).status_code == 200
+
+
+def test_output_is_escaped_so_a_printed_script_stays_text(learner: Learner) -> None:
+    code = "print('<script>alert(1)</script>')\nx = '<img src=x onerror=alert(2)>'\n"
+    fragment = learner.post(f"{STEP}/sum-along-an-axis/run/pytorch", {"pytorch": code}).text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in fragment
+    assert "<script>" not in fragment and "<img src=x" not in fragment
+
+
+def test_an_edited_snippet_runs_live_and_returns_a_fragment(learner: Learner) -> None:
+    code = SUM_PT + "print('sum is', total.tolist())\n"
+    fragment = learner.post(f"{STEP}/sum-along-an-axis/run/pytorch", {"pytorch": code}).text
+    assert fragment.lstrip().startswith('<div class="result pytorch state-done status-ok"')
+    assert "sum is [5.0, 7.0, 9.0]" in fragment
+    assert "precomputed" not in fragment
+    assert "<html" not in fragment
+
+
+def test_without_htmx_a_run_answers_with_the_whole_page(learner: Learner) -> None:
+    code = SUM_PT + "print('whole page')\n"
+    page = learner.post(f"{STEP}/sum-along-an-axis/run/pytorch", {"pytorch": code}, htmx=False)
+    assert page.text.startswith("<!doctype html>")
+    assert "whole page" in page.text
+
+
+def test_an_error_names_its_line(learner: Learner) -> None:
+    code = "import torch\n\nx = torch.ones(2)\ny = x @ torch.ones(3)\n"
+    fragment = learner.post(f"{STEP}/sum-along-an-axis/run/pytorch", {"pytorch": code}).text
+    assert 'data-error-line="4"' in fragment
+    assert "RuntimeError" in fragment and "line 4" in fragment
+
+
+def test_unedited_code_answers_from_the_cache(learner: Learner) -> None:
+    url = f"{STEP}/sum-along-an-axis/run/tensorflow"
+    learner.post(url, {"tensorflow": SUM_TF})  # computes it if the page had not yet
+    t0 = time.perf_counter()
+    fragment = learner.post(url, {"tensorflow": SUM_TF}).text
+    assert time.perf_counter() - t0 < 0.25
+    assert "precomputed" in fragment and "status-ok" in fragment
+
+
+def test_run_both_shows_the_verdict_per_name(learner: Learner) -> None:
+    response = learner.post(f"{STEP}/sum-along-an-axis/pair",
+                            {"tensorflow": SUM_TF, "pytorch": SUM_PT}).text
+    assert 'class="verdict state-done match"' in response
+    assert "Both sides compute the same values." in response
+    assert response.count('hx-swap-oob="true"') == 2  # both result panels come along
+    assert "<code>total</code>" in response and "<code>mean</code>" in response
+    wrong = SUM_PT.replace("dim=0", "dim=1")
+    response = learner.post(f"{STEP}/sum-along-an-axis/pair",
+                            {"tensorflow": SUM_TF, "pytorch": wrong}).text
+    assert "The two sides differ." in response and "shapes differ" in response
+
+
+def test_timing_both_sides_draws_bars_with_whiskers(learner: Learner) -> None:
+    response = learner.post(f"{STEP}/sum-along-an-axis/time",
+                            {"tensorflow": SUM_TF, "pytorch": SUM_PT}).text
+    verdict = response.split('hx-swap-oob="true"')[0]
+    assert verdict.count('class="whisker"') == 6  # a line and two caps per side
+    assert len(re.findall(r'class="bar-value"[^>]*>[^<]*n=10', verdict)) == 2
+    assert 'class="bar-device"' in verdict
+
+
+def test_the_diff_marks_the_words_that_differ(learner: Learner) -> None:
+    fragment = learner.post(f"{STEP}/sum-along-an-axis/diff",
+                            {"tensorflow": SUM_TF, "pytorch": SUM_PT}).text
+    assert '<mark class="hl-n">reduce_sum</mark>' in fragment
+    assert '<mark class="hl-n">dim</mark>' in fragment
+    assert '<span class="hl-n">total</span>' in fragment  # the same on both sides
+
+
+def test_an_exercise_passes_after_the_fix_and_the_pass_is_saved(learner: Learner) -> None:
+    base = f"{STEP}/reshape-to-a-column"
+    hint = learner.http.get(f"{base}/exercise?hints=1", headers={"HX-Request": "true"}).text
+    assert "Hint 1" in hint and "Hint 2" not in hint
+    assert "Show the solution" not in hint  # no attempt yet
+    starter = "import torch\n\nx = torch.arange(6.0)\ncol = x\n"
+    failed = learner.post(f"{base}/check", {"pytorch": starter}).text
+    assert "Not yet." in failed and "shapes differ" in failed
+    solution = learner.http.get(f"{base}/exercise?hints=0&solution=1",
+                                headers={"HX-Request": "true"}).text
+    assert "Reference solution" in solution  # shown after an attempt
+    fixed = starter.replace("col = x", "col = x.reshape(-1, 1)")
+    passed = learner.post(f"{base}/check", {"pytorch": fixed}).text
+    assert "Passed" in passed
+    catalog = learner.http.get("/").text
+    assert "1/1 exercise passed" in catalog
+    assert "Continue: Reductions, dense layers and shapes" in catalog
+
+
+def test_a_shared_pair_opens_with_its_code(learner: Learner, live_server: LiveServer) -> None:
+    edited = SUM_PT + "# shared with a friend\n"
+    fragment = learner.post(f"{STEP}/sum-along-an-axis/share",
+                            {"tensorflow": SUM_TF, "pytorch": edited}).text
+    link = re.search(r'value="(http[^"]+/s/[^"]+)"', fragment).group(1)  # type: ignore[union-attr]
+    friend = httpx.get(link, follow_redirects=True)
+    assert friend.status_code == 200
+    assert "# shared with a friend" in friend.text
+    assert "a shared version" in friend.text
+    assert httpx.get(f"{live_server.url}/s/nope").status_code == 404
+
+
+def test_oversized_code_is_refused(learner: Learner) -> None:
+    response = learner.post(f"{STEP}/sum-along-an-axis/run/pytorch",
+                            {"pytorch": "x = 1\n" * 20000})
+    assert response.status_code == 422
