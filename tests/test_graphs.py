@@ -241,6 +241,41 @@ def test_structure_view_of_keras_sequential_lists_layers_in_order() -> None:
     assert len(diagram.edges) == 2
 
 
+def test_structure_view_of_keras_functional_model_keeps_its_branches() -> None:
+    ns = run("""
+        import keras
+        inp = keras.Input((3,), name="features")
+        a = keras.layers.Dense(4, name="left")(inp)
+        b = keras.layers.Dense(4, name="right")(inp)
+        out = keras.layers.Concatenate(name="join")([a, b])
+        model = keras.Model(inp, out)
+    """)
+    diagram = keras_graph.structure_diagram(ns["model"])
+    first = {key: n.label.split("\n")[0] for key, n in diagram.nodes.items()}
+    edges = {(first[s], first[d]) for s, d in diagram.edges}
+    assert edges == {
+        ("features", "left"),
+        ("features", "right"),
+        ("left", "join"),
+        ("right", "join"),
+    }
+    assert [first[r] for r in diagram.roots] == ["join"]
+
+
+def test_keras_fit_draws_the_train_step_its_loop_calls() -> None:
+    ns = run("""
+        import numpy as np, keras
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, name="lin")], name="fitme")
+        model.compile(optimizer="sgd", loss="mse")
+        model.fit(np.ones((8, 3)), np.ones((8, 1)), epochs=1, verbose=0)
+    """)
+    drawn = graphs.draw(ns, "tensorflow", None)
+    assert drawn[0]["kind"] == "tf_function" and "called by library code" in drawn[0]["title"]
+    svg = drawn[0]["svg"]
+    assert "only calls one_step_on_data" in svg
+    assert "fitme/lin/kernel" in svg and "MatMul" in svg and FILLS["grad"] in svg
+
+
 def test_node_cap_on_a_huge_graph_keeps_the_part_nearest_the_output() -> None:
     ns = run("""
         import torch

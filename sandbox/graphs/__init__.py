@@ -8,6 +8,7 @@ more than its picture, so a failure becomes a short note or nothing.
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any
 
 from sandbox.graphs import tracking
@@ -15,6 +16,8 @@ from sandbox.graphs.render import note_svg, render
 from sandbox.graphs.targets import Job, plan_tf, plan_torch
 
 GraphDict = dict[str, Any]
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ERROR_LINE = re.compile(r"^\w+(Error|Exception): ")
 
 
 def install_tracking() -> None:
@@ -46,7 +49,7 @@ def _build(job: Job, max_nodes: int, timeout_s: float) -> GraphDict:
     try:
         drawn = render(make(), max_nodes=max_nodes, timeout_s=timeout_s)
     except Exception as exc:  # noqa: BLE001 - a failed drawing must not cost the run its result
-        return _note(kind, title, f"could not draw this graph ({type(exc).__name__}: {exc})"[:160])
+        return _note(kind, title, f"could not draw this graph: {_reason(exc)}")
     return {
         "kind": kind,
         "title": title,
@@ -54,6 +57,18 @@ def _build(job: Job, max_nodes: int, timeout_s: float) -> GraphDict:
         "nodes": drawn.nodes,
         "truncated": drawn.truncated,
     }
+
+
+def _reason(exc: Exception) -> str:
+    # Errors from traced code open with a traceback; the error line (and Keras's
+    # explanation under it) follows the last "SomethingError:".
+    lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines() if line.strip()]
+    marks = [i for i, line in enumerate(lines) if _ERROR_LINE.match(line)]
+    if marks:
+        lines = lines[marks[-1] : marks[-1] + 2]
+    else:
+        lines = [f"{type(exc).__name__}: {lines[0] if lines else ''}"]
+    return " ".join(lines)[:200]
 
 
 def _note(kind: str, title: str, text: str) -> GraphDict:

@@ -13,7 +13,7 @@ import re
 from collections import deque
 from typing import Literal
 
-NodeKind = Literal["param", "input", "op", "grad", "output", "update"]
+NodeKind = Literal["param", "input", "op", "grad", "output", "update", "cut"]
 
 INK = "#1f2328"  # text inside filled nodes
 MID = "#8c959f"  # edges, cluster frames and labels: readable on white and on black
@@ -24,6 +24,7 @@ STYLES: dict[str, str] = {
     "grad": 'shape=box, style="filled", fillcolor="#eebefa", color="#ae3ec9"',
     "output": 'shape=ellipse, style="filled", fillcolor="#ffd8a8", color="#f76707"',
     "update": 'shape=box, style="rounded,filled,bold", fillcolor="#a5d8ff", color="#1c7ed6"',
+    "cut": f'shape=plaintext, style="filled", fillcolor="#fff3bf", color="{MID}"',
 }
 FILLS = {kind: re.search(r'fillcolor="([^"]+)"', style).group(1) for kind, style in STYLES.items()}  # type: ignore[union-attr]
 DEFAULT_LEGEND: dict[str, str] = {
@@ -33,8 +34,10 @@ DEFAULT_LEGEND: dict[str, str] = {
     "grad": "gradient op",
     "output": "output",
     "update": "variable update",
+    "cut": "more, not drawn",
 }
 MAX_LABEL_LINE = 48
+MAX_STUBS = 30
 
 
 @dataclasses.dataclass
@@ -89,8 +92,11 @@ def cap(diagram: Diagram, max_nodes: int) -> Diagram:
         if len(keep) >= max_nodes:
             break
         keep.setdefault(key, None)
+    cut = [d for s, d in diagram.edges if d in keep and s not in keep]
     diagram.nodes = {k: diagram.nodes[k] for k in diagram.nodes if k in keep}
     diagram.edges = [(s, d) for s, d in diagram.edges if s in keep and d in keep]
+    for dst in list(dict.fromkeys(cut))[:MAX_STUBS]:  # show where the drawing was cut
+        diagram.link(diagram.add(Node("\N{MIDLINE HORIZONTAL ELLIPSIS}", "cut")), dst)
     diagram.truncated = True
     diagram.notes.append(f"truncated: {len(keep)} of {total} nodes shown (nearest the output)")
     return diagram
@@ -124,9 +130,11 @@ def _html(text: str, limit: int = MAX_LABEL_LINE) -> str:
 
 
 def _footer(diagram: Diagram) -> str:
-    kinds = [k for k in diagram.legend if any(n.kind == k for n in diagram.nodes.values())]
+    legend = diagram.legend | {k: v for k, v in DEFAULT_LEGEND.items() if k not in diagram.legend}
+    present = {n.kind for n in diagram.nodes.values()}
+    kinds = [k for k in legend if k in present]
     cells = "".join(
-        f'<TD BGCOLOR="{FILLS[k]}"><FONT COLOR="{INK}">{_html(diagram.legend[k])}</FONT></TD>'
+        f'<TD BGCOLOR="{FILLS[k]}"><FONT COLOR="{INK}">{_html(legend[k])}</FONT></TD>'
         for k in kinds
     )
     rows = f"<TR>{cells}</TR>" if cells else ""

@@ -12,12 +12,14 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import subprocess
+import textwrap
 import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
 
 from sandbox.graphs.diagram import MID, Diagram, cap, to_dot
 
 SVG_NS = "http://www.w3.org/2000/svg"
+NOTE_COLUMNS = 72
 ELEMENTS = {"svg", "g", "title", "polygon", "polyline", "path", "ellipse", "text", "rect", "line"}
 ATTRIBUTES = {
     "width", "height", "viewBox", "transform", "points", "d", "cx", "cy", "rx", "ry", "x", "y",
@@ -46,7 +48,8 @@ def render(diagram: Diagram, *, max_nodes: int = 300, timeout_s: float = 3.0) ->
     except subprocess.TimeoutExpired:
         note = f"render timed out after {timeout_s:g} s ({len(diagram.nodes)} nodes)"
         return Rendered(note_svg(note), 0, True)
-    return Rendered(clean_svg(raw, tooltips), len(diagram.nodes), diagram.truncated)
+    shown = sum(1 for node in diagram.nodes.values() if node.kind != "cut")
+    return Rendered(clean_svg(raw, tooltips), shown, diagram.truncated)
 
 
 def run_dot(dot_text: str, timeout_s: float) -> str:
@@ -121,10 +124,15 @@ def _harmless(value: str) -> bool:
 
 
 def note_svg(text: str) -> str:
-    """A one-line drawing for 'nothing to draw' and 'gave up' cases."""
-    width = 12 + 7 * len(text)
+    """A few lines of text for 'nothing to draw' and 'gave up' cases."""
+    lines = textwrap.wrap(text, NOTE_COLUMNS) or [""]
+    width = 12 + 7 * max(len(line) for line in lines)
+    height = 10 + 18 * len(lines)
+    body = "".join(
+        f'<text x="6" y="{18 * (i + 1)}">{escape(line)}</text>' for i, line in enumerate(lines)
+    )
     return (
-        f'<svg xmlns="{SVG_NS}" role="img" width="{width}" height="28" viewBox="0 0 {width} 28">'
-        f'<text x="6" y="18" fill="{MID}" font-family="Helvetica,sans-serif" font-size="13">'
-        f"{escape(text)}</text></svg>"
+        f'<svg xmlns="{SVG_NS}" role="img" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}"><g fill="{MID}" font-family="Helvetica,sans-serif" '
+        f'font-size="13">{body}</g></svg>'
     )

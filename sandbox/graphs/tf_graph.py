@@ -10,6 +10,7 @@ and only what feeds an output or a variable update is kept.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from typing import Any
 
@@ -24,6 +25,7 @@ HIDDEN = {
     "ZerosLike", "OnesLike",
 }  # fmt: skip
 BYPASSED = {"Identity", "IdentityN"}
+CALLS = {"PartitionedCall", "StatefulPartitionedCall"}
 SOURCES = ("Random", "StatelessRandom", "TruncatedNormal", "VarHandleOp")  # visible with no inputs
 
 Source = tuple[str, str]  # ("node", key) | ("var", name) | ("hidden", "")
@@ -56,26 +58,35 @@ def function_diagram(cf: Any, names: dict[int, str]) -> Diagram:
     var_names = {id(v.handle): v.name.removesuffix(":0") for v in cf.variables}
     var_names.update(names)
     pruner = _Pruner({internal.op.name: ext for ext, internal in graph.captures}, var_names)
-    for op in graph.get_operations():
-        pruner.visit(op)
-    diagram = pruner.diagram
-    for path, tensor in _flatten(cf.structured_outputs, ""):
-        if isinstance(tensor, tf.Tensor):
-            key = diagram.add(Node(f"return{path}\n{shape_text(tensor.shape)}", "output"))
-            diagram.roots.append(key)
-            pruner.feed(pruner.sources.get(tensor.name, HIDDEN_SOURCE), key, ())
-    for op in graph.control_outputs:  # variable updates: what a training step is for
-        if op.name in pruner.kept and op.type != "ReadVariableOp":
-            diagram.roots.append(pruner.kept[op.name])
-    return _ancestors_only(diagram)
+    pruner.run(graph)
+    call = pruner.lone_call(graph)
+    if call is not None:  # a wrapper (Keras's fit loop, say): what it calls is the story
+        callee = call.get_attr("f").name
+        inner = getattr(graph, "_functions", {}).get(callee)
+        inner_graph = getattr(inner, "graph", None)
+        if inner_graph is not None and len(inner_graph.inputs) == len(call.inputs):
+            args = {p.op.name: pruner.describe(t) for p, t in zip(inner_graph.inputs, call.inputs)}
+            outer_name = graph.name
+            pruner = _Pruner({}, {}, args)
+            pruner.run(inner_graph)
+            pruner.diagram.notes.append(
+                f"{outer_name} only calls {_function_name(callee)}: this is {_function_name(callee)}"
+            )
+    return pruner.diagram
 
 
 class _Pruner:
     """One pass over the ops in creation order, which is an order inputs come first in."""
 
-    def __init__(self, external: dict[str, Any], var_names: dict[int, str]) -> None:
-        self.external = external
+    def __init__(
+        self,
+        external: dict[str, Any],
+        var_names: dict[int, str],
+        args: dict[str, Source | Node] | None = None,
+    ) -> None:
+        self.external = external  # captured placeholder -> the eager value it stands for
         self.var_names = var_names
+        self.args = args or {}  # for a called function: placeholder -> what the caller passed
         self.diagram = Diagram(legend={
             "input": "input", "param": "variable", "op": "op", "grad": "gradient op",
             "update": "variable update", "output": "output",
@@ -83,6 +94,36 @@ class _Pruner:
         self.sources: dict[str, Source] = {}  # tensor name -> where its value comes from
         self.leaves: dict[str, Node] = {}  # inputs and variable reads: drawn afresh per use
         self.kept: dict[str, str] = {}  # op name -> node key
+
+    def run(self, graph: Any) -> None:
+        for op in graph.get_operations():
+            self.visit(op)
+        diagram = self.diagram
+        for path, tensor in _flatten(graph.structured_outputs, ""):
+            if isinstance(tensor, tf.Tensor):
+                key = diagram.add(Node(f"return{path}\n{shape_text(tensor.shape)}", "output"))
+                diagram.roots.append(key)
+                self.feed(self.sources.get(tensor.name, HIDDEN_SOURCE), key, ())
+        for op in graph.control_outputs:  # variable updates: what a training step is for
+            if op.name in self.kept and op.type != "ReadVariableOp":
+                diagram.roots.append(self.kept[op.name])
+        _ancestors_only(diagram)
+
+    def lone_call(self, graph: Any) -> tf.Operation | None:
+        """The one function call in a graph that does little else, if that is what it is."""
+        shown = {k for k, n in self.diagram.nodes.items() if n.kind in ("op", "grad", "update")}
+        ops = [op for op in graph.get_operations() if self.kept.get(op.name) in shown]
+        calls = [op for op in ops if op.type in CALLS]
+        return calls[0] if len(calls) == 1 and len(ops) <= 4 else None
+
+    def describe(self, tensor: tf.Tensor) -> Source | Node:
+        kind, ref = self.sources.get(tensor.name, HIDDEN_SOURCE)
+        if kind == "leaf":
+            return self.leaves[ref]
+        if kind == "node":
+            label = self.diagram.nodes[ref].label.split("\n")[0]
+            return Node(f"{label}\n{shape_text(tensor.shape)}", "input", tooltip="argument")
+        return (kind, ref)
 
     def visit(self, op: tf.Operation) -> None:
         srcs = [self.sources.get(t.name, HIDDEN_SOURCE) for t in op.inputs]
@@ -106,7 +147,8 @@ class _Pruner:
         if not op.outputs and targets:  # a write: name the variable instead of drawing an edge
             node = _node(op, f"{op.type}\n\N{RIGHTWARDS ARROW} {targets[0]}", "update")
         else:
-            node = _node(op, f"{op.type}\n{_out_shape(op)}".rstrip(), _kind(op))
+            title = f"{_function_name(op.get_attr('f').name)}()" if op.type in CALLS else op.type
+            node = _node(op, f"{title}\n{_out_shape(op)}".rstrip(), _kind(op))
             srcs = srcs + [("leaf-var", name) for name in targets]
         key = self.diagram.add(node)
         for src in srcs:
@@ -126,6 +168,12 @@ class _Pruner:
 
     def _placeholder(self, op: tf.Operation) -> Source:
         out = op.outputs[0]
+        passed = self.args.get(op.name)
+        if isinstance(passed, Node):
+            self.leaves[op.name] = passed
+            return ("leaf", op.name)
+        if passed is not None:
+            return passed
         ext = self.external.get(op.name)
         if out.dtype == tf.resource:  # a variable, captured or passed in
             return ("var", op.name if ext is None else self.var_names.get(id(ext), op.name))
@@ -158,6 +206,12 @@ def _hidden(op: tf.Operation, srcs: list[Source]) -> bool:
     if not srcs:
         return not op.type.startswith(SOURCES)
     return all(kind == "hidden" for kind, _ in srcs) and not op.type.startswith(SOURCES)
+
+
+def _function_name(library_name: str | bytes) -> str:
+    """`__inference_one_step_on_data_529` -> `one_step_on_data`."""
+    name = library_name.decode() if isinstance(library_name, bytes) else library_name
+    return re.sub(r"_\d+$", "", name.removeprefix("__inference_"))
 
 
 def _flatten(value: Any, path: str) -> list[tuple[str, Any]]:
