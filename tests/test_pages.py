@@ -72,7 +72,9 @@ def test_every_page_has_a_csp_without_inline_script_and_sets_cookies(
     csp = page.headers["content-security-policy"]
     script = next(d for d in csp.split(";") if d.strip().startswith("script-src"))
     assert script.strip() == "script-src 'self'"
-    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    styles = next(d for d in csp.split(";") if d.strip().startswith("style-src "))
+    assert "unsafe-inline" not in script + styles and "unsafe-eval" not in csp
+    assert "style-src-attr 'unsafe-inline'" in csp  # attributes only, never elements
     assert "<script>" not in page.text  # every script is a file
     assert {"sbs_learner", "sbs_csrf"} <= set(page.cookies)
     assert "HttpOnly" in page.headers["set-cookie"]

@@ -25,11 +25,15 @@ CSRF_FIELD = "csrf_token"
 _YEAR_S = 365 * 24 * 3600
 
 # CodeMirror injects its base styles as a <style> element; it gets the
-# per-response nonce (style only: no script ever needs one).
+# per-response nonce (style only: no script ever needs one). Style
+# *attributes* are allowed: Chromium's own contenteditable editing writes
+# them while CodeMirror catches up, lesson tables align columns with them,
+# and an attribute can neither run script nor load from another origin here.
 CSP = "; ".join([
     "default-src 'self'",
     "script-src 'self'",
     "style-src 'self' 'nonce-{nonce}'",
+    "style-src-attr 'unsafe-inline'",
     "img-src 'self' data:",
     "font-src 'self'",
     "connect-src 'self'",
