@@ -27,6 +27,9 @@ ATTRIBUTES = {
     "fill-opacity", "font-family", "font-size", "font-weight", "font-style", "text-anchor", "class",
 }  # fmt: skip
 
+# Set once on the root instead of on every <text>: about a third of the bytes.
+INHERITED = {"font-family": "Helvetica,sans-Serif", "font-size": "10.00"}
+
 
 @dataclasses.dataclass
 class Rendered:
@@ -106,10 +109,13 @@ def _write(
         if text not in tooltips:
             return
         text = tooltips[text]
-    attrs = [(k, v) for k, v in el.attrib.items() if k in ATTRIBUTES and _harmless(v)]
+    attrs = [
+        (k, v)
+        for k, v in el.attrib.items()
+        if k in ATTRIBUTES and _harmless(v) and INHERITED.get(k) != v
+    ]
     if top:
-        attrs.append(("xmlns", SVG_NS))
-        attrs.append(("role", "img"))
+        attrs += [("xmlns", SVG_NS), ("role", "img"), *INHERITED.items()]
     parts.append(f"<{name}" + "".join(f" {k}={quoteattr(v)}" for k, v in attrs) + ">")
     if text.strip():
         parts.append(escape(text))

@@ -20,6 +20,7 @@ from sandbox.graphs.diagram import Diagram, Node
 
 WALK_LIMIT = 20_000  # grad_fn nodes visited before giving up on counting
 _BACKWARD = re.compile(r"Backward\d*$")
+_SAVED: dict[type, tuple[str, ...]] = {}
 
 
 def shape_text(shape: Any) -> str:
@@ -99,11 +100,16 @@ def _leaf_label(tensor: torch.Tensor, names: dict[int, str]) -> str:
     return f"{names.get(id(tensor), 'leaf')}\n{shape_text(tensor.shape)}"
 
 
+def _saved_attributes(cls: type) -> tuple[str, ...]:
+    # dir() is the slow part of a walk; each backward function class is looked at once.
+    if cls not in _SAVED:
+        _SAVED[cls] = tuple(a for a in dir(cls) if a.startswith("_saved_"))
+    return _SAVED[cls]
+
+
 def _saved_inputs(diagram: Diagram, fn: Any, key: str, names: dict[int, str]) -> bool:
     """Draw the snippet's own grad-less tensors that this op saved; True if they were freed."""
-    for attr in dir(fn):
-        if not attr.startswith("_saved_"):
-            continue
+    for attr in _saved_attributes(type(fn)):
         try:
             value = getattr(fn, attr)
         except RuntimeError:  # saved tensors are freed by backward()
