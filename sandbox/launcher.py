@@ -74,9 +74,10 @@ def _gpu_binds() -> list[str]:
     return args
 
 
-def bwrap_command(argv: list[str], passwd_fd: int, group_fd: int) -> list[str]:
+def bwrap_command(argv: list[str], passwd_fd: int, group_fd: int,
+                  cgroup_dir: str | None = None) -> list[str]:
     args = ["bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--unshare-cgroup-try", "--die-with-parent", "--new-session",
+            "--die-with-parent", "--new-session",
             "--hostname", "sandbox"]
     if os.getuid() != 0:  # rootless: a user namespace supplies the capabilities
         args += ["--unshare-user"]
@@ -100,6 +101,8 @@ def bwrap_command(argv: list[str], passwd_fd: int, group_fd: int) -> list[str]:
         args += ["--ro-bind", root, root]
     args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/tmp"]
     args += _gpu_binds()
+    if cgroup_dir:  # supervisors make each run's memory cgroup in here
+        args += ["--bind", cgroup_dir, cgroup_dir]
     args += ["--clearenv"]
     for key, value in RUN_ENV.items():
         args += ["--setenv", key, value]

@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from sandbox import launcher, wire
+from sandbox.cgroups import CgroupBase
 from sandbox.fairqueue import FairQueue, QueueClosed, QueueFull
 from sandbox.limits import Limits
 from sandbox.protocol import RunRequest, RunResult, RunStatus
@@ -69,10 +70,13 @@ class Pool:
         self._closing = False
         self._started = asyncio.Event()
         self.template_restarts = 0
+        self.cgroup: CgroupBase | None = None
 
     # ---- template lifecycle -------------------------------------------------
 
     async def start(self) -> None:
+        if not self.insecure:
+            self.cgroup = CgroupBase.create()
         await self.start_template()
 
     async def start_template(self) -> None:
@@ -83,7 +87,8 @@ class Pool:
         identity: tuple[int, ...] = ()
         if not self.insecure:
             identity = launcher.identity_fds()
-            argv = launcher.bwrap_command(argv, *identity)
+            argv = launcher.bwrap_command(argv, *identity,
+                                          cgroup_dir=str(self.cgroup.path) if self.cgroup else None)
             fds += identity
         env = None if not self.insecure else {**launcher.RUN_ENV, "PYTHONPATH": str(
             launcher.SANDBOX_DIR.parent), "TMPDIR": os.environ.get("TMPDIR", "/tmp")}
@@ -155,7 +160,9 @@ class Pool:
             return
         slot = self._free_slots.pop(0)
         message = {"type": "spawn", "id": next(self._ids), "slot": slot,
-                   "limits": dataclasses.asdict(self.limits)}
+                   "limits": dataclasses.asdict(self.limits),
+                   "cgroup": {"base": str(self.cgroup.path), "version": self.cgroup.version}
+                   if self.cgroup else None}
         try:
             self._ctrl.send(json.dumps(message).encode())
         except OSError:
@@ -263,7 +270,8 @@ class Pool:
         return {"slots": self.size, "busy": self.queue.busy, "queued": self.queue.waiting,
                 "spares_ready": self._ready.qsize(), "spares_warming": self._warming,
                 "template_alive": alive, "template_restarts": self.template_restarts,
-                "sandbox": "insecure" if self.insecure else "bubblewrap+namespaces+seccomp"}
+                "sandbox": "insecure" if self.insecure else "bubblewrap+namespaces+seccomp",
+                "memory_cgroups": f"v{self.cgroup.version}" if self.cgroup else None}
 
     async def stop(self, drain_s: float = 10.0) -> None:
         """Refuse new runs, fail queued ones, give running ones `drain_s`, then end all."""
@@ -274,6 +282,8 @@ class Pool:
         if running:
             await asyncio.wait(running, timeout=drain_s)
         self._retire_template()
+        if self.cgroup is not None:
+            self.cgroup.remove()
         for task in [*running, *self._warmers]:
             task.cancel()
         await asyncio.gather(*self._warmers, return_exceptions=True)

@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from sandbox import execute, wire
+from sandbox.cgroups import RunCgroup
 from sandbox.limits import Limits
 
 
@@ -86,10 +87,13 @@ def _trace_ms(namespace: dict[str, Any], timings: dict[str, Any]) -> float | Non
     return None
 
 
-def serve_one(request_fd: int, result_fd: int, limits: Limits, slot: int, secure: bool) -> None:
+def serve_one(request_fd: int, result_fd: int, limits: Limits, slot: int, secure: bool,
+              cgroup: RunCgroup | None = None) -> None:
     if secure:
         from sandbox.isolation import confine_run
 
+        if cgroup is not None:
+            cgroup.join()  # while still root: after this the run can't leave it
         confine_run(limits, slot)
     else:
         from sandbox.isolation import apply_limits

@@ -24,8 +24,10 @@ import traceback
 from typing import Any
 
 from sandbox import runner, wire
+from sandbox.cgroups import RunCgroup
 from sandbox.limits import Limits
 
+CGROUP_HEADROOM_MB = 512
 CUT_MARKER = "\n[… output cut: more than {kib} KiB on this stream]\n"
 
 
@@ -58,17 +60,24 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _ended_by_signal(sig: int, stderr: str) -> tuple[str, str, str]:
+def _ended_by_signal(sig: int, stderr: str, oom_killed: bool) -> tuple[str, str, str]:
     if sig == signal.SIGXCPU:
         return "timeout", "CPUTimeLimit", "the run used up its CPU time"
-    if "bad_alloc" in stderr or "Cannot allocate memory" in stderr:
+    if oom_killed or "bad_alloc" in stderr or "Cannot allocate memory" in stderr:
         return "memory", "MemoryLimit", "the run was stopped for using too much memory"
     return "killed", "Crashed", f"the run ended with {_signal_name(sig)}"
 
 
 class Supervisor:
-    def __init__(self, sock: socket.socket, slot: int, limits: Limits, secure: bool) -> None:
+    def __init__(self, sock: socket.socket, slot: int, limits: Limits, secure: bool,
+                 cgroup: dict[str, Any] | None = None) -> None:
         self.sock, self.slot, self.limits, self.secure = sock, slot, limits, secure
+        self.cgroup: RunCgroup | None = None
+        if cgroup is not None:
+            # Headroom over RLIMIT_DATA: ordinary bombs still end as a clean
+            # MemoryError; the cgroup catches what rlimits can't see.
+            self.cgroup = RunCgroup(cgroup["base"], cgroup["version"],
+                                    limits.memory_mb + CGROUP_HEADROOM_MB)
 
     def start_run(self) -> None:
         workdir = "/tmp" if self.secure else tempfile.mkdtemp(prefix="sbs-run-")
@@ -100,7 +109,7 @@ class Supervisor:
                 os.close(w if name == "request" else r)
             os.chdir(self.workdir)
             runner.serve_one(pipes["request"][0], pipes["result"][1], self.limits,
-                             self.slot, self.secure)
+                             self.slot, self.secure, self.cgroup)
         except BaseException:
             traceback.print_exc()
             code = 70
@@ -193,6 +202,15 @@ class Supervisor:
 
         return json.loads(bytes(buf[4:4 + size]))  # type: ignore[no-any-return]
 
+    def remove_cgroup(self) -> None:
+        if self.cgroup is None:
+            return
+        for _ in range(50):  # the run's last processes may take a moment to be freed
+            self.cgroup.remove()
+            if not self.cgroup.path.exists():
+                return
+            time.sleep(0.02)
+
     def _kill(self) -> None:
         try:
             os.kill(self.pid, signal.SIGKILL)
@@ -209,7 +227,8 @@ class Supervisor:
             result = frame["result"]
         elif status is None:  # the run ended by itself, without a result
             if os.WIFSIGNALED(wait_status):
-                status, type_, message = _ended_by_signal(os.WTERMSIG(wait_status), stderr)
+                oom = self.cgroup is not None and self.cgroup.oom_killed()
+                status, type_, message = _ended_by_signal(os.WTERMSIG(wait_status), stderr, oom)
             else:
                 status, type_, message = "killed", "Crashed", "the run ended without a result"
         if status is not None:
@@ -220,20 +239,25 @@ class Supervisor:
         self._kill()  # whatever the snippet left running goes with pid 1
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
+        self.remove_cgroup()
         if not self.secure:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def supervise(sock: socket.socket, slot: int, limits: Limits, secure: bool) -> None:
+def supervise(sock: socket.socket, slot: int, limits: Limits, secure: bool,
+              cgroup: dict[str, Any] | None = None) -> None:
     """Entry point in the freshly forked supervisor; never returns."""
     code = 0
+    supervisor = None
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        supervisor = Supervisor(sock, slot, limits, secure)
+        supervisor = Supervisor(sock, slot, limits, secure, cgroup)
         supervisor.start_run()
         supervisor.relay()
     except BaseException:
         traceback.print_exc()
         code = 70
     finally:
+        if supervisor is not None:
+            supervisor.remove_cgroup()
         os._exit(code)

@@ -50,7 +50,7 @@ def serve(ctrl: socket.socket, secure: bool) -> None:
         if pid == 0:
             ctrl.close()
             ours.close()
-            supervise(theirs, message["slot"], limits, secure)
+            supervise(theirs, message["slot"], limits, secure, message.get("cgroup"))
         theirs.close()
         reply = {"type": "spare", "id": message["id"], "slot": message["slot"], "pid": pid}
         socket.send_fds(ctrl, [json.dumps(reply).encode()], [ours.fileno()])

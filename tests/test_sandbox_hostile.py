@@ -170,3 +170,15 @@ def test_ptrace_and_mounts_are_refused(api: httpx.Client) -> None:
             "print(libc.unshare(0x10000000), ctypes.get_errno())\n")
     result = run(api, code)
     assert result["stdout"] == "-1 1\n-1 1\n", result  # EPERM both times
+
+
+def test_shared_memory_bomb_is_contained(api: httpx.Client) -> None:
+    # Shared anonymous memory escapes RLIMIT_DATA; the run's memory cgroup catches it.
+    if os.getuid() != 0:
+        pytest.skip("memory cgroups are made by a server running as root")
+    health = api.get("/api/health").json()
+    assert health["memory_cgroups"] in ("v1", "v2"), "a root server should make memory cgroups"
+    code = ("import mmap\nm = mmap.mmap(-1, 3 * 1024 ** 3)\n"
+            "for i in range(0, len(m), 4096):\n    m[i] = 1\n")
+    result = run(api, code, timeout_s=30)
+    assert result["status"] == "memory", result

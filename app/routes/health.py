@@ -18,6 +18,7 @@ async def read_health(pool: PoolDep, settings: SettingsDep) -> dict[str, Any]:
         "status": "ok" if stats["template_alive"] else "degraded",
         "sandbox": stats["sandbox"],
         "insecure": settings.insecure_no_sandbox,
+        "memory_cgroups": stats["memory_cgroups"],
         "pool": {k: stats[k] for k in ("slots", "busy", "queued", "spares_ready",
                                        "spares_warming", "template_restarts")},
         "device": pool.context["device"],
