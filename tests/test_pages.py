@@ -220,3 +220,35 @@ def test_oversized_code_is_refused(learner: Learner) -> None:
     response = learner.post(f"{STEP}/sum-along-an-axis/run/pytorch",
                             {"pytorch": "x = 1\n" * 20000})
     assert response.status_code == 422
+
+
+def test_a_full_queue_shows_busy_with_the_retry_time() -> None:
+    import asyncio
+    import concurrent.futures
+
+    from app.packs.loader import load_pack
+    from app.settings import ROOT
+    from app.web import results
+    from app.web.jobs import Jobs
+    from app.web.render import templates
+    from app.web.stepview import build_step
+    from sandbox.pool import QueueFull
+
+    lesson = load_pack(ROOT / "lessons" / "example").lessons[0]
+    view = build_step(lesson, lesson.steps[0])
+
+    async def full() -> None:
+        raise QueueFull(7)
+
+    async def go() -> str:
+        jobs = Jobs()
+        job = jobs.start(full(), client="c", kind="side")
+        await jobs.settle(job, 1)
+        results.side_from_job(view.side("pytorch"), job, None)
+        template = templates().env.get_template("partials/result.html")
+        return template.render(sv=view, side=view.side("pytorch"))
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # the browser tests hold a loop here
+        html = pool.submit(asyncio.run, go()).result()
+    assert 'data-state="busy"' in html
+    assert "The server is busy. Try again in 7 s." in html

@@ -1,15 +1,26 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from app.store import outputs, progress, shares
 from app.store.db import Database
+
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run on its own thread: the browser tests keep a loop on this one."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 @pytest.fixture
@@ -32,14 +43,14 @@ def test_progress_records_viewed_ran_passed(db: Database) -> None:
         assert set(await progress.for_learner(db, "l1")) == {"tensors"}
         assert await progress.last_visit(db, "l1") == progress.LastVisit("tensors", "creating")
 
-    asyncio.run(go())
+    run(go())
 
 
 def test_attempts_count_up(db: Database) -> None:
     async def go() -> list[int]:
         return [await progress.add_attempt(db, "l1", "x", "s") for _ in range(3)]
 
-    assert asyncio.run(go()) == [1, 2, 3]
+    assert run(go()) == [1, 2, 3]
 
 
 def test_share_round_trips_code_verbatim(db: Database) -> None:
@@ -50,7 +61,7 @@ def test_share_round_trips_code_verbatim(db: Database) -> None:
         assert await shares.get(db, made.id) == made
         assert await shares.get(db, "nope") is None
 
-    asyncio.run(go())
+    run(go())
 
 
 def test_outputs_cache_by_key(db: Database) -> None:
@@ -63,7 +74,7 @@ def test_outputs_cache_by_key(db: Database) -> None:
         assert await outputs.get(db, key) == {"status": "ok"}
         assert await outputs.get_many(db, [key, "other"]) == {key: {"status": "ok"}}
 
-    asyncio.run(go())
+    run(go())
 
 
 def test_all_writes_go_through_one_thread(db: Database) -> None:
@@ -77,7 +88,7 @@ def test_all_writes_go_through_one_thread(db: Database) -> None:
     async def go() -> None:
         await asyncio.gather(*(db.write(write) for _ in range(20)))
 
-    asyncio.run(go())
+    run(go())
     assert seen == {"sqlite-write"}
 
 
@@ -93,7 +104,7 @@ def test_a_failed_write_rolls_back_and_the_writer_keeps_going(db: Database) -> N
         await progress.mark(db, "l", "x", "", "viewed")
         assert (await progress.for_lesson(db, "l", "x"))[""].viewed
 
-    asyncio.run(go())
+    run(go())
 
 
 def test_reads_never_write(db: Database) -> None:
@@ -101,4 +112,4 @@ def test_reads_never_write(db: Database) -> None:
         conn.execute("DELETE FROM shares")
 
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
-        asyncio.run(db.read(sneaky))
+        run(db.read(sneaky))

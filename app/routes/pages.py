@@ -39,9 +39,10 @@ async def read_catalog(request: Request, learner: LearnerDep) -> HTMLResponse:
         }
     resume = None
     last = await progress.last_visit(db, learner)
-    if last and (lesson := catalog.lesson(last.lesson)):
-        step = lesson.step(last.step) if last.step else None
-        resume = {"lesson": lesson, "step": step.id if step else "",
+    visited = catalog.lesson(last.lesson) if last else None
+    if last and visited:
+        step = visited.step(last.step) if last.step else None
+        resume = {"lesson": visited, "step": step.id if step else "",
                   "step_title": step.title if step else ""}
     lessons = catalog.lessons
     return render(request, "pages/catalog.html", {

@@ -15,7 +15,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -46,13 +46,13 @@ CREATE TABLE IF NOT EXISTS outputs (
 );
 """
 
-_STOP = object()
+_Job = tuple[Callable[[sqlite3.Connection], Any], "concurrent.futures.Future[Any]"]
 
 
 class Database:
     def __init__(self, path: Path, read_threads: int = 3) -> None:
         self.path = path
-        self._jobs: queue.Queue[object] = queue.Queue()
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._writer: threading.Thread | None = None
         self._local = threading.local()
         self._read_conns: list[sqlite3.Connection] = []
@@ -71,7 +71,7 @@ class Database:
 
     def stop(self) -> None:
         if self._writer is not None:
-            self._jobs.put(_STOP)
+            self._jobs.put(None)
             self._writer.join()
             self._writer = None
         self._readers.shutdown(wait=True)
@@ -106,9 +106,9 @@ class Database:
         ready.set()
         while True:
             job = self._jobs.get()
-            if job is _STOP:
+            if job is None:
                 break
-            fn, future = job  # type: ignore[misc]
+            fn, future = job
             if not future.set_running_or_notify_cancel():
                 continue
             try:

@@ -103,5 +103,5 @@ async def last_visit(db: Database, learner: str) -> LastVisit | None:
 def _row(r: sqlite3.Row | tuple[object, ...]) -> StepProgress:
     return StepProgress(
         viewed=r[1] is not None, ran=r[2] is not None, passed=r[3] is not None,
-        attempts=int(r[4] or 0),  # type: ignore[call-overload]
+        attempts=int(r[4] or 0),  # type: ignore[arg-type, call-overload]
     )

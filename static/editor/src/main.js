@@ -118,8 +118,23 @@ function onConfirm(e) {
   }
 }
 
+// A pending panel keeps the height of the result it replaces, so the page
+// does not jump while a run is queued or running.
+const heights = new Map();
+function onBeforeSwap(e) {
+  const target = e.detail.target;
+  if (target && target.id) heights.set(target.id, target.offsetHeight);
+}
+
+function holdHeight(el) {
+  if (!el || !el.id || !heights.has(el.id)) return;
+  if (el.dataset.state === "pending") el.style.minHeight = `${heights.get(el.id)}px`;
+  heights.delete(el.id);
+}
+
 function onAfterSwap(e) {
   const target = e.detail.target;
+  holdHeight(target && target.id ? document.getElementById(target.id) : null);
   if (target && target.classList && target.classList.contains("diff")) {
     target.hidden = false;
     const button = document.querySelector(`[aria-controls="${target.id}"]`);
@@ -155,7 +170,16 @@ document.addEventListener("DOMContentLoaded", () => {
   document.addEventListener("keydown", onTabKey);
   document.addEventListener("sbs:edit", onEdit);
   document.body.addEventListener("htmx:confirm", onConfirm);
+  document.body.addEventListener("htmx:beforeSwap", onBeforeSwap);
   document.body.addEventListener("htmx:afterSwap", onAfterSwap);
+  document.body.addEventListener("htmx:oobBeforeSwap", (e) => {
+    const t = e.detail.target;
+    if (t && t.id) heights.set(t.id, t.offsetHeight);
+  });
+  document.body.addEventListener("htmx:oobAfterSwap", (e) => {
+    const t = e.detail.target;
+    holdHeight(t && t.id ? document.getElementById(t.id) : null);
+  });
   document.body.addEventListener("htmx:load", (e) => init(e.detail.elt));
   init(document);
 });
