@@ -37,7 +37,7 @@ def draw(
     """Graphs as `protocol.Graph` dicts: kind, title, svg, nodes, truncated."""
     try:
         jobs = (plan_torch if framework == "pytorch" else plan_tf)(namespace, target)
-    except Exception:  # noqa: BLE001 - a namespace too odd to search: no drawing at all
+    except Exception:  # a namespace too odd to search: no drawing at all
         return []
     return [_build(job, max_nodes, render_timeout_s) for job in jobs]
 
@@ -48,7 +48,7 @@ def _build(job: Job, max_nodes: int, timeout_s: float) -> GraphDict:
         return _note(kind, title, make)
     try:
         drawn = render(make(), max_nodes=max_nodes, timeout_s=timeout_s)
-    except Exception as exc:  # noqa: BLE001 - a failed drawing must not cost the run its result
+    except Exception as exc:  # a failed drawing must not cost the run its result
         return _note(kind, title, f"could not draw this graph: {_reason(exc)}")
     return {
         "kind": kind,

@@ -9,7 +9,6 @@ dark text and everything drawn straight on the background is a mid-tone grey.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections import deque
 from typing import Literal
 
@@ -17,16 +16,21 @@ NodeKind = Literal["param", "input", "op", "grad", "output", "update", "cut"]
 
 INK = "#1f2328"  # text inside filled nodes
 MID = "#8c959f"  # edges, cluster frames and labels: readable on white and on black
-STYLES: dict[str, str] = {
-    "param": 'shape=box, style="rounded,filled", fillcolor="#a5d8ff", color="#1c7ed6"',
-    "input": 'shape=box, style="rounded,filled,dashed", fillcolor="#f1f3f5", color="#495057"',
-    "op": 'shape=box, style="filled", fillcolor="#e9ecef", color="#868e96"',
-    "grad": 'shape=box, style="filled", fillcolor="#eebefa", color="#ae3ec9"',
-    "output": 'shape=ellipse, style="filled", fillcolor="#ffd8a8", color="#f76707"',
-    "update": 'shape=box, style="rounded,filled,bold", fillcolor="#a5d8ff", color="#1c7ed6"',
-    "cut": f'shape=plaintext, style="filled", fillcolor="#fff3bf", color="{MID}"',
+# kind: (shape, style, fill, border)
+LOOKS: dict[str, tuple[str, str, str, str]] = {
+    "param": ("box", "rounded,filled", "#a5d8ff", "#1c7ed6"),
+    "input": ("box", "rounded,filled,dashed", "#f1f3f5", "#495057"),
+    "op": ("box", "filled", "#e9ecef", "#868e96"),
+    "grad": ("box", "filled", "#eebefa", "#ae3ec9"),
+    "output": ("ellipse", "filled", "#ffd8a8", "#f76707"),
+    "update": ("box", "rounded,filled,bold", "#a5d8ff", "#1c7ed6"),
+    "cut": ("plaintext", "filled", "#fff3bf", MID),
 }
-FILLS = {kind: re.search(r'fillcolor="([^"]+)"', style).group(1) for kind, style in STYLES.items()}  # type: ignore[union-attr]
+STYLES = {
+    kind: f'shape={shape}, style="{style}", fillcolor="{fill}", color="{border}"'
+    for kind, (shape, style, fill, border) in LOOKS.items()
+}
+FILLS = {kind: look[2] for kind, look in LOOKS.items()}
 DEFAULT_LEGEND: dict[str, str] = {
     "param": "parameter",
     "input": "input (no grad)",
@@ -55,7 +59,6 @@ class Diagram:
     roots: list[str] = dataclasses.field(default_factory=list)  # outputs: distance 0
     legend: dict[str, str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_LEGEND))
     notes: list[str] = dataclasses.field(default_factory=list)
-    total: int | None = None  # nodes the walk saw, when it stopped before the end
     truncated: bool = False
     serial: int = 0
 
@@ -71,11 +74,8 @@ class Diagram:
 
 def cap(diagram: Diagram, max_nodes: int) -> Diagram:
     """Keep the `max_nodes` nodes nearest the roots (fewest edges away)."""
-    total = max(diagram.total or 0, len(diagram.nodes))
-    if len(diagram.nodes) <= max_nodes:
-        if total > len(diagram.nodes):
-            diagram.truncated = True
-            diagram.notes.append(f"truncated: {len(diagram.nodes)} of {total} nodes shown")
+    total = len(diagram.nodes)
+    if total <= max_nodes:
         return diagram
     inputs: dict[str, list[str]] = {}
     for src, dst in diagram.edges:
@@ -140,7 +140,8 @@ def _footer(diagram: Diagram) -> str:
     rows = f"<TR>{cells}</TR>" if cells else ""
     span = max(len(kinds), 1)
     for note in diagram.notes:
-        rows += f'<TR><TD COLSPAN="{span}" BGCOLOR="#fff3bf"><FONT COLOR="{INK}">{_html(note, 120)}</FONT></TD></TR>'
+        text = f'<FONT COLOR="{INK}">{_html(note, 120)}</FONT>'
+        rows += f'<TR><TD COLSPAN="{span}" BGCOLOR="#fff3bf">{text}</TD></TR>'
     if not rows:
         return ""
     return f'label=<<TABLE BORDER="0" CELLSPACING="3" CELLPADDING="3">{rows}</TABLE>>;'
@@ -159,7 +160,8 @@ def to_dot(diagram: Diagram) -> str:
         "digraph G {",
         'graph [bgcolor="transparent", rankdir=TB, nodesep=0.25, ranksep=0.35, fontsize=10, '
         + f'fontname="Helvetica", fontcolor="{MID}", labelloc=b];',
-        f'node [fontname="Helvetica", fontsize=10, fontcolor="{INK}", height=0.3, margin="0.08,0.03"];',
+        f'node [fontname="Helvetica", fontsize=10, fontcolor="{INK}", height=0.3, '
+        + 'margin="0.08,0.03"];',
         f'edge [color="{MID}", arrowsize=0.6];',
         _footer(diagram),
     ]

@@ -122,11 +122,7 @@ def plan_tf(namespace: dict[str, Any], target: str | None) -> list[Job]:
     jobs: list[Job] = []
     call = tracking.last_call()
     if call is not None:
-        fname = next((k for k, v in _public(namespace) if v is call.function), None)
-        fname = (
-            fname or f"{getattr(call.function, '__name__', 'function')} (called by library code)"
-        )
-        jobs.append(called(f"tf.function {fname}", call))
+        jobs.append(called(f"tf.function {_function_title(namespace, call.function)}", call))
     models = [(k, v) for k, v in _public(namespace) if kg.is_model(v)]
     model = _outermost(models, lambda m: list(m._flatten_layers()), lambda m: bool(m.weights))
     if model is not None:
@@ -143,6 +139,18 @@ def _outermost(
     with_weights = [(k, v) for k, v in top if weighty(v)]
     chosen = with_weights or top
     return chosen[-1] if chosen else None
+
+
+def _function_title(namespace: dict[str, Any], function: Any) -> str:
+    bound = next((k for k, v in _public(namespace) if v is function), None)
+    if bound is not None:
+        return bound
+    name = getattr(function, "__name__", "function")
+    code = getattr(getattr(function, "python_function", None), "__code__", None)
+    # Snippets are compiled under names like "<snippet>"; library code has real files.
+    if code is not None and not code.co_filename.startswith("<"):
+        return f"{name} (from library code)"
+    return name
 
 
 def _not_drawable(name: str, value: Any, wanted: str) -> str:

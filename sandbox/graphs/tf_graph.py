@@ -1,4 +1,4 @@
-"""What TensorFlow built: the graph of a traced tf.function, and a Keras model's layers.
+"""What TensorFlow built: the graph of a traced tf.function, pruned for reading.
 
 A raw traced graph is mostly plumbing (a small Keras training step has 66+
 ops: constants, shape arithmetic, variable handles, identities). It is pruned
@@ -16,7 +16,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from sandbox.graphs.diagram import Diagram, Node
+from sandbox.graphs.diagram import Diagram, Node, NodeKind
 
 # Always hidden. Slicing, packing and filling are hidden by the general rule
 # instead: when all they read is hidden, they only compute shapes.
@@ -28,7 +28,10 @@ BYPASSED = {"Identity", "IdentityN"}
 CALLS = {"PartitionedCall", "StatefulPartitionedCall"}
 SOURCES = ("Random", "StatelessRandom", "TruncatedNormal", "VarHandleOp")  # visible with no inputs
 
-Source = tuple[str, str]  # ("node", key) | ("var", name) | ("hidden", "")
+# Where a tensor's value comes from: ("node", key) a drawn op; ("leaf", placeholder or read op)
+# an input or variable read, drawn afresh per use; ("var", name) a variable's handle;
+# ("leaf-var", name) a handle fed straight to an op; ("hidden", "") nothing drawn.
+Source = tuple[str, str]
 HIDDEN_SOURCE: Source = ("hidden", "")
 
 
@@ -65,13 +68,13 @@ def function_diagram(cf: Any, names: dict[int, str]) -> Diagram:
         inner = getattr(graph, "_functions", {}).get(callee)
         inner_graph = getattr(inner, "graph", None)
         if inner_graph is not None and len(inner_graph.inputs) == len(call.inputs):
-            args = {p.op.name: pruner.describe(t) for p, t in zip(inner_graph.inputs, call.inputs)}
-            outer_name = graph.name
+            pairs = zip(inner_graph.inputs, call.inputs, strict=True)
+            args = {p.op.name: pruner.describe(t) for p, t in pairs}
+            inner_name = _function_name(callee)
+            note = f"{graph.name} only calls {inner_name}: this is {inner_name}"
             pruner = _Pruner({}, {}, args)
             pruner.run(inner_graph)
-            pruner.diagram.notes.append(
-                f"{outer_name} only calls {_function_name(callee)}: this is {_function_name(callee)}"
-            )
+            pruner.diagram.notes.append(note)
     return pruner.diagram
 
 
@@ -187,7 +190,7 @@ class _Pruner:
         return ("leaf", op.name)
 
 
-def _node(op: tf.Operation, label: str, kind: Any) -> Node:
+def _node(op: tf.Operation, label: str, kind: NodeKind) -> Node:
     scope = tuple(op.name.split("/")[:-1][:2])
     return Node(label, kind, scope, tooltip=f"{op.name} ({op.type})")
 
@@ -196,7 +199,7 @@ def _out_shape(op: tf.Operation) -> str:
     return shape_text(op.outputs[0].shape) if op.outputs else ""
 
 
-def _kind(op: tf.Operation) -> str:
+def _kind(op: tf.Operation) -> NodeKind:
     return "grad" if is_gradient(op) else "op"
 
 

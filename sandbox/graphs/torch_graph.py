@@ -18,7 +18,7 @@ import torch
 
 from sandbox.graphs.diagram import Diagram, Node
 
-WALK_LIMIT = 20_000  # grad_fn nodes visited before giving up on counting
+WALK_LIMIT = 20_000  # grad_fn nodes visited before the walk gives up
 _BACKWARD = re.compile(r"Backward\d*$")
 _SAVED: dict[type, tuple[str, ...]] = {}
 
@@ -80,7 +80,7 @@ def autograd_diagram(tensor: torch.Tensor, title: str, namespace: dict[str, Any]
             if nxt not in seen:
                 seen.add(nxt)
                 if len(seen) >= WALK_LIMIT:
-                    diagram.total = len(seen)
+                    diagram.notes.append(f"the walk stopped after {WALK_LIMIT:,} ops")
                     queue.clear()
                     break
                 queue.append(nxt)
@@ -123,7 +123,7 @@ def _saved_inputs(diagram: Diagram, fn: Any, key: str, names: dict[int, str]) ->
 def structure_diagram(module: torch.nn.Module) -> Diagram:
     try:
         graph = torch.fx.symbolic_trace(module).graph
-    except Exception:  # noqa: BLE001 - data-dependent control flow and the like: show the tree
+    except Exception:  # data-dependent control flow and the like: show the tree
         return _tree_diagram(module)
     diagram = Diagram(
         legend={"input": "input", "param": "module", "op": "function", "output": "output"}
