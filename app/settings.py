@@ -32,10 +32,13 @@ class Settings(BaseSettings):
     run_timeout_s: float = Field(10.0, description="Default wall-time limit of one run.")
     run_max_timeout_s: float = Field(60.0, description="Largest timeout_s a request may ask for.")
     run_cpu_s: int = Field(20, description="CPU-time limit of one run, all threads together.")
-    run_memory_mb: int = Field(2048, description="Memory limit of one run (RLIMIT_DATA: heap and anonymous mappings).")
+    run_memory_mb: int = Field(
+        2048, description="Memory limit of one run (RLIMIT_DATA, and a cgroup where possible).")
     run_processes: int = Field(128, description="Processes and threads one run may have.")
-    run_output_kb: int = Field(256, description="stdout/stderr kept per stream before the run ends.")
-    run_file_size_mb: int = Field(16, description="Largest file a run may write in its scratch dir.")
+    run_output_kb: int = Field(
+        256, description="stdout/stderr kept per stream before the run ends.")
+    run_file_size_mb: int = Field(
+        16, description="Largest file a run may write in its scratch dir.")
     insecure_no_sandbox: bool = Field(
         False, description="Run snippets without isolation (development only; flagged everywhere)."
     )

@@ -27,7 +27,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 SNIPPETS = {
     "pytorch": "import torch\nx = torch.ones(3, 3)\ny = (x @ x).sum()\nprint(y.item())",
-    "tensorflow": "import tensorflow as tf\nx = tf.ones([3, 3])\ny = tf.reduce_sum(x @ x)\nprint(float(y))",
+    "tensorflow": (
+        "import tensorflow as tf\nx = tf.ones([3, 3])\ny = tf.reduce_sum(x @ x)\nprint(float(y))"),
 }
 COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "3"))
 WARM_RUNS = int(os.environ.get("BENCH_WARM_RUNS", "30"))
@@ -146,7 +147,8 @@ def main() -> None:
 
     print(f"device: {device}\n")
     print(f"{'measure':<44}{'value':>12}{'baseline / floor':>22}{'ratio':>10}")
-    print(f"{'cold: fresh python, both frameworks, snippet':<44}{cold:>10.0f}ms{'':>22}{'1.0x':>10}")
+    cold_label = "cold: fresh python, both frameworks, snippet"
+    print(f"{cold_label:<44}{cold:>10.0f}ms{'':>22}{'1.0x':>10}")
     floors = {"pytorch": 50, "tensorflow": 150}
     for fw, samples in warm.items():
         p50, p95 = statistics.median(samples), percentile(samples, 0.95)

@@ -42,7 +42,8 @@ def _assigned_names(source: str) -> list[str]:
         tree = ast.parse(source)
     except SyntaxError:
         return []
-    return [n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+    return [node.id for node in ast.walk(tree)
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)]
 
 
 def _status_for(exc: BaseException) -> str:
@@ -107,7 +108,7 @@ def run_snippet(code: str, repeat: int, capture: dict[str, str]) -> tuple[dict[s
     try:
         if setup:
             t0 = time.perf_counter()
-            exec(_compile(setup, 1), namespace)  # noqa: S102
+            exec(_compile(setup, 1), namespace)
             timings["setup_ms"] = (time.perf_counter() - t0) * 1000
         compiled = _compile(timed, timed_line)
         forced = _assigned_names(timed)
@@ -115,7 +116,7 @@ def run_snippet(code: str, repeat: int, capture: dict[str, str]) -> tuple[dict[s
         cpu0 = time.process_time()
         for _ in range(repeat):
             t0 = time.perf_counter()
-            exec(compiled, namespace)  # noqa: S102
+            exec(compiled, namespace)
             _force(namespace, forced)
             samples.append((time.perf_counter() - t0) * 1000)
         timings["cpu_ms"] = (time.process_time() - cpu0) * 1000 / repeat

@@ -181,4 +181,5 @@ def check_sandbox() -> None:
             os.close(fd)
     if probe.returncode != 0 or probe.stdout.strip() != "isolated":
         detail = (probe.stderr or probe.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise SandboxUnavailable(f"bubblewrap could not create the namespaces runs need: {detail[0]}")
+        raise SandboxUnavailable(
+            f"bubblewrap could not create the namespaces runs need: {detail[0]}")

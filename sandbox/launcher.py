@@ -107,7 +107,7 @@ def bwrap_command(argv: list[str], passwd_fd: int, group_fd: int,
     for key, value in RUN_ENV.items():
         args += ["--setenv", key, value]
     args += ["--setenv", "PYTHONPATH", str(SANDBOX_DIR.parent)]
-    return args + ["--"] + argv
+    return [*args, "--", *argv]
 
 
 def template_argv(ctrl_fd: int, insecure: bool = False) -> list[str]:

@@ -175,7 +175,7 @@ class Pool:
         spare = Spare(slot, generation, reader, writer)
         try:
             frame = await asyncio.wait_for(wire.read_frame_async(reader, 2**20), 120)
-        except (asyncio.TimeoutError, ValueError):
+        except (TimeoutError, ValueError):
             frame = None
         except asyncio.CancelledError:
             spare.close()
@@ -235,7 +235,7 @@ class Pool:
         limits = self.limits.with_timeout(request.timeout_s)
         try:
             spare = await self.take_spare()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return RunResult.failed(RunStatus.killed, "SandboxUnavailable",
                                     "no sandbox became ready in time", framework=request.framework)
         message = {"type": "run", "request": request.model_dump(), "wall_s": limits.wall_s,
@@ -247,7 +247,7 @@ class Pool:
                 wire.read_frame_async(spare.reader, limits.result_bytes + 4 * limits.output_bytes
                                       + 2**20),
                 limits.wall_s * (request.repeat if request.repeat > 1 else 1) + RESULT_GRACE_S)
-        except (asyncio.TimeoutError, ConnectionError, ValueError) as exc:
+        except (TimeoutError, ConnectionError, ValueError) as exc:
             log.warning("run lost: %r", exc)
             frame = None
         finally:

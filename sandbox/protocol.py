@@ -24,7 +24,7 @@ MAX_REPEAT = 200
 TIMED_MARKER = "# %% timed"
 
 
-class RunStatus(str, enum.Enum):
+class RunStatus(enum.StrEnum):
     ok = "ok"
     error = "error"  # the snippet raised
     timeout = "timeout"  # wall or CPU time ran out

@@ -144,7 +144,8 @@ class Supervisor:
                 if until_ready:
                     return None
                 status = "timeout", "TimeLimit", f"the run took longer than {self.wall_s:g} s"
-                return self._finish(streams, *status)
+                self._finish(streams, *status)
+                return None
             readable, _, _ = select.select([*watched, sock_fd], [], [], remaining)
             if sock_fd in readable and not self.sock.recv(4096):
                 self._kill()  # the pool hung up or gave the spare up: stop the run
@@ -164,16 +165,19 @@ class Supervisor:
                         return frame
                     if frame is not None:  # done: don't wait for a heavy process to exit
                         self._drain(watched, streams)
-                        return self._finish(streams, None, "", "")
+                        self._finish(streams, None, "", "")
+                        return None
                 if streams.over and not until_ready:
                     self._kill()
                     what = ("output_limit", "OutputLimit", f"the run printed more than "
                             f"{self.limits.output_bytes // 1024} KiB to {streams.over}")
                     if streams.over == "result":
                         what = ("error", "ResultTooLarge", "the run's values were too large")
-                    return self._finish(streams, *what)
+                    self._finish(streams, *what)
+                    return None
             if "result" not in watched.values() and not until_ready:
-                return self._finish(streams, None, "", "")
+                self._finish(streams, None, "", "")
+                return None
             if not watched and until_ready:
                 return None
 
@@ -212,10 +216,8 @@ class Supervisor:
             time.sleep(0.02)
 
     def _kill(self) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def _finish(self, streams: _Streams, status: str | None, type_: str, message: str) -> None:
         frame = self._complete_frame(streams.data["result"]) if status is None else None

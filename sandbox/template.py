@@ -1,7 +1,8 @@
 """The template: imports both frameworks once, then forks a supervisor per spare.
 
     pool (server) ══ctrl socket══> bwrap ──> template (this process)
-                                               ├── supervisor ──> run (spare, pid 1 of its namespaces)
+                                               ├── supervisor ──> run (spare: pid 1 of its own
+                                               │                   namespaces)
                                                └── supervisor ──> run ...
 
 The template never runs a framework op: TF's runtime threads or torch's
@@ -30,7 +31,7 @@ def import_frameworks() -> None:
     import tensorflow  # noqa: F401
     import torch  # noqa: F401
 
-    import sandbox.execute  # noqa: F401
+    import sandbox.execute
     import sandbox.supervisor  # noqa: F401
 
 

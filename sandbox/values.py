@@ -112,15 +112,17 @@ def capture(namespace: dict[str, Any], expressions: dict[str, str]) -> dict[str,
     captured: dict[str, Any] = {}
     for name, expression in expressions.items():
         try:
-            array = np.ascontiguousarray(to_numpy(eval(expression, namespace)))  # noqa: S307
+            array = np.ascontiguousarray(to_numpy(eval(expression, namespace)))
         except NameError:
             captured[name] = {"missing": f"`{expression}` is not defined at the end of the snippet"}
             continue
         except Exception as exc:
-            captured[name] = {"missing": f"`{expression}` failed: {type(exc).__name__}: {exc}"[:300]}
+            why = f"`{expression}` failed: {type(exc).__name__}: {exc}"
+            captured[name] = {"missing": why[:300]}
             continue
         if array.dtype == object or array.size > MAX_CAPTURE_ELEMENTS:
-            captured[name] = {"missing": f"`{expression}` is not a numeric array of manageable size"}
+            why = f"`{expression}` is not a numeric array of manageable size"
+            captured[name] = {"missing": why}
             continue
         captured[name] = {
             "shape": list(array.shape),
