@@ -143,3 +143,24 @@ def test_nul_bytes_are_refused(api: httpx.Client) -> None:
 def test_unknown_field_is_refused(api: httpx.Client) -> None:
     response = api.post("/api/runs", json={"framework": "pytorch", "code": "x = 1", "sudo": True})
     assert response.status_code == 422
+
+
+def test_graphs_are_drawn_inside_the_sandbox(api: httpx.Client) -> None:
+    body = {
+        "tensorflow": "import tensorflow as tf\nimport keras\n"
+                      "model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])\n"
+                      "@tf.function\ndef step(x):\n    with tf.GradientTape() as tape:\n"
+                      "        loss = tf.reduce_mean(model(x) ** 2)\n"
+                      "    return tape.gradient(loss, model.trainable_variables)\n"
+                      "grads = step(tf.ones([4, 3]))",
+        "pytorch": "import torch\nfc = torch.nn.Linear(3, 2)\n"
+                   "loss = fc(torch.ones(4, 3)).pow(2).mean()",
+        "graph": True,
+    }
+    pair = api.post("/api/pairs", json=body).json()
+    tf_graphs = {g["kind"]: g for g in pair["tensorflow"]["graphs"]}
+    pt_graphs = {g["kind"]: g for g in pair["pytorch"]["graphs"]}
+    assert "MatMul" in tf_graphs["tf_function"]["svg"] and "kernel" in tf_graphs["tf_function"]["svg"]
+    assert "fc.weight" in pt_graphs["autograd"]["svg"] and "Addmm" in pt_graphs["autograd"]["svg"]
+    assert all(g["svg"].startswith("<svg") and "<script" not in g["svg"]
+               for g in [*tf_graphs.values(), *pt_graphs.values()])
