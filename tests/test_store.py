@@ -13,7 +13,6 @@ import pytest
 from app.store import outputs, progress, shares
 from app.store.db import Database
 
-
 T = TypeVar("T")
 
 

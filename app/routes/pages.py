@@ -58,7 +58,8 @@ async def read_lesson(request: Request, lesson_id: str, learner: LearnerDep,
     shared = await shares.get(pages_of(request).db, share) if share else None
     if shared and shared.lesson != lesson.id:
         shared = None
-    codes = {shared.step: {"tensorflow": shared.tensorflow, "pytorch": shared.pytorch}} if shared else {}
+    codes = ({shared.step: {"tensorflow": shared.tensorflow, "pytorch": shared.pytorch}}
+             if shared else {})
     context = await lesson_context(request, lesson, learner, codes=codes)
     if shared:
         context["shared"] = True

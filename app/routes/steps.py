@@ -135,9 +135,10 @@ async def read_job(request: Request, job_id: str, learner: LearnerDep,
     lesson, step = _step(request, job.meta["lesson"], job.meta["step"])
     position = pool.queue.position(job.client)
     if job.meta["kind"] == "side":
-        view = build_step(lesson, step, codes={job.meta["side"]: job.meta["code"]})
-        results.side_from_job(view.side(job.meta["side"]), job, position)
-        return render(request, "partials/result.html", {"sv": view, "side": view.side(job.meta["side"])})
+        side = job.meta["side"]
+        view = build_step(lesson, step, codes={side: job.meta["code"]})
+        results.side_from_job(view.side(side), job, position)
+        return render(request, "partials/result.html", {"sv": view, "side": view.side(side)})
     if job.meta["kind"] == "pair":
         view = build_step(lesson, step, codes=job.meta["codes"])
         results.pair_from_job(view, job, position)

@@ -115,7 +115,7 @@ class Database:
                 conn.execute("BEGIN IMMEDIATE")
                 result = fn(conn)
                 conn.execute("COMMIT")
-            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting caller
+            except BaseException as exc:  # handed to the awaiting caller
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 future.set_exception(exc)

@@ -49,7 +49,7 @@ def diff_snippets(left: str, right: str) -> list[Row]:
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op == "equal":
             rows += [Row("same", _line(i + 1, a[i], None), _line(j + 1, b[j], None))
-                     for i, j in zip(range(i1, i2), range(j1, j2))]
+                     for i, j in zip(range(i1, i2), range(j1, j2), strict=True)]
             continue
         for i, j in zip_longest(range(i1, i2), range(j1, j2)):
             if i is None:

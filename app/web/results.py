@@ -29,8 +29,9 @@ async def fill_cached(runner: Runner, jobs: Jobs, views: list[StepView]) -> None
         side.state, side.job = "pending", job.id
     for view in views:
         tf, pt = view.side("tensorflow"), view.side("pytorch")
-        if tf.cached and pt.cached and view.step.compare and not view.exercise and tf.result and pt.result:
-            show_comparison(view, tf.result, pt.result)
+        both = tf.cached and pt.cached and tf.result and pt.result
+        if both and view.step.compare and not view.exercise:
+            show_comparison(view, tf.result, pt.result)  # type: ignore[arg-type]
 
 
 def show_comparison(view: StepView, tf: RunResult, pt: RunResult, repeat: int = 1) -> None:

@@ -89,7 +89,8 @@ class SecurityMiddleware:
                 if b"content-security-policy" not in names:
                     headers.append((b"content-security-policy", csp))
                 for name, value, same_site in new:
-                    cookie = f"{name}={value}; Path=/; Max-Age={_YEAR_S}; HttpOnly; SameSite={same_site}"
+                    cookie = (f"{name}={value}; Path=/; Max-Age={_YEAR_S}; HttpOnly;"
+                              f" SameSite={same_site}")
                     headers.append((b"set-cookie", cookie.encode()))
                 message["headers"] = headers
             await send(message)
