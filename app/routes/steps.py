@@ -87,8 +87,11 @@ async def create_check(request: Request, lesson_id: str, step_id: str, learner: 
         return passed, message, run, attempts
 
     ex = view.exercise
+    form = await request.form()
+    shown = str(form.get("hints_shown", "0"))
+    ex.hints_shown = min(int(shown), len(ex.hints)) if shown.isdigit() else 0
     job = pages.jobs.start(check_and_record(), client=client, kind="check", lesson=lesson_id,
-                           step=step_id, code=view.side(ex.side).code)
+                           step=step_id, code=view.side(ex.side).code, hints=ex.hints_shown)
     await _settle(request, job)
     _check_from_job(view, job)
     return await _respond(request, view, learner, "partials/_check_response.html")
@@ -146,6 +149,8 @@ async def read_job(request: Request, job_id: str, learner: LearnerDep,
     ex_side = step.exercise.side if step.exercise else "pytorch"
     mine = await progress.for_lesson(pages_of(request).db, learner, lesson.id)
     view = build_step(lesson, step, codes={ex_side: job.meta["code"]}, progress=mine.get(step.id))
+    assert view.exercise is not None
+    view.exercise.hints_shown = job.meta["hints"]
     _check_from_job(view, job)
     return render(request, "partials/_check_response.html", {"sv": view})
 

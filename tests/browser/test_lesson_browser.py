@@ -99,6 +99,7 @@ def test_an_exercise_passes_after_the_fix(page: Page, live_server: LiveServer,
     page.keyboard.type("import torch\n\nx = torch.arange(6.0)\ncol = x.reshape(-1, 1)\n")
     check.click()
     expect(exercise.locator(".check-line")).to_contain_text("Passed", timeout=RUN_S)
+    expect(exercise.locator(".hint")).to_have_count(1)  # hints already shown stay
     expect(exercise).to_have_class(re.compile("passed"))
     page.locator(RESHAPE).screenshot(path=shots / "exercise.png")
     page.reload()
