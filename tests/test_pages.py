@@ -102,6 +102,15 @@ def test_a_lesson_page_renders_in_under_20_ms_p50(learner: Learner) -> None:
     assert statistics.median(times) < 20, times
 
 
+def test_a_step_seen_on_screen_is_recorded_once(learner: Learner) -> None:
+    page = learner.http.get(f"/lessons/{LESSON}").text
+    assert f'hx-post="{STEP}/a-dense-layer/viewed" hx-trigger="intersect once"' in page
+    assert learner.post(f"{STEP}/a-dense-layer/viewed", {}).status_code == 204
+    page = learner.http.get(f"/lessons/{LESSON}").text
+    assert f"{STEP}/a-dense-layer/viewed" not in page
+    assert learner.post(f"{STEP}/nope/viewed", {}).status_code == 404
+
+
 def test_unknown_lesson_is_404(live_server: LiveServer) -> None:
     assert httpx.get(f"{live_server.url}/lessons/nope").status_code == 404
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from app.deps import ClientDep, PoolDep
 from app.packs.models import Lesson, Step
@@ -127,6 +127,14 @@ async def create_share(request: Request, lesson_id: str, step_id: str,
                                view.side("tensorflow").code, view.side("pytorch").code)
     url = str(request.url_for("read_share", share_id=made.id))
     return await _respond(request, view, learner, "partials/share.html", share=made, share_url=url)
+
+
+@router.post(STEP + "/viewed", status_code=204)
+async def create_step_view(request: Request, lesson_id: str, step_id: str,
+                           learner: LearnerDep) -> Response:
+    _step(request, lesson_id, step_id)
+    await progress.mark(pages_of(request).db, learner, lesson_id, step_id, "viewed")
+    return Response(status_code=204)
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
