@@ -261,3 +261,20 @@ def test_a_full_queue_shows_busy_with_the_retry_time() -> None:
         html = pool.submit(asyncio.run, go()).result()
     assert 'data-state="busy"' in html
     assert "The server is busy. Try again in 7 s." in html
+
+
+def test_timing_chart_scales_both_sides_to_one_axis() -> None:
+    from app.web.views import timing_chart
+    from sandbox.protocol import Timings
+
+    tf = Timings(wall_ms=2.0, cpu_ms=2.0, runs=10, first_ms=90.0, median_ms=2.0,
+                 p25_ms=1.5, p75_ms=2.4)
+    pt = Timings(wall_ms=0.5, cpu_ms=0.5)
+    chart = timing_chart([("TensorFlow", "tensorflow", "cpu", tf), ("PyTorch", "pytorch", "", pt)])
+    first, second = chart.bars
+    assert first.width == pytest.approx(4 * second.width)  # same scale for both
+    assert first.lo is not None and first.hi is not None and first.lo < first.width < first.hi
+    assert second.lo is None  # one run: no whiskers
+    assert first.first_off_chart and first.first == pytest.approx(chart.plot)
+    assert second.device == "cpu"
+    assert [t for _, t in chart.ticks] == ["0", "1 ms", "2 ms", "3 ms", "4 ms", "5 ms"]

@@ -76,7 +76,9 @@ def timing_chart(rows: list[tuple[str, Framework, str, Timings]]) -> TimingChart
             first_ms=first, first_off_chart=first is not None and first > top,
             text=_ms(value) + (f" · n={t.runs}" if t.runs > 1 else ""),
         ))
-    ticks = [(top * k / 4 * scale, _ms(top * k / 4)) for k in range(5)]
+    mantissa = top / 10 ** math.floor(math.log10(top))
+    parts = 5 if round(mantissa, 3) in (2.5, 5.0) else 4  # round tick labels
+    ticks = [(top * k / parts * scale, _tick(top * k / parts)) for k in range(parts + 1)]
     return TimingChart(_W, 12 + len(rows) * _ROW + 22, _LEFT, plot, bars, ticks)
 
 
@@ -86,6 +88,12 @@ def _ms(value: float) -> str:
     if value >= 1:
         return f"{value:.2f} ms"
     return f"{value * 1000:.0f} µs"
+
+
+def _tick(value: float) -> str:
+    if value == 0:
+        return "0"
+    return f"{value:.4g} ms" if value >= 1 else f"{value * 1000:.4g} µs"
 
 
 def _nice(x: float) -> float:
