@@ -90,6 +90,7 @@ def confine_run(limits: Limits, slot: int) -> None:
            f"size={limits.scratch_mb}m,mode=0700,{owner}")
     if os.path.isdir("/dev/shm"):
         _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size=16m,mode=0700,{owner}")
+    os.chdir(SCRATCH)  # the fresh tmpfs, not the directory it now hides
     apply_limits(limits)
     if real_root:
         os.setgroups([])
