@@ -70,9 +70,13 @@ def _sweep_stale(parent: Path) -> None:
 class RunCgroup:
     """The cgroup of one run, made and removed by its supervisor."""
 
-    def __init__(self, base: str, version: int, memory_mb: int) -> None:
+    def __init__(self, base: str, version: int, name: str, memory_mb: int) -> None:
         self.version = version
-        self.path = Path(base) / f"run-{os.getpid()}"
+        # Named by the pool, unique for the server's life: a pid could repeat
+        # after a template restart and meet a folder a dead run left behind.
+        self.path = Path(base) / f"run-{name}"
+        if self.path.exists():
+            self.remove()
         self.path.mkdir()
         limit = str(memory_mb * 1024 * 1024)
         if version == 2:

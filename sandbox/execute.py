@@ -69,7 +69,7 @@ def error_info(exc: BaseException) -> dict[str, Any]:
                          for f in snippet_frames)
     message = str(exc) if not isinstance(exc, SyntaxError) else (exc.msg or str(exc))
     return {
-        "type": type(exc).__name__,
+        "type": type(exc).__name__[:200],
         "message": message[:4000],
         "line": line,
         "traceback": f"Traceback (snippet frames):\n{frames}{type(exc).__name__}: {message[:4000]}",

@@ -1,21 +1,46 @@
-"""Slots for runs, handed out round-robin between clients, with a bounded wait.
+"""Slots for runs, handed out round-robin between learners, with bounded waits.
 
 One learner pasting a loop of 50 runs must not starve the other 29 in a
-classroom: each client has its own FIFO, and a freed slot goes to the next
-client in turn. Past `max_waiting` queued runs the caller is told to come
-back later (HTTP 429) instead of waiting without bound.
+classroom: each learner has its own FIFO, and a freed slot goes to the next
+learner in turn. Waiting is bounded three ways, each answered with
+QueueFull (HTTP 429) instead of an unbounded wait:
+
+- `max_waiting` runs in all, so the server's memory and the wait stay bounded;
+- `max_waiting_per_learner` per learner id, so one learner can't fill the line;
+- `max_waiting_per_address` per peer address, because a learner id is a
+  cookie the client picks: a flood that makes up a new one per run still
+  comes from one address. The address cap is looser than the learner's, as
+  a classroom behind one NAT or proxy shares an address.
+
+Only waiting runs count: a running one already holds its slot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import math
 
 
+@dataclasses.dataclass(frozen=True)
+class Client:
+    """Who a run is queued for.
+
+    `learner` is the unit of round-robin; `address` the peer's IP. `capped`
+    is False only for the server's own work (precomputing a lesson's
+    outputs, `sidebyside check`): it is bounded by the lessons, not by a
+    person, and a lesson has more steps than a learner's cap.
+    """
+
+    learner: str
+    address: str
+    capped: bool = True
+
+
 class QueueFull(Exception):
-    def __init__(self, retry_after_s: int) -> None:
-        super().__init__(f"all sandboxes are busy; retry in {retry_after_s} s")
+    def __init__(self, retry_after_s: int, reason: str = "all sandboxes are busy") -> None:
+        super().__init__(f"{reason}; retry in {retry_after_s} s")
         self.retry_after_s = retry_after_s
 
 
@@ -23,69 +48,100 @@ class QueueClosed(Exception):
     pass
 
 
+_Waiter = tuple[asyncio.Future[None], Client]
+
+
 class FairQueue:
-    def __init__(self, slots: int, max_waiting: int) -> None:
+    def __init__(self, slots: int, max_waiting: int, max_waiting_per_learner: int,
+                 max_waiting_per_address: int) -> None:
         self.slots = slots
         self.free = slots
         self.max_waiting = max_waiting
+        self.max_waiting_per_learner = max_waiting_per_learner
+        self.max_waiting_per_address = max_waiting_per_address
         self.average_run_s = 0.5  # refined as runs finish; only used for Retry-After
         self.closed = False
-        self._waiting: collections.OrderedDict[str, collections.deque[asyncio.Future[None]]] = (
+        # learner -> its waiters, oldest first; the dict's order is the round-robin turn
+        self._waiting: collections.OrderedDict[str, collections.deque[_Waiter]] = (
             collections.OrderedDict())
+        # address -> waiting runs; an address leaves when its count drops to 0,
+        # so made-up clients leave nothing behind
+        self._by_address: collections.Counter[str] = collections.Counter()
 
     @property
     def waiting(self) -> int:
-        return sum(len(q) for q in self._waiting.values())
+        return self._by_address.total()
 
     @property
     def busy(self) -> int:
         return self.slots - self.free
 
-    def position(self, client: str) -> int | None:
-        """1-based place of the client's next run in line, None if it has none waiting."""
-        if client not in self._waiting:
+    def position(self, client: Client) -> int | None:
+        """1-based place of the learner's next run in line, None if it has none waiting."""
+        if client.learner not in self._waiting:
             return None
-        return list(self._waiting).index(client) + 1
+        return list(self._waiting).index(client.learner) + 1
 
     def retry_after_s(self) -> int:
         return max(1, math.ceil((self.waiting + 1) / self.slots * self.average_run_s))
 
-    async def acquire(self, client: str) -> None:
+    async def acquire(self, client: Client) -> None:
         if self.closed:
             raise QueueClosed
         if self.free > 0 and not self._waiting:
             self.free -= 1
             return
-        if self.waiting >= self.max_waiting:
-            raise QueueFull(self.retry_after_s())
+        self._check_room(client)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(client, collections.deque()).append(future)
+        self._waiting.setdefault(client.learner, collections.deque()).append((future, client))
+        self._by_address[client.address] += 1
         try:
             await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
                 self.release()  # the slot arrived just as the caller gave up
             else:
-                self._forget(client, future)
+                self._forget(future, client)
             raise
 
-    def _forget(self, client: str, future: asyncio.Future[None]) -> None:
-        queue = self._waiting.get(client)
-        if queue is not None and future in queue:
-            queue.remove(future)
+    def _check_room(self, client: Client) -> None:
+        """Raise QueueFull if this client (or everyone) has as many runs waiting as allowed."""
+        # The client's own caps first: a flooder is told it is them, not the server.
+        if client.capped:
+            mine = len(self._waiting.get(client.learner, ()))
+            if mine >= self.max_waiting_per_learner:
+                raise QueueFull(self.retry_after_s(), f"you already have {_runs(mine)} waiting")
+            ours = self._by_address[client.address]
+            if ours >= self.max_waiting_per_address:
+                raise QueueFull(self.retry_after_s(),
+                                f"your address already has {_runs(ours)} waiting")
+        if self.waiting >= self.max_waiting:
+            raise QueueFull(self.retry_after_s())
+
+    def _forget(self, future: asyncio.Future[None], client: Client) -> None:
+        queue = self._waiting.get(client.learner)
+        if queue is not None and (future, client) in queue:
+            queue.remove((future, client))
             if not queue:
-                del self._waiting[client]
+                del self._waiting[client.learner]
+            self._left(client)
+
+    def _left(self, client: Client) -> None:
+        self._by_address[client.address] -= 1
+        if self._by_address[client.address] <= 0:
+            del self._by_address[client.address]
 
     def release(self, run_s: float | None = None) -> None:
         if run_s is not None:
             self.average_run_s = 0.8 * self.average_run_s + 0.2 * run_s
         while self._waiting:
-            client, queue = next(iter(self._waiting.items()))
-            future = queue.popleft()
+            learner, queue = next(iter(self._waiting.items()))
+            future, client = queue.popleft()
             if queue:
-                self._waiting.move_to_end(client)  # next client's turn
+                self._waiting.move_to_end(learner)  # next learner's turn
             else:
-                del self._waiting[client]
+                del self._waiting[learner]
+            self._left(client)
             if not future.done():
                 future.set_result(None)
                 return
@@ -95,7 +151,12 @@ class FairQueue:
         """Refuse new runs and fail every waiting one."""
         self.closed = True
         for queue in self._waiting.values():
-            for future in queue:
+            for future, _ in queue:
                 if not future.done():
                     future.set_exception(QueueClosed())
         self._waiting.clear()
+        self._by_address.clear()
+
+
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"

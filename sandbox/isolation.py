@@ -12,8 +12,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import re
 import resource
 import shutil
+import signal
 import subprocess
 
 from sandbox.limits import Limits
@@ -26,25 +28,45 @@ MS_REC = 0x4000
 MS_PRIVATE = 0x40000
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
+MS_BIND = 0x1000
+PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 # The first uid handed to runs when the template runs as real root; slot i
 # runs as RUN_UID_BASE + i, so two runs never share a uid.
 RUN_UID_BASE = 61000
 SCRATCH = "/tmp"
 
-# Syscalls a snippet has no business making. The namespaces and the
-# unprivileged uid already stop most of them; seccomp makes sure.
+# Syscalls a snippet has no business making, whatever their arguments. The
+# namespaces and the unprivileged uid already stop most of them; seccomp
+# makes sure, and closes kernel surface that is reachable without privilege
+# (new user namespaces, the new mount API, io_uring, bpf, perf, userfaultfd).
 DENIED_SYSCALLS = (
     "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd",
     "mount", "umount2", "pivot_root", "chroot", "unshare", "setns",
+    "fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "mount_setattr",
+    "io_uring_setup", "io_uring_enter", "io_uring_register",
     "keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd",
     "kexec_load", "kexec_file_load", "reboot", "init_module", "finit_module",
     "delete_module", "swapon", "swapoff", "acct", "open_by_handle_at",
     "name_to_handle_at", "settimeofday", "clock_settime", "adjtimex", "syslog",
     "iopl", "ioperm", "quotactl", "lookup_dcookie", "fanotify_init",
 )
+# clone3 passes its flags in a struct seccomp can't read: say it doesn't
+# exist (ENOSYS), and glibc falls back to clone, whose flags it can.
+ENOSYS_SYSCALLS = ("clone3",)
+# clone with any of these flags would make a new namespace (a new user
+# namespace hands its creator every capability inside it).
+NAMESPACE_FLAGS = (CLONE_NEWNS, 0x02000000, 0x04000000, CLONE_NEWIPC, 0x10000000,
+                   CLONE_NEWPID, CLONE_NEWNET)  # ns, cgroup, uts, ipc, user, pid, net
+# socket() and socketpair() families a snippet may use: local and IP
+# (the run's network namespace has only a downed loopback anyway).
+SOCKET_FAMILIES = (1, 2, 10)  # AF_UNIX, AF_INET, AF_INET6
+RUN_NICE = 5  # the server and the pool's own work come before any run
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
@@ -78,21 +100,29 @@ def _mount(source: str, target: str, fstype: str | None, flags: int, data: str |
     )
 
 
+def lower_priority() -> None:
+    """Below the server for the CPU, first in line for the OOM killer."""
+    os.nice(RUN_NICE)
+    with open("/proc/self/oom_score_adj", "w") as f:
+        f.write("1000")
+
+
 def confine_run(limits: Limits, slot: int) -> None:
     """Called by the run (pid 1 of its namespaces) before it touches user code."""
     os.setsid()  # its own session: kill(0, ...) reaches only the run's processes
     _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV, None)
     real_root = is_real_root()
-    uid = RUN_UID_BASE + slot if real_root else 0
-    owner = f"uid={uid},gid={uid}"
-    _mount("tmpfs", SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV,
-           f"size={limits.scratch_mb}m,mode=0700,{owner}")
+    uid = RUN_UID_BASE + slot if real_root else os.getuid()
+    gid = RUN_UID_BASE + slot if real_root else os.getgid()
+    owner = f"uid={uid},gid={gid}"
+    mount_scratch(f"size={limits.scratch_mb}m,mode=0700,{owner}")
     if os.path.isdir("/dev/shm"):
         _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size=16m,mode=0700,{owner}")
     os.chdir(SCRATCH)  # the fresh tmpfs, not the directory it now hides
     apply_limits(limits)
     if real_root:
+        _drop_bounding_set()
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)  # from real root to a plain uid: all capabilities go
@@ -101,7 +131,38 @@ def confine_run(limits: Limits, slot: int) -> None:
         _drop_capabilities()
     # Not dumpable: peers with the same uid can't ptrace or read /proc/<pid>/mem.
     _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "dumpable")
+    # The uid change cleared the parent-death signal: the run dies with its supervisor.
+    _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
     install_seccomp()
+
+
+def mount_scratch(options: str) -> None:
+    """A fresh tmpfs on /tmp that hides nothing the run needs.
+
+    A checkout or virtualenv under /tmp is bound into the sandbox's view
+    below /tmp; the new tmpfs would hide it. Keep a handle on each such
+    mount, mount the tmpfs, and bind them back (read-only, as they were).
+    """
+    kept = []
+    for target in _mounts_below(SCRATCH):
+        kept.append((target, os.open(target, os.O_PATH | os.O_DIRECTORY)))
+    _mount("tmpfs", SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV, options)
+    for target, fd in kept:
+        os.makedirs(target, mode=0o755, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC, None)
+        os.close(fd)
+
+
+def _mounts_below(top: str) -> list[str]:
+    """Top-most mount points strictly below `top`, from this mount namespace's table."""
+    with open("/proc/self/mountinfo") as f:
+        points = sorted({_unescape(line.split()[4]) for line in f})
+    below = [p for p in points if p.startswith(top.rstrip("/") + "/")]
+    return [p for p in below if not any(p.startswith(q + "/") for q in below)]
+
+
+def _unescape(field: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def apply_limits(limits: Limits) -> None:
@@ -128,8 +189,15 @@ def limit_cpu_seconds(seconds: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (min(spent + seconds, hard - 1), hard))
 
 
+def _drop_bounding_set() -> None:
+    """No capability can come back, not even through a setuid file (there are none)."""
+    for cap in range(64):
+        _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # unknown caps fail harmlessly
+    _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+
+
 def _drop_capabilities() -> None:
-    """In a user namespace the run stays uid 0 there, so drop every capability."""
+    """In a user namespace the run keeps its uid there, so drop every capability."""
 
     class Header(ctypes.Structure):
         _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
@@ -138,28 +206,63 @@ def _drop_capabilities() -> None:
         _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
                     ("inheritable", ctypes.c_uint32)]
 
-    for cap in range(64):
-        _libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP; unknown caps fail harmlessly
+    _drop_bounding_set()
     header = Header(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
     data = (Data * 2)()
     _check(_libc.capset(ctypes.byref(header), ctypes.byref(data)), "capset")
 
 
+class _ArgCmp(ctypes.Structure):
+    """libseccomp's struct scmp_arg_cmp."""
+
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
+                ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
+
+
+SCMP_ACT_ALLOW = 0x7FFF0000
+SCMP_CMP_EQ, SCMP_CMP_GE, SCMP_CMP_MASKED_EQ = 4, 5, 7
+
+
+def _errno_action(errno: int) -> int:
+    return 0x00050000 | errno
+
+
+def _seccomp_rules() -> list[tuple[str, int, list[tuple[int, int, int, int]]]]:
+    """(syscall, action, [(arg, op, a, b), ...]): every rule the run's filter holds."""
+    eperm, enosys = _errno_action(1), _errno_action(38)
+    rules: list[tuple[str, int, list[tuple[int, int, int, int]]]] = []
+    rules += [(name, eperm, []) for name in DENIED_SYSCALLS]
+    rules += [(name, enosys, []) for name in ENOSYS_SYSCALLS]
+    rules += [("clone", eperm, [(0, SCMP_CMP_MASKED_EQ, flag, flag)]) for flag in NAMESPACE_FLAGS]
+    # Families are small numbers: refuse 0, every gap below the largest allowed, and above it.
+    allowed = set(SOCKET_FAMILIES)
+    refused = [f for f in range(max(allowed)) if f not in allowed]
+    for name in ("socket", "socketpair"):
+        rules += [(name, eperm, [(0, SCMP_CMP_EQ, f, 0)]) for f in refused]
+        rules.append((name, eperm, [(0, SCMP_CMP_GE, max(allowed) + 1, 0)]))
+    return rules
+
+
 def install_seccomp() -> None:
     lib = ctypes.CDLL(ctypes.util.find_library("seccomp") or "libseccomp.so.2", use_errno=True)
     lib.seccomp_init.restype = ctypes.c_void_p
-    lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint]
+    lib.seccomp_init.argtypes = [ctypes.c_uint32]
+    lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
+                                           ctypes.c_uint, ctypes.POINTER(_ArgCmp)]
     lib.seccomp_load.argtypes = [ctypes.c_void_p]
     lib.seccomp_release.argtypes = [ctypes.c_void_p]
-    scmp_act_allow, scmp_act_eperm = 0x7FFF0000, 0x00050000 | 1
-    ctx = lib.seccomp_init(scmp_act_allow)
+    ctx = lib.seccomp_init(SCMP_ACT_ALLOW)
     if not ctx:
         raise OSError("seccomp_init failed")
     try:
-        for name in DENIED_SYSCALLS:
+        for name, action, cmps in _seccomp_rules():
             nr = lib.seccomp_syscall_resolve_name(name.encode())
-            if nr >= 0:  # negative: not a syscall on this architecture
-                _check(lib.seccomp_rule_add(ctx, scmp_act_eperm, nr, 0), f"seccomp {name}")
+            if nr < 0:  # not a syscall on this architecture
+                continue
+            array = (_ArgCmp * max(len(cmps), 1))(*[_ArgCmp(*c) for c in cmps])
+            ret = lib.seccomp_rule_add_array(ctx, action, nr, len(cmps), array)
+            if ret != 0:
+                raise OSError(-ret, f"seccomp rule for {name}: {os.strerror(-ret)}")
         _check(lib.seccomp_load(ctx), "seccomp_load")
     finally:
         lib.seccomp_release(ctx)

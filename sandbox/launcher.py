@@ -65,13 +65,21 @@ def identity_fds() -> tuple[int, int]:
     return fds[0], fds[1]
 
 
+# What CUDA and NVML read besides the device nodes: the driver's module
+# parameters, the PCI devices (to match a GPU to its node) and the CPU and
+# NUMA topology. Not the rest of /sys.
+GPU_SYS_PATHS = ("/sys/module/nvidia", "/sys/bus/pci",
+                 "/sys/devices/system/cpu", "/sys/devices/system/node")
+
+
 def _gpu_binds() -> list[str]:
     args: list[str] = []
     for dev in sorted(glob.glob("/dev/nvidia*")):
         args += ["--dev-bind", dev, dev]
-    if args:  # CUDA also reads the driver's /proc and /sys entries
-        args += ["--ro-bind", "/sys", "/sys", "--ro-bind-try", "/proc/driver/nvidia",
-                 "/proc/driver/nvidia"]
+    if args:
+        args += ["--ro-bind-try", "/proc/driver/nvidia", "/proc/driver/nvidia"]
+        for path in [*GPU_SYS_PATHS, *sorted(glob.glob("/sys/devices/pci*"))]:
+            args += ["--ro-bind-try", path, path]
     return args
 
 
@@ -79,7 +87,9 @@ def bwrap_command(argv: list[str], passwd_fd: int, group_fd: int,
                   cgroup_dir: str | None = None) -> list[str]:
     args = ["bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--die-with-parent", "--new-session",
-            "--hostname", "sandbox"]
+            "--hostname", "sandbox",
+            # First, so that a checkout or venv under /tmp is bound on top of it, not hidden.
+            "--tmpfs", "/tmp"]
     if os.getuid() != 0:  # rootless: a user namespace supplies the capabilities
         args += ["--unshare-user"]
     # The template needs them to build each run's namespaces; every run drops them all.
@@ -100,10 +110,13 @@ def bwrap_command(argv: list[str], passwd_fd: int, group_fd: int,
         args += ["--perms", "0755", "--dir", parent]
     for root in roots:
         args += ["--ro-bind", root, root]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/tmp"]
+    args += ["--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp"]
     args += _gpu_binds()
     if cgroup_dir:  # supervisors make each run's memory cgroup in here
         args += ["--bind", cgroup_dir, cgroup_dir]
+    # The root bwrap built is a tmpfs the template's uid may own (rootless):
+    # read-only, so nothing a run writes outside its scratch can outlive it.
+    args += ["--remount-ro", "/"]
     args += ["--clearenv"]
     for key, value in RUN_ENV.items():
         args += ["--setenv", key, value]

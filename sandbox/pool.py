@@ -26,15 +26,34 @@ from typing import Any
 
 from sandbox import launcher, wire
 from sandbox.cgroups import CgroupBase
-from sandbox.fairqueue import FairQueue, QueueClosed, QueueFull
+from sandbox.fairqueue import Client, FairQueue, QueueClosed, QueueFull
 from sandbox.limits import Limits
-from sandbox.protocol import RunRequest, RunResult, RunStatus
+from sandbox.protocol import (
+    CgroupSpec,
+    LimitsSpec,
+    ProtocolError,
+    RunFinished,
+    RunOrder,
+    RunRequest,
+    RunResult,
+    RunStatus,
+    SpareReady,
+    SpareSpawned,
+    SpawnSpare,
+    TemplateHello,
+    parse_frame,
+)
+from sandbox.results import clean_result
 
 __all__ = ["Pool", "QueueFull"]
 log = logging.getLogger("sidebyside.pool")
 
 TEMPLATE_START_S = 180.0  # importing both frameworks on a cold disk can be slow
-RESULT_GRACE_S = 15.0  # on top of the run's wall limit, for graphs and transfer
+# On top of the run's wall limit (which graphs and timings share): the
+# supervisor's own reporting. Past it the pool hangs up and the supervisor
+# kills the run, so a slot is always free again within wall + grace.
+RESULT_GRACE_S = 2.0
+RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 MAX_SLOTS = 256  # the uids the sandbox's /etc/passwd knows
 
 
@@ -44,7 +63,6 @@ class Spare:
     generation: int
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    context: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def close(self) -> None:
         self.writer.close()
@@ -52,11 +70,12 @@ class Spare:
 
 class Pool:
     def __init__(self, limits: Limits, size: int, insecure: bool = False,
-                 queue_size: int = 64) -> None:
+                 queue_size: int = 64, queue_per_learner: int = 4,
+                 queue_per_address: int = 32) -> None:
         self.limits = limits
         self.size = max(1, size)
         self.insecure = insecure
-        self.queue = FairQueue(self.size, queue_size)
+        self.queue = FairQueue(self.size, queue_size, queue_per_learner, queue_per_address)
         self.context: dict[str, Any] = {"device": "", "versions": {}}
         self._ready: asyncio.Queue[Spare] = asyncio.Queue()
         self._warming = 0
@@ -70,6 +89,8 @@ class Pool:
         self._closing = False
         self._started = asyncio.Event()
         self.template_restarts = 0
+        self.last_error: str | None = None
+        self._restarting = False
         self.cgroup: CgroupBase | None = None
 
     # ---- template lifecycle -------------------------------------------------
@@ -100,9 +121,14 @@ class Pool:
         ours.setblocking(False)
         self._ctrl = ours
         self._generation += 1
-        hello = await asyncio.wait_for(loop.sock_recv(ours, 65536), TEMPLATE_START_S)
-        if not hello:
-            raise RuntimeError("the sandbox template exited while starting (see the log above)")
+        try:
+            hello = await asyncio.wait_for(loop.sock_recv(ours, 65536), TEMPLATE_START_S)
+            if not hello:
+                raise RuntimeError("the sandbox template exited while starting (see the log)")
+            parse_frame(TemplateHello, hello)
+        except BaseException:
+            self._retire_template()
+            raise
         loop.add_reader(ours.fileno(), self._on_ctrl_readable, ours, self._generation)
         self._started.set()
         for _ in range(self.size):
@@ -120,21 +146,45 @@ class Pool:
             if generation == self._generation:
                 asyncio.get_running_loop().create_task(self.handle_dead_template())
             return
-        message = json.loads(data)
+        sock = socket.socket(fileno=fds[0]) if fds else None
+        try:
+            spawned = parse_frame(SpareSpawned, data)
+        except ProtocolError:
+            log.error("the template sent a malformed message; restarting it")
+            if sock is not None:
+                sock.close()
+            asyncio.get_running_loop().create_task(self.handle_dead_template())
+            return
+        if sock is None:
+            return
         task = asyncio.get_running_loop().create_task(
-            self._await_ready(socket.socket(fileno=fds[0]), message["slot"], generation))
+            self._await_ready(sock, spawned.slot, generation))
         self._warmers.add(task)
         task.add_done_callback(self._warmers.discard)
 
     async def handle_dead_template(self) -> None:
+        """Restart the template, backing off while it keeps failing; health says degraded."""
+        if self._restarting:
+            return
+        self._restarting = True
         log.error("the sandbox template died; in-flight runs end as killed; restarting")
         self._retire_template()
-        if self._closing:
-            return
-        self.template_restarts += 1
-        await asyncio.sleep(min(5.0, 0.5 * self.template_restarts))
-        with contextlib.suppress(Exception):
-            await self.start_template()
+        try:
+            for attempt in itertools.count():
+                if self._closing:
+                    return
+                self.template_restarts += 1
+                await asyncio.sleep(RESTART_BACKOFF_S[min(attempt, len(RESTART_BACKOFF_S) - 1)])
+                try:
+                    await self.start_template()
+                    self.last_error = None
+                    return
+                except Exception as exc:
+                    self.last_error = f"template restart failed: {exc!r}"
+                    log.exception("restarting the sandbox template failed (attempt %d)",
+                                  attempt + 1)
+        finally:
+            self._restarting = False
 
     def _retire_template(self) -> None:
         self._generation += 1  # spares of the old template are now stale
@@ -159,12 +209,14 @@ class Pool:
         if self._ctrl is None or self._closing or not self._free_slots:
             return
         slot = self._free_slots.pop(0)
-        message = {"type": "spawn", "id": next(self._ids), "slot": slot,
-                   "limits": dataclasses.asdict(self.limits),
-                   "cgroup": {"base": str(self.cgroup.path), "version": self.cgroup.version}
-                   if self.cgroup else None}
+        spare_id = next(self._ids)
+        message = SpawnSpare(
+            id=spare_id, slot=slot, name=f"{self._generation}-{spare_id}",
+            limits=LimitsSpec(**dataclasses.asdict(self.limits)),
+            cgroup=CgroupSpec(base=str(self.cgroup.path), version=self.cgroup.version)
+            if self.cgroup else None)
         try:
-            self._ctrl.send(json.dumps(message).encode())
+            self._ctrl.send(message.model_dump_json().encode())
         except OSError:
             self._release_slot(slot)
             return
@@ -173,10 +225,12 @@ class Pool:
     async def _await_ready(self, sock: socket.socket, slot: int, generation: int) -> None:
         reader, writer = await asyncio.open_unix_connection(sock=sock, limit=2**20)
         spare = Spare(slot, generation, reader, writer)
+        ready: SpareReady | None = None
         try:
-            frame = await asyncio.wait_for(wire.read_frame_async(reader, 2**20), 120)
+            frame = await asyncio.wait_for(wire.read_body_async(reader, 2**20), 120)
+            ready = None if frame is None else parse_frame(SpareReady, frame)
         except (TimeoutError, ValueError):
-            frame = None
+            pass
         except asyncio.CancelledError:
             spare.close()
             raise
@@ -184,14 +238,13 @@ class Pool:
             spare.close()
             return
         self._warming -= 1
-        if frame is None or frame.get("type") != "ready":
+        if ready is None:
             log.warning("a spare failed while starting; replacing it")
             spare.close()
             self._release_slot(slot)
             self.spawn_spare()
             return
-        spare.context = frame
-        self.context = {"device": frame["device"], "versions": frame["versions"]}
+        self.context = {"device": ready.device, "versions": ready.versions}
         self._ready.put_nowait(spare)
 
     def _release_slot(self, slot: int) -> None:
@@ -212,7 +265,7 @@ class Pool:
 
     # ---- runs ---------------------------------------------------------------
 
-    async def run(self, request: RunRequest, client: str = "anonymous") -> RunResult:
+    async def run(self, request: RunRequest, client: Client) -> RunResult:
         """Run one snippet. Raises QueueFull when the queue is full."""
         if self._closing:
             return _rejected("the server is shutting down")
@@ -238,30 +291,30 @@ class Pool:
         except TimeoutError:
             return RunResult.failed(RunStatus.killed, "SandboxUnavailable",
                                     "no sandbox became ready in time", framework=request.framework)
-        message = {"type": "run", "request": request.model_dump(), "wall_s": limits.wall_s,
-                   "cpu_s": limits.cpu_s}
+        order = RunOrder(request=request, wall_s=limits.wall_s, cpu_s=limits.cpu_s)
+        result: RunResult | None = None
         try:
-            spare.writer.write(wire.encode(message))
+            spare.writer.write(wire.encode(order.model_dump()))
             await spare.writer.drain()
             frame = await asyncio.wait_for(
-                wire.read_frame_async(spare.reader, limits.result_bytes + 4 * limits.output_bytes
+                wire.read_body_async(spare.reader, limits.result_bytes + 8 * limits.output_bytes
                                       + 2**20),
-                limits.wall_s * (request.repeat if request.repeat > 1 else 1) + RESULT_GRACE_S)
+                limits.wall_s + RESULT_GRACE_S)
+            if frame is not None:
+                result = clean_result(parse_frame(RunFinished, frame).result)
         except (TimeoutError, ConnectionError, ValueError) as exc:
-            log.warning("run lost: %r", exc)
-            frame = None
+            log.warning("run lost: %r", exc)  # ProtocolError is a ValueError
         finally:
-            spare.close()
+            spare.close()  # the supervisor sees the hang-up and kills whatever is left
             self._release_slot(spare.slot)
-        if frame is None or frame.get("type") != "result":
+        if result is None:
             return RunResult.failed(RunStatus.killed, "SandboxLost",
                                     "the sandbox went away during the run",
                                     framework=request.framework, **self.context)
-        result = frame["result"]
-        result.setdefault("framework", request.framework)
-        result.setdefault("device", self.context["device"])
-        result.setdefault("versions", self.context["versions"])
-        return RunResult.model_validate(result)
+        result.framework = request.framework
+        result.device = result.device or self.context["device"]
+        result.versions = result.versions or self.context["versions"]
+        return result
 
     # ---- health and shutdown -------------------------------------------------
 
@@ -270,6 +323,7 @@ class Pool:
         return {"slots": self.size, "busy": self.queue.busy, "queued": self.queue.waiting,
                 "spares_ready": self._ready.qsize(), "spares_warming": self._warming,
                 "template_alive": alive, "template_restarts": self.template_restarts,
+                "degraded": None if alive else (self.last_error or "the sandbox is restarting"),
                 "sandbox": "insecure" if self.insecure else "bubblewrap+namespaces+seccomp",
                 "memory_cgroups": f"v{self.cgroup.version}" if self.cgroup else None}
 

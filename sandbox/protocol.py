@@ -1,23 +1,47 @@
-"""The one contract between the web app and the sandbox workers.
+"""The one contract between the web app, the pool and the sandbox processes.
 
-Requests and results are named in pairs (`RunRequest` / `RunResult`). The
-web side builds a `RunRequest`, the pool hands it to a ready spare, and the
-spare's answer comes back validated as a `RunResult`. Nothing else crosses
-the boundary.
+Requests and results are named in pairs. The web side builds a `RunRequest`
+and gets a `RunResult`. Underneath, the pool and the template trade
+`SpawnSpare` / `SpareSpawned` on the control socket, and a spare's supervisor
+sends `SpareReady`, takes a `RunOrder` and answers `RunFinished`. Nothing
+else crosses a process boundary.
+
+Everything a run sends is an attacker's input: every string, list and map
+in a result has a hard cap here, and the trusted side (the supervisor, then
+the pool) validates each frame against these models before using it.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+M = TypeVar("M", bound=BaseModel)
 Framework = Literal["tensorflow", "pytorch"]
 FRAMEWORKS: tuple[Framework, ...] = ("tensorflow", "pytorch")
 
 MAX_CODE_BYTES = 64 * 1024
 MAX_REPEAT = 200
+
+# Hard caps on what a result may hold, whatever the run sends. Generous
+# next to what the run itself produces (values.py, graphs/), tight next to
+# what a server can afford to keep per result.
+MAX_STREAM_CHARS = 4 * 1024 * 1024  # stdout / stderr, after the supervisor's byte cap
+MAX_VALUES = 64
+MAX_SHAPE_DIMS = 32
+MAX_SHORT_CHARS = 256  # names, kinds, dtypes, devices, titles, version strings
+MAX_PREVIEW_CHARS = 2000
+MAX_MESSAGE_CHARS = 8000
+MAX_TRACEBACK_CHARS = 32000
+MAX_GRAPHS = 8
+MAX_SVG_CHARS = 1024 * 1024
+MAX_CAPTURED = 32
+MAX_CAPTURE_B64_CHARS = 16 * 1024 * 1024
+MAX_MAP_ITEMS = 16  # versions, thread counts
+
+Short = Annotated[str, Field(max_length=MAX_SHORT_CHARS)]
 
 # A line made of exactly this splits a snippet into untimed setup (above)
 # and the timed part (below). Lesson packs use the same marker.
@@ -68,19 +92,19 @@ class RunRequest(_Strict):
 
 
 class ErrorInfo(BaseModel):
-    type: str
-    message: str
+    type: Short
+    message: Annotated[str, Field(max_length=MAX_MESSAGE_CHARS)]
     line: int | None = None  # in the snippet's own numbering, 1-based
-    traceback: str = ""
+    traceback: Annotated[str, Field(max_length=MAX_TRACEBACK_CHARS)] = ""
 
 
 class ValueInfo(BaseModel):
-    name: str
-    kind: str  # "torch.Tensor", "tf.Tensor", "tf.Variable", "ndarray", "number", ...
-    shape: list[int] | None = None
-    dtype: str | None = None
-    device: str | None = None
-    preview: str
+    name: Short
+    kind: Short  # "torch.Tensor", "tf.Tensor", "tf.Variable", "ndarray", "number", ...
+    shape: Annotated[list[int], Field(max_length=MAX_SHAPE_DIMS)] | None = None
+    dtype: Short | None = None
+    device: Short | None = None
+    preview: Annotated[str, Field(max_length=MAX_PREVIEW_CHARS)]
     requires_grad: bool | None = None
 
 
@@ -95,13 +119,13 @@ class Timings(BaseModel):
     p75_ms: float | None = None
     trace_ms: float | None = None  # time TF spent tracing tf.functions in the first run
     setup_ms: float | None = None
-    threads: dict[str, int] = Field(default_factory=dict)
+    threads: dict[Short, int] = Field(default_factory=dict, max_length=MAX_MAP_ITEMS)
 
 
 class Graph(BaseModel):
     kind: Literal["autograd", "tf_function", "structure"]
-    title: str
-    svg: str
+    title: Short
+    svg: Annotated[str, Field(max_length=MAX_SVG_CHARS)]
     nodes: int
     truncated: bool = False
 
@@ -109,25 +133,117 @@ class Graph(BaseModel):
 class CapturedArray(BaseModel):
     """A value the web side asked for by name, as raw bytes."""
 
-    shape: list[int] | None = None
-    dtype: str | None = None
-    data_b64: str | None = None
-    missing: str | None = None  # why the value could not be captured
+    shape: Annotated[list[int], Field(max_length=MAX_SHAPE_DIMS)] | None = None
+    dtype: Short | None = None
+    data_b64: Annotated[str, Field(max_length=MAX_CAPTURE_B64_CHARS)] | None = None
+    missing: Annotated[str, Field(max_length=MAX_PREVIEW_CHARS)] | None = None
 
 
 class RunResult(BaseModel):
     status: RunStatus
     framework: Framework | None = None
-    stdout: str = ""
-    stderr: str = ""
+    stdout: Annotated[str, Field(max_length=MAX_STREAM_CHARS)] = ""
+    stderr: Annotated[str, Field(max_length=MAX_STREAM_CHARS)] = ""
     error: ErrorInfo | None = None
-    values: list[ValueInfo] = Field(default_factory=list)
+    values: list[ValueInfo] = Field(default_factory=list, max_length=MAX_VALUES)
     timings: Timings | None = None
-    device: str = ""
-    versions: dict[str, str] = Field(default_factory=dict)
-    graphs: list[Graph] = Field(default_factory=list)
-    captured: dict[str, CapturedArray] = Field(default_factory=dict, exclude=True)
+    device: Short = ""
+    versions: dict[Short, Short] = Field(default_factory=dict, max_length=MAX_MAP_ITEMS)
+    graphs: list[Graph] = Field(default_factory=list, max_length=MAX_GRAPHS)
+    captured: dict[Short, CapturedArray] = Field(default_factory=dict, exclude=True,
+                                                 max_length=MAX_CAPTURED)
 
     @classmethod
     def failed(cls, status: RunStatus, type_: str, message: str, **kw: object) -> RunResult:
         return cls(status=status, error=ErrorInfo(type=type_, message=message), **kw)  # type: ignore[arg-type]
+
+
+# ---- between the pool, the template, the supervisors and the runs ----------
+
+class CgroupSpec(_Strict):
+    base: str
+    version: Literal[1, 2]
+
+
+class LimitsSpec(_Strict):
+    """`limits.Limits` on the wire (the dataclass stays free of pydantic)."""
+
+    wall_s: float
+    cpu_s: int
+    memory_mb: int
+    address_space_mb: int
+    processes: int
+    file_size_mb: int
+    open_files: int
+    scratch_mb: int
+    output_bytes: int
+    result_bytes: int
+    max_timeout_s: float
+
+
+class SpawnSpare(_Strict):
+    """pool → template: fork a supervisor and its spare for this slot."""
+
+    type: Literal["spawn"] = "spawn"
+    id: int
+    slot: int = Field(ge=0, lt=256)
+    name: str = Field(pattern=r"^[a-z0-9-]{1,64}$")  # unique per spare: its cgroup's folder
+    limits: LimitsSpec
+    cgroup: CgroupSpec | None = None
+
+
+class TemplateHello(_Strict):
+    """template → pool, once: the frameworks are imported."""
+
+    type: Literal["hello"] = "hello"
+    pid: int
+
+
+class SpareSpawned(_Strict):
+    """template → pool, with the new spare's socket passed alongside."""
+
+    type: Literal["spare"] = "spare"
+    id: int
+    slot: int
+    pid: int
+
+
+class SpareReady(_Strict):
+    """run → supervisor → pool: warmed up, waiting for its one request."""
+
+    type: Literal["ready"] = "ready"
+    device: Short
+    versions: dict[Short, Short] = Field(max_length=MAX_MAP_ITEMS)
+    threads: dict[Short, int] = Field(max_length=MAX_MAP_ITEMS)
+
+
+class RunOrder(_Strict):
+    """pool → supervisor → run: the request and its limits."""
+
+    type: Literal["run"] = "run"
+    request: RunRequest
+    wall_s: float = Field(gt=0)
+    cpu_s: int = Field(gt=0)
+
+
+class RunFinished(_Strict):
+    """run → supervisor → pool: how it went (the supervisor adds the streams)."""
+
+    type: Literal["result"] = "result"
+    result: RunResult
+
+
+class ProtocolError(ValueError):
+    """A frame that is not what the protocol allows at this point."""
+
+
+def parse_frame(model: type[M], data: bytes | dict[str, object]) -> M:
+    """Validate one frame; anything else is a ProtocolError."""
+    try:
+        if isinstance(data, bytes | bytearray):
+            return model.model_validate_json(data)
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ProtocolError(f"malformed {model.__name__}: {where}: {first['msg']}") from None

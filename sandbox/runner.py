@@ -89,15 +89,14 @@ def _trace_ms(namespace: dict[str, Any], timings: dict[str, Any]) -> float | Non
 
 def serve_one(request_fd: int, result_fd: int, limits: Limits, slot: int, secure: bool,
               cgroup: RunCgroup | None = None) -> None:
-    if secure:
-        from sandbox.isolation import confine_run
+    from sandbox.isolation import apply_limits, confine_run, lower_priority
 
+    lower_priority()
+    if secure:
         if cgroup is not None:
             cgroup.join()  # while still root: after this the run can't leave it
         confine_run(limits, slot)
     else:
-        from sandbox.isolation import apply_limits
-
         apply_limits(limits)
     _streams_unbuffered()
     if not secure:  # keep the frameworks' temp files in the run's own folder

@@ -4,15 +4,20 @@
                           │  socket to the pool                 │ stdout, stderr, result pipes
                           └──────────── relays, caps, times ────┘
 
-It holds no user code. It forwards the request, keeps at most
-`output_bytes` of each stream, enforces the wall-clock limit, and turns
-however the run ended into one result frame for the pool. Killing the run
-(pid 1 of its namespace) takes every process the snippet started with it.
+It holds no user code and trusts nothing the run sends. It forwards the
+order, keeps at most `output_bytes` of each stream, validates the result
+frame (size first, then `protocol.RunFinished`), and turns however the run
+ended into one result frame for the pool. The deadline does not depend on
+the run's pipes: the run can close them, flood them or write garbage, and
+it is still killed when its time is up. Killing the run (pid 1 of its pid
+namespace) takes every process the snippet started with it, and a run
+whose supervisor dies gets SIGKILL from the kernel (`PR_SET_PDEATHSIG`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import select
 import shutil
@@ -21,14 +26,35 @@ import socket
 import tempfile
 import time
 import traceback
-from typing import Any
 
 from sandbox import runner, wire
 from sandbox.cgroups import RunCgroup
 from sandbox.limits import Limits
+from sandbox.protocol import (
+    CgroupSpec,
+    ProtocolError,
+    RunFinished,
+    RunOrder,
+    RunResult,
+    RunStatus,
+    SpareReady,
+    parse_frame,
+)
 
 CGROUP_HEADROOM_MB = 512
+WARM_UP_S = 120.0  # a spare that is not ready by then is given up
+EXIT_DRAIN_S = 0.5  # after pid 1 exits, the kernel ends its namespace; pipes close at once
 CUT_MARKER = "\n[… output cut: more than {kib} KiB on this stream]\n"
+PR_SET_PDEATHSIG = 1
+
+
+@dataclasses.dataclass
+class Ending:
+    """How a run ended when it did not hand over a result of its own."""
+
+    status: RunStatus
+    type: str
+    message: str
 
 
 class _Streams:
@@ -40,7 +66,7 @@ class _Streams:
 
     def take(self, name: str, chunk: bytes) -> None:
         buf = self.data[name]
-        limit = self.result_limit if name == "result" else self.limit
+        limit = self.result_limit + wire.HEADER.size if name == "result" else self.limit
         room = limit - len(buf)
         buf += chunk[:max(room, 0)]
         if len(chunk) > room:
@@ -52,6 +78,25 @@ class _Streams:
             text += CUT_MARKER.format(kib=self.limit // 1024)
         return text
 
+    def frame(self) -> bytes | None:
+        """The run's one frame once it is whole (None until then, or when it is too big)."""
+        buf = self.data["result"]
+        if len(buf) < wire.HEADER.size:
+            return None
+        (size,) = wire.HEADER.unpack(buf[:wire.HEADER.size])
+        if size > self.result_limit:
+            self.over = "result"
+            return None
+        end = wire.HEADER.size + size
+        return bytes(buf[wire.HEADER.size:end]) if len(buf) >= end else None
+
+
+def set_parent_death_signal() -> None:
+    """SIGKILL this process when its parent dies (cleared by uid changes: set it again after)."""
+    import ctypes
+
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
 
 def _signal_name(number: int) -> str:
     try:
@@ -60,28 +105,30 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _ended_by_signal(sig: int, stderr: str, oom_killed: bool) -> tuple[str, str, str]:
+def _ended_by_signal(sig: int, stderr: str, oom_killed: bool) -> Ending:
     if sig == signal.SIGXCPU:
-        return "timeout", "CPUTimeLimit", "the run used up its CPU time"
+        return Ending(RunStatus.timeout, "CPUTimeLimit", "the run used up its CPU time")
     if oom_killed or "bad_alloc" in stderr or "Cannot allocate memory" in stderr:
-        return "memory", "MemoryLimit", "the run was stopped for using too much memory"
-    return "killed", "Crashed", f"the run ended with {_signal_name(sig)}"
+        return Ending(RunStatus.memory, "MemoryLimit",
+                      "the run was stopped for using too much memory")
+    return Ending(RunStatus.killed, "Crashed", f"the run ended with {_signal_name(sig)}")
 
 
 class Supervisor:
     def __init__(self, sock: socket.socket, slot: int, limits: Limits, secure: bool,
-                 cgroup: dict[str, Any] | None = None) -> None:
+                 name: str, cgroup: CgroupSpec | None = None) -> None:
         self.sock, self.slot, self.limits, self.secure = sock, slot, limits, secure
+        self.wall_s = limits.wall_s
         self.cgroup: RunCgroup | None = None
+        self.pid = 0
         if cgroup is not None:
             # Headroom over RLIMIT_DATA: ordinary bombs still end as a clean
             # MemoryError; the cgroup catches what rlimits can't see.
-            self.cgroup = RunCgroup(cgroup["base"], cgroup["version"],
+            self.cgroup = RunCgroup(cgroup.base, cgroup.version, name,
                                     limits.memory_mb + CGROUP_HEADROOM_MB)
 
     def start_run(self) -> None:
-        workdir = "/tmp" if self.secure else tempfile.mkdtemp(prefix="sbs-run-")
-        self.workdir = workdir
+        self.workdir = "/tmp" if self.secure else tempfile.mkdtemp(prefix="sbs-run-")
         if self.secure:
             from sandbox.isolation import enter_run_namespaces
 
@@ -90,7 +137,8 @@ class Supervisor:
         self.pid = os.fork()
         if self.pid == 0:
             self._become_run(pipes)
-        self.fds = {}
+        self.exited = os.pidfd_open(self.pid)  # readable once pid 1 is gone, pipes or not
+        self.fds: dict[int, str] = {}
         for name, (r, w) in pipes.items():
             if name == "request":
                 os.close(r)
@@ -102,6 +150,7 @@ class Supervisor:
     def _become_run(self, pipes: dict[str, tuple[int, int]]) -> None:
         code = 0
         try:
+            set_parent_death_signal()
             self.sock.close()
             os.dup2(pipes["stdout"][1], 1)
             os.dup2(pipes["stderr"][1], 2)
@@ -117,149 +166,184 @@ class Supervisor:
             os._exit(code)
 
     def relay(self) -> None:
-        """Pass the ready frame on, then the request in, then watch the run."""
-        streams = _Streams(self.limits)
-        ready = self._pump(streams, until_ready=True, deadline=time.monotonic() + 120)
-        if ready is None:  # it failed while warming up, or the pool went away
-            self._kill()
+        """Pass the ready frame on, then the order in, then watch the run to its end.
+
+        Whatever happens in here, `supervise` kills the run afterwards.
+        """
+        ready = self._warm_up()
+        if ready is None:
             return
-        self.sock.sendall(wire.encode(ready))
-        message = wire.read_frame(self.sock.fileno())
-        if message is None:  # the pool went away or gave the spare up
-            self._kill()
+        self.sock.sendall(wire.encode(ready.model_dump()))
+        order = self._read_order()
+        if order is None:  # the pool went away or gave the spare up
             return
-        self.wall_s = float(message.get("wall_s", self.limits.wall_s))
-        wire.write_frame(self.request_fd, message)
-        os.close(self.request_fd)
+        self.wall_s = order.wall_s
+        deadline = time.monotonic() + order.wall_s
+        try:
+            wire.write_frame(self.request_fd, order.model_dump())
+            os.close(self.request_fd)
+        except OSError:
+            pass  # the spare died while waiting: its exit status tells why
+        result = self._watch(deadline)
+        if result is not None:
+            self.sock.sendall(wire.encode(RunFinished(result=result).model_dump()))
+
+    def _warm_up(self) -> SpareReady | None:
         streams = _Streams(self.limits)  # warm-up chatter is not the snippet's output
-        self._pump(streams, until_ready=False, deadline=time.monotonic() + self.wall_s)
+        deadline = time.monotonic() + WARM_UP_S
+        while time.monotonic() < deadline:
+            if not self._wait(streams, deadline):
+                return None
+            frame = streams.frame()
+            if frame is not None:
+                try:
+                    return parse_frame(SpareReady, frame)
+                except ProtocolError:
+                    return None
+            if streams.over or "result" not in self.fds.values():
+                return None
+        return None
 
-    def _pump(self, streams: _Streams, until_ready: bool, deadline: float) -> dict | None:
-        watched = dict(self.fds)
+    def _read_order(self) -> RunOrder | None:
+        try:
+            message = wire.read_frame(self.sock.fileno(), max_bytes=2 * 1024 * 1024)
+            return None if message is None else parse_frame(RunOrder, message)
+        except (OSError, ValueError):
+            return None
+
+    def _wait(self, streams: _Streams, deadline: float) -> bool:
+        """Read whatever is ready before `deadline`; False when the pool hung up or the run died."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return True
         sock_fd = self.sock.fileno()
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._kill()
-                if until_ready:
-                    return None
-                status = "timeout", "TimeLimit", f"the run took longer than {self.wall_s:g} s"
-                self._finish(streams, *status)
-                return None
-            readable, _, _ = select.select([*watched, sock_fd], [], [], remaining)
-            if sock_fd in readable and not self.sock.recv(4096):
-                self._kill()  # the pool hung up or gave the spare up: stop the run
-                return None
-            for fd in readable:
-                if fd == sock_fd:
-                    continue
-                chunk = os.read(fd, 65536)
-                name = watched[fd]
-                if not chunk:
-                    del watched[fd]
-                    continue
-                streams.take(name, chunk)
-                if name == "result" and streams.over != "result":
-                    frame = self._complete_frame(streams.data["result"])
-                    if frame is not None and until_ready:
-                        return frame
-                    if frame is not None:  # done: don't wait for a heavy process to exit
-                        self._drain(watched, streams)
-                        self._finish(streams, None, "", "")
-                        return None
-                if streams.over and not until_ready:
-                    self._kill()
-                    what = ("output_limit", "OutputLimit", f"the run printed more than "
-                            f"{self.limits.output_bytes // 1024} KiB to {streams.over}")
-                    if streams.over == "result":
-                        what = ("error", "ResultTooLarge", "the run's values were too large")
-                    self._finish(streams, *what)
-                    return None
-            if "result" not in watched.values() and not until_ready:
-                self._finish(streams, None, "", "")
-                return None
-            if not watched and until_ready:
-                return None
+        readable, _, _ = select.select([*self.fds, sock_fd, self.exited], [], [], remaining)
+        if sock_fd in readable and not self.sock.recv(4096):
+            return False  # the pool hung up or gave the spare up
+        for fd in readable:
+            if fd in self.fds:
+                self._read(fd, streams)
+        return self.exited not in readable
 
-    @staticmethod
-    def _drain(watched: dict[int, str], streams: _Streams) -> None:
-        """Take what the run printed before its result; it is already in the pipes."""
-        while watched:
-            readable, _, _ = select.select(list(watched), [], [], 0)
+    def _read(self, fd: int, streams: _Streams) -> None:
+        chunk = os.read(fd, 65536)
+        if chunk:
+            streams.take(self.fds[fd], chunk)
+        else:
+            del self.fds[fd]
+            os.close(fd)
+
+    def _watch(self, deadline: float) -> RunResult | None:
+        """Until a result, an exit, a limit or the deadline; None when the pool hung up."""
+        streams = _Streams(self.limits)
+        ending: Ending | None = None
+        frame: bytes | None = None
+        while True:
+            if time.monotonic() >= deadline:
+                ending = Ending(RunStatus.timeout, "TimeLimit",
+                                f"the run took longer than {self.wall_s:g} s")
+                break
+            alive = self._wait(streams, deadline)
+            if not alive and not self._exited():
+                return None
+            frame = streams.frame()
+            if streams.over:
+                break
+            if frame is not None:
+                break  # done: don't wait for a heavy process to exit
+            if not alive:  # pid 1 is gone: take what is left in the pipes, then see how
+                self._drain(streams)
+                frame = streams.frame() if streams.over != "result" else None
+                if frame is None:
+                    ending = self._how_it_ended(streams)
+                break
+        self._kill()
+        self._drain(streams)
+        if streams.over == "result":
+            ending = Ending(RunStatus.error, "ResultTooLarge", "the run's values were too large")
+        elif streams.over:
+            ending = Ending(RunStatus.output_limit, "OutputLimit", f"the run printed more than "
+                            f"{self.limits.output_bytes // 1024} KiB to {streams.over}")
+        return self._result(streams, frame, ending)
+
+    def _result(self, streams: _Streams, frame: bytes | None,
+                ending: Ending | None) -> RunResult:
+        result = None
+        if ending is None and frame is not None:
+            try:
+                result = parse_frame(RunFinished, frame).result
+            except ProtocolError as exc:
+                ending = Ending(RunStatus.killed, "ProtocolError",
+                                f"the run sent a malformed result ({exc}); it was stopped")
+        if result is None:
+            assert ending is not None
+            result = RunResult.failed(ending.status, ending.type, ending.message)
+        result.stdout = streams.text("stdout")
+        result.stderr = streams.text("stderr")
+        return result
+
+    def _exited(self) -> bool:
+        readable, _, _ = select.select([self.exited], [], [], 0)
+        return bool(readable)
+
+    def _drain(self, streams: _Streams) -> None:
+        """Take what is already in the pipes, for at most EXIT_DRAIN_S."""
+        until = time.monotonic() + EXIT_DRAIN_S
+        while self.fds and time.monotonic() < until:
+            readable, _, _ = select.select(list(self.fds), [], [], until - time.monotonic())
             if not readable:
                 return
             for fd in readable:
-                chunk = os.read(fd, 65536)
-                if chunk:
-                    streams.take(watched[fd], chunk)
-                else:
-                    del watched[fd]
+                self._read(fd, streams)
 
-    @staticmethod
-    def _complete_frame(buf: bytearray) -> dict | None:
-        if len(buf) < 4:
-            return None
-        size = wire.HEADER.unpack(buf[:4])[0]
-        if len(buf) < 4 + size:
-            return None
-        import json
-
-        return json.loads(bytes(buf[4:4 + size]))  # type: ignore[no-any-return]
-
-    def remove_cgroup(self) -> None:
-        if self.cgroup is None:
-            return
-        for _ in range(50):  # the run's last processes may take a moment to be freed
-            self.cgroup.remove()
-            if not self.cgroup.path.exists():
-                return
-            time.sleep(0.02)
+    def _how_it_ended(self, streams: _Streams) -> Ending:
+        _, wait_status = os.waitpid(self.pid, 0)  # pidfd said it exited: this cannot block
+        self.pid = 0
+        if os.WIFSIGNALED(wait_status):
+            oom = self.cgroup is not None and self.cgroup.oom_killed()
+            return _ended_by_signal(os.WTERMSIG(wait_status), streams.text("stderr"), oom)
+        return Ending(RunStatus.killed, "Crashed", "the run ended without a result")
 
     def _kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
+        if self.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
 
-    def _finish(self, streams: _Streams, status: str | None, type_: str, message: str) -> None:
-        frame = self._complete_frame(streams.data["result"]) if status is None else None
-        if frame is None or frame.get("type") != "result":
-            _, wait_status = os.waitpid(self.pid, 0)
-        stderr = streams.text("stderr")
-        result: dict[str, Any] = {}
-        if frame is not None and frame.get("type") == "result":
-            result = frame["result"]
-        elif status is None:  # the run ended by itself, without a result
-            if os.WIFSIGNALED(wait_status):
-                oom = self.cgroup is not None and self.cgroup.oom_killed()
-                status, type_, message = _ended_by_signal(os.WTERMSIG(wait_status), stderr, oom)
-            else:
-                status, type_, message = "killed", "Crashed", "the run ended without a result"
-        if status is not None:
-            result = {"status": status, "error": {"type": type_, "message": message}}
-        result["stdout"] = streams.text("stdout")
-        result["stderr"] = stderr
-        self.sock.sendall(wire.encode({"type": "result", "result": result}))
-        self._kill()  # whatever the snippet left running goes with pid 1
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
-        self.remove_cgroup()
+    def reap(self) -> None:
+        """Kill pid 1 (and with it its namespace), wait for it, remove its cgroup and files."""
+        self._kill()
+        if self.pid:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+        if self.cgroup is not None:
+            for _ in range(50):  # the run's last processes may take a moment to be freed
+                self.cgroup.remove()
+                if not self.cgroup.path.exists():
+                    break
+                time.sleep(0.02)
         if not self.secure:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def supervise(sock: socket.socket, slot: int, limits: Limits, secure: bool,
-              cgroup: dict[str, Any] | None = None) -> None:
+def supervise(sock: socket.socket, slot: int, limits: Limits, secure: bool, name: str,
+              cgroup: CgroupSpec | None, template_pid: int) -> None:
     """Entry point in the freshly forked supervisor; never returns."""
     code = 0
     supervisor = None
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        supervisor = Supervisor(sock, slot, limits, secure, cgroup)
+        set_parent_death_signal()
+        if os.getppid() != template_pid:  # the template died before the line above
+            return
+        supervisor = Supervisor(sock, slot, limits, secure, name, cgroup)
         supervisor.start_run()
         supervisor.relay()
     except BaseException:
         traceback.print_exc()
         code = 70
     finally:
-        if supervisor is not None:
-            supervisor.remove_cgroup()
-        os._exit(code)
+        try:
+            if supervisor is not None:
+                supervisor.reap()
+        finally:
+            os._exit(code)

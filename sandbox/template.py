@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import signal
 import socket
@@ -23,6 +22,7 @@ import sys
 import traceback
 
 from sandbox.limits import Limits
+from sandbox.protocol import ProtocolError, SpareSpawned, SpawnSpare, TemplateHello, parse_frame
 
 
 def import_frameworks() -> None:
@@ -38,23 +38,26 @@ def import_frameworks() -> None:
 def serve(ctrl: socket.socket, secure: bool) -> None:
     from sandbox.supervisor import supervise
 
+    me = os.getpid()
     while True:
         data = ctrl.recv(65536)
         if not data:
             return  # the pool closed the control socket: shut down
-        message = json.loads(data)
-        if message["type"] != "spawn":
+        try:
+            order = parse_frame(SpawnSpare, data)
+        except ProtocolError:
+            traceback.print_exc()
             continue
-        limits = Limits(**message["limits"])
+        limits = Limits(**order.limits.model_dump())
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:
             ctrl.close()
             ours.close()
-            supervise(theirs, message["slot"], limits, secure, message.get("cgroup"))
+            supervise(theirs, order.slot, limits, secure, order.name, order.cgroup, me)
         theirs.close()
-        reply = {"type": "spare", "id": message["id"], "slot": message["slot"], "pid": pid}
-        socket.send_fds(ctrl, [json.dumps(reply).encode()], [ours.fileno()])
+        reply = SpareSpawned(id=order.id, slot=order.slot, pid=pid)
+        socket.send_fds(ctrl, [reply.model_dump_json().encode()], [ours.fileno()])
         ours.close()
 
 
@@ -69,7 +72,7 @@ def main() -> None:
     try:
         import_frameworks()
         gc.freeze()
-        ctrl.send(json.dumps({"type": "hello", "pid": os.getpid()}).encode())
+        ctrl.send(TemplateHello(pid=os.getpid()).model_dump_json().encode())
         serve(ctrl, secure=not args.insecure)
     except Exception:
         traceback.print_exc()

@@ -15,6 +15,8 @@ import numpy as np
 
 MAX_VALUES = 40
 PREVIEW_CHARS = 400
+MAX_NAME_CHARS = 200  # below protocol.MAX_SHORT_CHARS, so a long name is cut, not refused
+MAX_DIMS = 32  # protocol.MAX_SHAPE_DIMS
 MAX_CAPTURE_ELEMENTS = 4_000_000
 
 
@@ -72,7 +74,7 @@ def describe(name: str, value: Any) -> dict[str, Any] | None:
     kind = _kind(value)
     if kind is None:
         return None
-    info: dict[str, Any] = {"name": name, "kind": kind}
+    info: dict[str, Any] = {"name": name[:MAX_NAME_CHARS], "kind": kind}
     if kind in ("number", "bool"):
         info["dtype"] = type(value).__name__
         info["preview"] = repr(value)[:PREVIEW_CHARS]
@@ -82,7 +84,7 @@ def describe(name: str, value: Any) -> dict[str, Any] | None:
     except Exception as exc:  # e.g. a tensor on a device we can't copy from
         info["preview"] = f"<unreadable: {type(exc).__name__}>"
         return info
-    info["shape"] = list(array.shape)
+    info["shape"] = list(array.shape) if array.ndim <= MAX_DIMS else None
     info["dtype"] = str(getattr(value, "dtype", array.dtype)).replace("torch.", "").replace(
         "<dtype: '", "").replace("'>", "")
     info["device"] = _device(value)
@@ -122,7 +124,7 @@ def capture(namespace: dict[str, Any], expressions: dict[str, str]) -> dict[str,
             continue
         if array.dtype == object or array.size > MAX_CAPTURE_ELEMENTS:
             why = f"`{expression}` is not a numeric array of manageable size"
-            captured[name] = {"missing": why}
+            captured[name] = {"missing": why[:300]}
             continue
         captured[name] = {
             "shape": list(array.shape),

@@ -1,7 +1,8 @@
 """Length-prefixed JSON frames: how processes of the sandbox talk.
 
 Blocking helpers for the sandbox processes; the pool reads the same frames
-with asyncio streams (`read_frame_async`).
+with asyncio streams (`read_body_async`) and validates them with the
+models in `protocol.py`.
 """
 
 from __future__ import annotations
@@ -49,12 +50,13 @@ def read_frame(fd: int, max_bytes: int = 64 * 1024 * 1024) -> dict[str, Any] | N
     return None if body is None else json.loads(body)
 
 
-async def read_frame_async(reader: asyncio.StreamReader, max_bytes: int) -> dict[str, Any] | None:
+async def read_body_async(reader: asyncio.StreamReader, max_bytes: int) -> bytes | None:
+    """The next frame's body, unparsed (a model validates it), or None at end of stream."""
     try:
         header = await reader.readexactly(HEADER.size)
         (size,) = HEADER.unpack(header)
         if size > max_bytes:
             raise ValueError(f"frame of {size} bytes is over the {max_bytes}-byte limit")
-        return json.loads(await reader.readexactly(size))
+        return await reader.readexactly(size)
     except asyncio.IncompleteReadError:
         return None

@@ -52,7 +52,7 @@ def render(diagram: Diagram, *, max_nodes: int = 300, timeout_s: float = 3.0) ->
         note = f"render timed out after {timeout_s:g} s ({len(diagram.nodes)} nodes)"
         return Rendered(note_svg(note), 0, True)
     shown = sum(1 for node in diagram.nodes.values() if node.kind != "cut")
-    return Rendered(clean_svg(raw, tooltips), shown, diagram.truncated)
+    return Rendered(clean_svg(raw, tooltips or {}), shown, diagram.truncated)
 
 
 def run_dot(dot_text: str, timeout_s: float) -> str:
@@ -79,14 +79,22 @@ def run_dot(dot_text: str, timeout_s: float) -> str:
 
 
 def clean_svg(raw: str, tooltips: dict[str, str] | None = None) -> str:
-    """Rewrite dot's SVG through the allowlist; prolog, doctype, comments and ids go."""
+    """Rewrite an SVG through the allowlist; prolog, doctype, comments and ids go.
+
+    With `tooltips`, dot's node titles are replaced by them (titles not in it
+    go); without, titles are kept as text. RenderError for anything that is
+    not a plain SVG document.
+    """
     if "<!ENTITY" in raw:
-        raise RenderError("entity declarations are not expected from dot")
-    root = ET.fromstring(raw)
-    if _local(root.tag) != "svg":
-        raise RenderError("not an SVG document")
-    parts: list[str] = []
-    _write(root, parts, tooltips or {}, top=True)
+        raise RenderError("entity declarations are not allowed")
+    try:
+        root = ET.fromstring(raw)
+        if _local(root.tag) != "svg":
+            raise RenderError("not an SVG document")
+        parts: list[str] = []
+        _write(root, parts, tooltips, top=True)
+    except (ET.ParseError, RecursionError) as exc:
+        raise RenderError(f"not a well-formed SVG: {type(exc).__name__}") from None
     return "".join(parts)
 
 
@@ -98,13 +106,13 @@ def _local(tag: object) -> str:
 
 
 def _write(
-    el: ET.Element, parts: list[str], tooltips: dict[str, str], *, top: bool = False
+    el: ET.Element, parts: list[str], tooltips: dict[str, str] | None, *, top: bool = False
 ) -> None:
     name = _local(el.tag)
     if name not in ELEMENTS:
         return
     text = el.text or ""
-    if name == "title":
+    if name == "title" and tooltips is not None:
         # dot titles nodes with their DOT name (n12); show the node's own tooltip instead.
         if text not in tooltips:
             return
