@@ -98,7 +98,20 @@ class Pool:
     async def start(self) -> None:
         if not self.insecure:
             self.cgroup = CgroupBase.create()
+            if self.cgroup is None:
+                log.warning("no memory cgroup can be made here (%s): each run's memory is "
+                            "bounded per process only (RLIMIT_DATA x RLIMIT_NPROC)",
+                            "not root" if os.getuid() else "no memory controller")
         await self.start_template()
+
+    @property
+    def memory_limit(self) -> str:
+        """How a run's memory is bounded, in words for /api/health."""
+        if self.insecure:
+            return "none (insecure mode)"
+        if self.cgroup is None:
+            return "per-process rlimits only: no memory cgroup on this host"
+        return f"memory cgroup v{self.cgroup.version} per run, plus per-process rlimits"
 
     async def start_template(self) -> None:
         loop = asyncio.get_running_loop()
@@ -286,6 +299,10 @@ class Pool:
 
     async def _run_on_spare(self, request: RunRequest) -> RunResult:
         limits = self.limits.with_timeout(request.timeout_s)
+        if self.last_error is not None and self._restarting:
+            return RunResult.failed(RunStatus.killed, "SandboxUnavailable",
+                                    "the sandbox is restarting; try again in a few seconds",
+                                    framework=request.framework)
         try:
             spare = await self.take_spare()
         except TimeoutError:
@@ -325,7 +342,8 @@ class Pool:
                 "template_alive": alive, "template_restarts": self.template_restarts,
                 "degraded": None if alive else (self.last_error or "the sandbox is restarting"),
                 "sandbox": "insecure" if self.insecure else "bubblewrap+namespaces+seccomp",
-                "memory_cgroups": f"v{self.cgroup.version}" if self.cgroup else None}
+                "memory_cgroups": f"v{self.cgroup.version}" if self.cgroup else None,
+                "memory_limit": self.memory_limit}
 
     async def stop(self, drain_s: float = 10.0) -> None:
         """Refuse new runs, fail queued ones, give running ones `drain_s`, then end all."""

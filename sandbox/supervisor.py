@@ -156,6 +156,8 @@ class Supervisor:
             os.dup2(pipes["stderr"][1], 2)
             for name, (r, w) in pipes.items():
                 os.close(w if name == "request" else r)
+                if name in ("stdout", "stderr"):
+                    os.close(w)  # it lives on as 1 or 2
             os.chdir(self.workdir)
             runner.serve_one(pipes["request"][0], pipes["result"][1], self.limits,
                              self.slot, self.secure, self.cgroup)

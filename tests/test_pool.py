@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from sandbox.fairqueue import FairQueue, QueueFull
+from app.settings import ROOT
+from sandbox.fairqueue import Client, FairQueue, QueueFull
 from sandbox.limits import Limits
 from sandbox.pool import Pool
 from sandbox.protocol import RunRequest, RunStatus
@@ -17,20 +23,25 @@ SLEEP = RunRequest(framework="pytorch", code="import time\ntime.sleep(1.5)\nprin
 QUICK = RunRequest(framework="pytorch", code="print('hi')")
 
 
+def _c(learner: str, address: str = "10.0.0.1") -> Client:
+    return Client(learner, address)
+
+
 def test_slots_go_round_robin_between_clients() -> None:
     async def scenario() -> list[str]:
-        queue = FairQueue(slots=1, max_waiting=10)
-        await queue.acquire("holder")
+        queue = FairQueue(slots=1, max_waiting=10, max_waiting_per_learner=10,
+                          max_waiting_per_address=10)
+        await queue.acquire(_c("holder"))
         order: list[str] = []
 
         async def one(client: str) -> None:
-            await queue.acquire(client)
+            await queue.acquire(_c(client))
             order.append(client)
             queue.release()
 
         tasks = [asyncio.create_task(one(c)) for c in ("a", "a", "a", "b", "c")]
         await asyncio.sleep(0)
-        assert queue.position("b") == 2 and queue.position("zzz") is None
+        assert queue.position(_c("b")) == 2 and queue.position(_c("zzz")) is None
         queue.release()
         await asyncio.gather(*tasks)
         return order
@@ -40,12 +51,13 @@ def test_slots_go_round_robin_between_clients() -> None:
 
 def test_full_queue_refuses_with_a_retry_time() -> None:
     async def scenario() -> None:
-        queue = FairQueue(slots=1, max_waiting=1)
-        await queue.acquire("a")
-        waiter = asyncio.create_task(queue.acquire("b"))
+        queue = FairQueue(slots=1, max_waiting=1, max_waiting_per_learner=1,
+                          max_waiting_per_address=1)
+        await queue.acquire(_c("a"))
+        waiter = asyncio.create_task(queue.acquire(_c("b", "10.0.0.2")))
         await asyncio.sleep(0)
         with pytest.raises(QueueFull) as refused:
-            await queue.acquire("c")
+            await queue.acquire(_c("c", "10.0.0.3"))
         assert refused.value.retry_after_s >= 1
         waiter.cancel()
         await asyncio.gather(waiter, return_exceptions=True)
@@ -63,16 +75,16 @@ def test_pool_backpressure_crash_recovery_and_shutdown() -> None:
         await pool.start()
         try:
             # 1. One running, one queued, the third is refused: no unbounded wait.
-            first = asyncio.create_task(pool.run(SLEEP, "a"))
+            first = asyncio.create_task(pool.run(SLEEP, _c("a")))
             await asyncio.sleep(0.2)
-            second = asyncio.create_task(pool.run(SLEEP, "b"))
+            second = asyncio.create_task(pool.run(SLEEP, _c("b")))
             await asyncio.sleep(0.2)
             with pytest.raises(QueueFull):
-                await pool.run(QUICK, "c")
+                await pool.run(QUICK, _c("c"))
             assert (await first).stdout == "slept\n" and (await second).status == RunStatus.ok
 
             # 2. The template dies mid-run: that run says so, the next one works.
-            in_flight = asyncio.create_task(pool.run(SLEEP, "a"))
+            in_flight = asyncio.create_task(pool.run(SLEEP, _c("a")))
             await asyncio.sleep(0.5)
             assert pool._process is not None
             os.kill(pool._process.pid, signal.SIGKILL)
@@ -82,20 +94,133 @@ def test_pool_backpressure_crash_recovery_and_shutdown() -> None:
                 if pool.stats()["spares_ready"]:
                     break
                 await asyncio.sleep(0.3)
-            again = await pool.run(QUICK, "a")
+            again = await pool.run(QUICK, _c("a"))
             assert again.status == RunStatus.ok and pool.stats()["template_restarts"] == 1
 
             # 3. Shutdown: the running run drains, the queued one is told why.
-            running = asyncio.create_task(pool.run(SLEEP, "a"))
+            running = asyncio.create_task(pool.run(SLEEP, _c("a")))
             await asyncio.sleep(0.2)
-            queued = asyncio.create_task(pool.run(QUICK, "b"))
+            queued = asyncio.create_task(pool.run(QUICK, _c("b")))
             await asyncio.sleep(0.1)
             await pool.stop(drain_s=10)
             assert (await running).status == RunStatus.ok
             refused = await queued
             assert refused.status == RunStatus.rejected and "shutting down" in refused.error.message
-            assert (await pool.run(QUICK, "c")).status == RunStatus.rejected
+            assert (await pool.run(QUICK, _c("c"))).status == RunStatus.rejected
         finally:
             await pool.stop()
 
     asyncio.run(scenario())
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_runs_die_with_their_supervisor_and_failed_restarts_are_retried(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    long_sleep = RunRequest(framework="pytorch", code="import time\ntime.sleep(60)", timeout_s=30)
+
+    async def scenario() -> None:
+        pool = Pool(Limits(wall_s=5), size=1)
+        await pool.start()
+        try:
+            # 1. A supervisor killed from outside takes its run with it (PR_SET_PDEATHSIG).
+            in_flight = asyncio.create_task(pool.run(long_sleep, _c("a")))
+            await asyncio.sleep(1.0)
+            assert pool._process is not None
+            (template,) = _children(pool._process.pid)
+            supervisors = _children(template)
+            runs = [run for sup in supervisors for run in _children(sup)]
+            assert supervisors and runs
+            for sup in supervisors:
+                os.kill(sup, signal.SIGKILL)
+            await asyncio.sleep(1.0)
+            assert not any(_alive(run) for run in runs)
+            lost = await asyncio.wait_for(in_flight, 5)
+            assert lost.status == RunStatus.killed
+
+            # 2. A template that can't start again: logged, retried with back-off, reported.
+            from sandbox import launcher
+
+            real_argv = launcher.template_argv
+            monkeypatch.setattr(launcher, "template_argv",
+                                lambda *a, **k: [sys.executable, "-c", "raise SystemExit(3)"])
+            os.kill(pool._process.pid, signal.SIGKILL)
+            for _ in range(100):
+                if (pool.stats()["degraded"] or "").startswith("template restart failed"):
+                    break
+                await asyncio.sleep(0.1)
+            assert (pool.stats()["degraded"] or "").startswith("template restart failed")
+            refused = await asyncio.wait_for(pool.run(QUICK, _c("a")), 2)
+            assert refused.status == RunStatus.killed and "restarting" in refused.error.message
+            monkeypatch.setattr(launcher, "template_argv", real_argv)
+            for _ in range(200):
+                if pool.stats()["spares_ready"]:
+                    break
+                await asyncio.sleep(0.2)
+            assert (await pool.run(QUICK, _c("a"))).stdout == "hi\n"
+            assert pool.stats()["template_restarts"] >= 2 and pool.stats()["degraded"] is None
+        finally:
+            await pool.stop()
+
+    asyncio.run(scenario())
+
+
+UNDER_TMP_SCRIPT = """
+import asyncio, sandbox
+from sandbox.fairqueue import Client
+from sandbox.limits import Limits
+from sandbox.pool import Pool
+from sandbox.protocol import RunRequest
+print(sandbox.__file__)
+async def main():
+    pool = Pool(Limits(), size=1)
+    await pool.start()
+    for framework, code in (("pytorch", "import torch\\nprint(int(torch.ones(3).sum()))"),
+                            ("tensorflow", "import tensorflow as tf\\nprint(int(tf.reduce_sum(tf.ones(4))))")):
+        result = await pool.run(RunRequest(framework=framework, code=code), Client("t", "local"))
+        print(result.status.value, result.stdout.strip(), result.error)
+    await pool.stop()
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+def test_a_checkout_and_venv_under_tmp_run() -> None:
+    top = Path(tempfile.mkdtemp(dir="/tmp", prefix="sbs-checkout-"))
+    try:
+        shutil.copytree(ROOT / "sandbox", top / "sandbox",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        venv = top / ".venv"
+        subprocess.run([Path(sys.base_prefix) / "bin" / "python3", "-m", "venv", "--without-pip",
+                        venv], check=True)
+        # The frameworks come from the project's own site-packages, named by a .pth file.
+        site = next((venv / "lib").glob("python3*/site-packages"))
+        (site / "frameworks.pth").write_text(
+            "\n".join(p for p in sys.path if p.endswith("site-packages")) + "\n")
+        os.chmod(top, 0o755)
+        out = subprocess.run([venv / "bin" / "python", "-c", UNDER_TMP_SCRIPT], cwd=top,
+                             env={"PATH": os.environ["PATH"], "PYTHONPATH": str(top)},
+                             capture_output=True, text=True, timeout=300)
+        lines = out.stdout.splitlines()
+        assert lines == [f"{top}/sandbox/__init__.py", "ok 3 None", "ok 4 None"], out.stderr[-3000:]
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
