@@ -9,7 +9,7 @@ STAMP := $(VENV)/.install-stamp
 RUN_PACKAGES := bubblewrap libseccomp2 graphviz
 TEST_PACKAGES := chromium
 
-.PHONY: install run test bench editor system-packages test-packages clean
+.PHONY: install run test lint test-rootless bench editor system-packages test-packages clean
 
 install: system-packages $(STAMP)
 
@@ -43,8 +43,22 @@ test-packages:
 run: install
 	$(BIN)/sidebyside serve
 
-test: install test-packages
+test: install test-packages lint
 	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy app sandbox
+
+# The hostile tests again as an ordinary user: the rootless sandbox (user
+# namespaces, no cgroups). Run as root on a throwaway machine such as CI: it
+# adds a system user and lets it reach the Python install (o+x on its folders).
+ROOTLESS_USER := sidebyside-ci
+test-rootless: install
+	@id -u $(ROOTLESS_USER) >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin $(ROOTLESS_USER)
+	@for dir in $$($(BIN)/python -c 'import os, sys, pathlib; print(*{str(p) for top in (sys.base_prefix, os.getcwd()) for p in pathlib.Path(top).parents})'); do chmod o+x "$$dir"; done
+	runuser -u $(ROOTLESS_USER) -- env HOME=/tmp PYTHONDONTWRITEBYTECODE=1 \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_sandbox_hostile.py
 
 bench: install
 	$(BIN)/python bench/run.py

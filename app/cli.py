@@ -15,7 +15,7 @@ def _serve(args: argparse.Namespace) -> int:
     overrides: dict[str, object] = {"host": args.host, "port": args.port}
     if args.insecure_no_sandbox:
         overrides["insecure_no_sandbox"] = True
-    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    settings = Settings.model_validate({k: v for k, v in overrides.items() if v is not None})
     from sandbox.isolation import SandboxUnavailable, check_sandbox
 
     if not settings.insecure_no_sandbox:

@@ -33,7 +33,8 @@ RUN_ENV = {
     "PYTHONDONTWRITEBYTECODE": "1",
     "PYTHONUNBUFFERED": "1",
     "TF_CPP_MIN_LOG_LEVEL": "2",
-    "OMP_NUM_THREADS": "1",  # concurrent runs on few cores: spinning OpenMP threads starve each other
+    # Concurrent runs on few cores: spinning OpenMP threads starve each other.
+    "OMP_NUM_THREADS": "1",
     "TF_FORCE_GPU_ALLOW_GROWTH": "true",  # spares share a GPU: no process takes it all
     "KERAS_BACKEND": "tensorflow",
     "MPLCONFIGDIR": "/tmp",

@@ -101,22 +101,24 @@ def _parse_body(body: str, file: Path, offset: int) -> tuple[str, list[Step]]:
                 continue
             section = sections[-1]
             if not section.line:
-                raise PackError(file, block.line - 1,
-                                f"a {block.kind} block must be inside a step (after a `##` heading)")
+                raise PackError(
+                    file, block.line - 1,
+                    f"a {block.kind} block must be inside a step (after a `##` heading)")
             if tok.level != 0:
                 raise PackError(file, block.line - 1,
                                 f"a {block.kind} block must not be nested in a list or quote")
             if block.kind in section.blocks:
                 first = section.blocks[block.kind].line - 1
-                raise PackError(file, block.line - 1,
-                                f"a second {block.kind} block in this step (the first is on line {first})")
+                raise PackError(
+                    file, block.line - 1,
+                    f"a second {block.kind} block in this step (the first is on line {first})")
             section.blocks[block.kind] = block
             hidden.update(range(*tok.map))
     ends = [s.start for s in sections[1:]] + [len(lines)]
-    prose = [_prose(lines, s.start, end, hidden) for s, end in zip(sections, ends)]
+    prose = [_prose(lines, s.start, end, hidden) for s, end in zip(sections, ends, strict=True)]
     seen: dict[str, int] = {}
     steps = []
-    for section, text in zip(sections[1:], prose[1:]):
+    for section, text in zip(sections[1:], prose[1:], strict=True):
         step = _build_step(section, text, file)
         if step.id in seen:
             raise PackError(file, step.line,
@@ -140,7 +142,8 @@ def _read_block(tok: Token, lines: list[str], file: Path, offset: int) -> _Block
     lang = words[0] if len(words) == 2 else None
     if kind not in BLOCK_LANGS or len(words) > 2:
         known = ", ".join(BLOCK_LANGS)
-        raise PackError(file, fence_line, f"unknown block kind '{tok.info.strip()}' (known: {known})")
+        kind = tok.info.strip()
+        raise PackError(file, fence_line, f"unknown block kind '{kind}' (known: {known})")
     if lang != BLOCK_LANGS[kind]:
         expected = " ".join(w for w in (BLOCK_LANGS[kind], kind) if w)
         raise PackError(file, fence_line, f"a {kind} block is written ```{expected}")
