@@ -22,7 +22,9 @@ def create_app(settings: Settings | None = None, pool: Pool | None = None) -> Fa
     # A pool handed in is owned by the caller (tests share one between apps).
     own_pool = pool is None
     pool = pool or Pool(settings.limits(), size=settings.pool_size,
-                        insecure=settings.insecure_no_sandbox, queue_size=settings.queue_size)
+                        insecure=settings.insecure_no_sandbox, queue_size=settings.queue_size,
+                        queue_per_learner=settings.queue_per_learner,
+                        queue_per_address=settings.queue_per_address)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

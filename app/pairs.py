@@ -7,6 +7,7 @@ import asyncio
 from pydantic import BaseModel
 
 from app.compare import Comparison, compare_results
+from sandbox.fairqueue import Client
 from sandbox.pool import Pool
 from sandbox.protocol import RunRequest, RunResult
 
@@ -20,7 +21,7 @@ class PairResult(BaseModel):
 async def run_pair(pool: Pool, tensorflow: str, pytorch: str, *, names: list[str],
                    rtol: float = 1e-5, atol: float = 1e-6,
                    tensorflow_exprs: dict[str, str] | None = None,
-                   pytorch_exprs: dict[str, str] | None = None, client: str = "anonymous",
+                   pytorch_exprs: dict[str, str] | None = None, client: Client,
                    graph: bool = False, repeat: int = 1,
                    draw: dict[str, str] | None = None,
                    timeout_s: float | None = None) -> PairResult:

@@ -29,6 +29,12 @@ class Settings(BaseSettings):
         description="Runs executed at once; also the number of ready spares.",
     )
     queue_size: int = Field(64, description="Runs that may wait for a slot before 429.")
+    queue_per_learner: int = Field(
+        4, ge=1, description="Runs one learner (cookie, else address) may have waiting.")
+    queue_per_address: int = Field(
+        32, ge=1, description=(
+            "Runs one client address may have waiting, whatever learner ids it sends; "
+            "a class behind one NAT or proxy shares it."))
     run_timeout_s: float = Field(10.0, description="Default wall-time limit of one run.")
     run_max_timeout_s: float = Field(60.0, description="Largest timeout_s a request may ask for.")
     run_cpu_s: int = Field(20, description="CPU-time limit of one run, all threads together.")

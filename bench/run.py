@@ -58,7 +58,11 @@ def free_port() -> int:
 
 
 def start_server(port: int, data_dir: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SIDEBYSIDE_PORT": str(port), "SIDEBYSIDE_DATA_DIR": data_dir}
+    # The burst stands for a classroom, but comes from one address with no
+    # learner cookie: lift the per-client caps so it measures the pool.
+    env = {**os.environ, "SIDEBYSIDE_PORT": str(port), "SIDEBYSIDE_DATA_DIR": data_dir,
+           "SIDEBYSIDE_QUEUE_PER_LEARNER": str(BURST),
+           "SIDEBYSIDE_QUEUE_PER_ADDRESS": str(BURST)}
     server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300

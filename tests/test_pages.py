@@ -241,6 +241,7 @@ def test_a_full_queue_shows_busy_with_the_retry_time() -> None:
     from app.web.jobs import Jobs
     from app.web.render import templates
     from app.web.stepview import build_step
+    from sandbox.fairqueue import Client
     from sandbox.pool import QueueFull
 
     lesson = load_pack(ROOT / "lessons" / "example").lessons[0]
@@ -251,7 +252,7 @@ def test_a_full_queue_shows_busy_with_the_retry_time() -> None:
 
     async def go() -> str:
         jobs = Jobs()
-        job = jobs.start(full(), client="c", kind="side")
+        job = jobs.start(full(), client=Client("c", "10.0.0.1"), kind="side")
         await jobs.settle(job, 1)
         results.side_from_job(view.side("pytorch"), job, None)
         template = templates().env.get_template("partials/result.html")

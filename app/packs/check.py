@@ -22,11 +22,13 @@ from app.packs.loader import MANIFEST, PackError, load_lesson, load_packs
 from app.packs.models import Exercise, Lesson, Snippet, Step
 from app.pairs import run_pair
 from app.settings import Settings
+from sandbox.fairqueue import Client
 from sandbox.pool import Pool
 from sandbox.protocol import FRAMEWORKS, RunRequest, RunResult, RunStatus
 
 Status = Literal["ok", "mismatch", "error"]
-CLIENT = "check"
+# Uncapped: the check is the only client and gates itself (one pair per slot).
+CLIENT = Client(learner="check", address="local", capped=False)
 
 
 @dataclasses.dataclass
@@ -184,7 +186,8 @@ def format_report(outcomes: list[Outcome], load_errors: list[str]) -> str:
                       if not c["match"]]
     counts = _counts(outcomes)
     summary = ", ".join(f"{n} {s}" for s, n in counts.items())
-    errors = f"; {len(load_errors)} load error{'s' * (len(load_errors) != 1)}" if load_errors else ""
+    plural = "s" * (len(load_errors) != 1)
+    errors = f"; {len(load_errors)} load error{plural}" if load_errors else ""
     lines.append(f"{len(outcomes)} checks: {summary}{errors}")
     return "\n".join(lines)
 

@@ -25,6 +25,7 @@ from app.web.runs import TIMING_REPEAT
 from app.web.security import CsrfDep, LearnerDep
 from app.web.setup import pages_of
 from app.web.stepview import StepView, build_step
+from sandbox.fairqueue import Client
 from sandbox.protocol import FRAMEWORKS, Framework, check_code
 
 router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[CsrfDep])
@@ -58,7 +59,7 @@ async def create_timing_run(request: Request, lesson_id: str, step_id: str, lear
     return await _pair(request, lesson_id, step_id, learner, client, pool, repeat=TIMING_REPEAT)
 
 
-async def _pair(request: Request, lesson_id: str, step_id: str, learner: str, client: str,
+async def _pair(request: Request, lesson_id: str, step_id: str, learner: str, client: Client,
                 pool: Any, repeat: int) -> HTMLResponse:
     view = await _posted_view(request, lesson_id, step_id, learner)
     pages = pages_of(request)

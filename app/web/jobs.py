@@ -3,7 +3,8 @@
 A request that starts a run waits briefly; a fast run (or a cache hit) is
 answered at once, a slower one answers with a pending partial that
 re-requests `/jobs/{id}` until the job is done. Jobs are kept in memory
-for a few minutes after they finish; ids are unguessable.
+for a few minutes after they finish, within a budget of bytes (a run's
+result can be large, so a count would bound nothing); ids are unguessable.
 """
 
 from __future__ import annotations
@@ -15,15 +16,24 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
+from app.web.bytecache import ByteLRU
+from app.web.runs import result_bytes
+from sandbox.fairqueue import Client
+from sandbox.protocol import RunResult
+
 KEEP_S = 600.0
-MAX_JOBS = 2000
+DONE_BUDGET_BYTES = 64 * 2**20  # finished jobs, oldest-polled out first
+# Running jobs are bounded by the fair queue (a refused run ends its job at
+# once); this only stops a runaway from growing the table without end.
+MAX_RUNNING = 2000
+JOB_OVERHEAD_BYTES = 2048  # the task, its meta dict, the result's Python objects
 
 
 @dataclasses.dataclass
 class Job:
     id: str
     task: asyncio.Task[Any]
-    client: str
+    client: Client
     meta: dict[str, Any]
     started: float = dataclasses.field(default_factory=time.monotonic)
 
@@ -33,18 +43,24 @@ class Job:
 
 
 class Jobs:
-    def __init__(self) -> None:
-        self._jobs: dict[str, Job] = {}
+    def __init__(self, budget_bytes: int = DONE_BUDGET_BYTES) -> None:
+        self._running: dict[str, Job] = {}
+        self._done: ByteLRU[str, Job] = ByteLRU(budget_bytes)
 
-    def start(self, coro: Coroutine[Any, Any, Any], *, client: str, **meta: Any) -> Job:
+    @property
+    def done_bytes(self) -> int:
+        return self._done.nbytes
+
+    def start(self, coro: Coroutine[Any, Any, Any], *, client: Client, **meta: Any) -> Job:
         self._prune()
         job = Job(secrets.token_urlsafe(12), asyncio.create_task(coro), client, meta)
-        job.task.add_done_callback(_consume)
-        self._jobs[job.id] = job
+        self._running[job.id] = job
+        job.task.add_done_callback(lambda _: self._finished(job))
         return job
 
     def get(self, job_id: str) -> Job | None:
-        return self._jobs.get(job_id)
+        job = self._running.get(job_id)
+        return job if job is not None else self._done.get(job_id)
 
     async def settle(self, job: Job, wait_s: float) -> None:
         """Give the job up to `wait_s` to finish; it keeps running either way."""
@@ -52,17 +68,44 @@ class Jobs:
             await asyncio.wait({job.task}, timeout=wait_s)
 
     def cancel_all(self) -> None:
-        for job in self._jobs.values():
+        for job in self._running.values():
             job.task.cancel()
-        self._jobs.clear()
+        self._running.clear()
+        self._done.clear()
+
+    def _finished(self, job: Job) -> None:
+        _consume(job.task)
+        if self._running.pop(job.id, None) is not None:  # else dropped meanwhile
+            # weighed once, now its result is known and can no longer grow
+            self._done.put(job.id, job, job_bytes(job))
 
     def _prune(self) -> None:
         now = time.monotonic()
-        old = [k for k, j in self._jobs.items() if j.done and now - j.started > KEEP_S]
-        for k in old:
-            del self._jobs[k]
-        while len(self._jobs) >= MAX_JOBS:  # oldest first; dicts keep insertion order
-            self._jobs.pop(next(iter(self._jobs)))
+        for key, job in self._done.items():
+            if now - job.started > KEEP_S:
+                self._done.pop(key)
+        while len(self._running) >= MAX_RUNNING:  # oldest first; dicts keep insertion order
+            self._running.pop(next(iter(self._running)))
+
+
+def job_bytes(job: Job) -> int:
+    """About what a finished job holds: its meta (the posted code) and its result."""
+    task = job.task
+    result = task.result() if not task.cancelled() and task.exception() is None else None
+    return JOB_OVERHEAD_BYTES + _weigh(job.meta) + _weigh(result)
+
+
+def _weigh(value: object) -> int:
+    # Results are a RunResult, a dict of them (a pair) or a tuple around one (a check).
+    if isinstance(value, RunResult):
+        return result_bytes(value)
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_weigh(k) + _weigh(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return sum(_weigh(v) for v in value)
+    return 64
 
 
 def _consume(task: asyncio.Task[Any]) -> None:

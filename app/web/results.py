@@ -10,7 +10,7 @@ from app.web.jobs import Job, Jobs
 from app.web.runs import PRECOMPUTE_CLIENT, TIMING_REPEAT, Runner, request_for
 from app.web.stepview import SideView, StepView
 from app.web.views import LABELS, timing_chart
-from sandbox.fairqueue import QueueFull
+from sandbox.fairqueue import Client, QueueFull
 from sandbox.protocol import FRAMEWORKS, Framework, RunResult
 
 
@@ -64,13 +64,14 @@ def side_from_job(side: SideView, job: Job, position: int | None) -> None:
         side.cached = side.code == side.original
 
 
-async def run_side(runner: Runner, view: StepView, side: Framework, client: str) -> RunResult:
+async def run_side(runner: Runner, view: StepView, side: Framework,
+                   client: Client) -> RunResult:
     s = view.side(side)
     return await runner.run(request_for(view.step, side, s.code), client,
                             original=s.code == s.original)
 
 
-async def run_both(runner: Runner, view: StepView, client: str,
+async def run_both(runner: Runner, view: StepView, client: Client,
                    repeat: int = 1) -> dict[str, RunResult]:
     async def one(fw: Framework) -> RunResult:
         s = view.side(fw)
@@ -105,7 +106,8 @@ def pair_from_job(view: StepView, job: Job, position: int | None) -> None:
     show_comparison(view, results["tensorflow"], results["pytorch"], job.meta.get("repeat", 1))
 
 
-async def check_exercise(runner: Runner, view: StepView, client: str) -> tuple[bool, str, Any]:
+async def check_exercise(runner: Runner, view: StepView,
+                         client: Client) -> tuple[bool, str, Any]:
     """The learner's code against the reference solution, on the exercise's names."""
     ex = view.step.exercise
     assert ex is not None

@@ -20,15 +20,20 @@ import numpy as np
 from app.packs.models import Step
 from app.store import outputs
 from app.store.db import Database
+from app.web.bytecache import ByteLRU
+from sandbox.fairqueue import Client
 from sandbox.pool import Pool
 from sandbox.protocol import CapturedArray, Framework, RunRequest, RunResult
 
 log = logging.getLogger("sidebyside.pages")
 
-PRECOMPUTE_CLIENT = "precompute"
+# Uncapped: a lesson has more missing outputs than one learner may queue, and
+# what it queues is bounded by the lesson. Its own learner id keeps it in the
+# round-robin, so a learner's own runs still come first.
+PRECOMPUTE_CLIENT = Client(learner="precompute", address="server", capped=False)
 TIMING_REPEAT = 10
 _MAX_CACHED_BYTES = 4 * 1024 * 1024
-MEMO_SIZE = 512
+MEMO_BUDGET_BYTES = 64 * 2**20
 
 
 def request_for(step: Step, side: Framework, code: str, *, repeat: int = 1,
@@ -46,7 +51,8 @@ class Runner:
     db: Database
     inflight: dict[str, asyncio.Future[RunResult]] = dataclasses.field(default_factory=dict)
     # parsed cache entries: the lesson page reads the same few on every view
-    memo: dict[str, RunResult] = dataclasses.field(default_factory=dict)
+    memo: ByteLRU[str, RunResult] = dataclasses.field(
+        default_factory=lambda: ByteLRU(MEMO_BUDGET_BYTES))
 
     def key(self, req: RunRequest) -> str:
         ctx = self.pool.context
@@ -58,17 +64,18 @@ class Runner:
 
     async def cached_many(self, reqs: list[RunRequest]) -> list[RunResult | None]:
         keys = [self.key(r) for r in reqs]
-        missing = [k for k in keys if k not in self.memo]
+        # Hits are taken before loading the misses, which may push them out of the memo.
+        found = {k: hit for k in keys if (hit := self.memo.get(k)) is not None}
+        missing = [k for k in keys if k not in found]
         for key, body in (await outputs.get_many(self.db, missing)).items():
-            self._remember(key, _load(body))
-        return [self.memo.get(k) for k in keys]
+            found[key] = _load(body)
+            self._remember(key, found[key])
+        return [found.get(k) for k in keys]
 
     def _remember(self, key: str, result: RunResult) -> None:
-        if len(self.memo) >= MEMO_SIZE:
-            self.memo.pop(next(iter(self.memo)))
-        self.memo[key] = result
+        self.memo.put(key, result, result_bytes(result))
 
-    async def run(self, req: RunRequest, client: str, *, original: bool) -> RunResult:
+    async def run(self, req: RunRequest, client: Client, *, original: bool) -> RunResult:
         """Run a snippet; the lesson's own code (`original`) goes through the cache."""
         if not original:
             return await self.pool.run(req, client)
@@ -109,6 +116,12 @@ def original_code(step: Step, side: Framework) -> str:
     if step.exercise and step.exercise.side == side:
         return step.exercise.starter.code
     return step.snippet(side).code
+
+
+def result_bytes(result: RunResult) -> int:
+    """About what a result holds in memory: its JSON, plus the captured arrays it leaves out."""
+    return len(result.model_dump_json()) + sum(
+        len(c.data_b64 or "") for c in result.captured.values())
 
 
 def _dump(result: RunResult) -> dict[str, Any]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import functools
 import math
 
+from app.web.bytecache import ByteLRU
 from sandbox.protocol import Framework, Timings
 
 LABELS: dict[str, str] = {"tensorflow": "TensorFlow", "pytorch": "PyTorch"}
@@ -22,10 +22,18 @@ STATUS_TEXT = {
 }
 
 
-@functools.lru_cache(maxsize=256)
+# A page shows the same graphs on every view; a run may draw a large one.
+SVG_URIS_BUDGET_BYTES = 32 * 2**20
+_svg_uris: ByteLRU[str, str] = ByteLRU(SVG_URIS_BUDGET_BYTES)
+
+
 def svg_data_uri(svg: str) -> str:
     """A graph as an <img> source: an image cannot run script, whatever it holds."""
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    uri = _svg_uris.get(svg)
+    if uri is None:
+        uri = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+        _svg_uris.put(svg, uri, len(svg) + len(uri))  # the cache holds the key too
+    return uri
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,169 @@
+"""The fair queue's caps on waiting runs: per learner, per address, in all (no sandbox)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from sandbox.fairqueue import Client, FairQueue, QueueClosed, QueueFull
+
+HOLDER = Client("learner:holder", "10.0.0.1")
+
+
+def scenario(fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(fn())
+
+
+async def busy_queue(*, slots: int = 1, total: int = 100, learner: int = 4,
+                     address: int = 32) -> FairQueue:
+    """A queue whose every slot is taken, so the next acquire waits."""
+    queue = FairQueue(slots, total, learner, address)
+    for _ in range(slots):
+        await queue.acquire(HOLDER)
+    return queue
+
+
+async def enqueue(queue: FairQueue, client: Client) -> asyncio.Task[None]:
+    """Start waiting for a slot; asserts the run was queued, not refused."""
+    task = asyncio.create_task(queue.acquire(client))
+    await asyncio.sleep(0)
+    assert not task.done(), task.exception()
+    return task
+
+
+async def drain(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def test_one_learner_cannot_fill_the_queue() -> None:
+    async def go() -> None:
+        queue = await busy_queue(learner=2)
+        flooder = Client("learner:flood", "10.0.0.66")
+        tasks = [await enqueue(queue, flooder) for _ in range(2)]
+        with pytest.raises(QueueFull, match="you already have 2 runs waiting") as refused:
+            await queue.acquire(flooder)
+        assert refused.value.retry_after_s >= 1
+        # another learner, even at the same address, still gets in line
+        tasks.append(await enqueue(queue, Client("learner:classmate", "10.0.0.66")))
+        tasks.append(await enqueue(queue, Client("learner:other", "10.0.0.7")))
+        assert queue.waiting == 4
+        assert queue.position(Client("learner:other", "10.0.0.7")) == 3
+        await drain(tasks)
+
+    scenario(go)
+
+
+def test_rotating_learner_cookies_from_one_address_cannot_fill_the_queue() -> None:
+    async def go() -> None:
+        queue = await busy_queue(total=10, learner=1, address=3)
+        tasks = [await enqueue(queue, Client(f"learner:made-up-{i}", "6.6.6.6"))
+                 for i in range(3)]
+        for i in range(3, 20):  # a fresh cookie per run does not help
+            with pytest.raises(QueueFull, match="your address already has 3 runs waiting"):
+                await queue.acquire(Client(f"learner:made-up-{i}", "6.6.6.6"))
+        assert queue.waiting == 3  # well below the global cap of 10
+        tasks.append(await enqueue(queue, Client("learner:honest", "1.2.3.4")))
+        assert queue.waiting == 4
+        await drain(tasks)
+
+    scenario(go)
+
+
+def test_the_global_cap_still_holds_across_clients() -> None:
+    async def go() -> None:
+        queue = await busy_queue(total=3, learner=1, address=1)
+        tasks = [await enqueue(queue, Client(f"learner:{i}", f"10.0.1.{i}")) for i in range(3)]
+        with pytest.raises(QueueFull, match="all sandboxes are busy"):
+            await queue.acquire(Client("learner:late", "10.0.2.1"))
+        await drain(tasks)
+
+    scenario(go)
+
+
+def test_slots_still_go_round_robin_between_learners() -> None:
+    async def go() -> None:
+        queue = await busy_queue(learner=3)
+        order: list[str] = []
+
+        async def one(client: Client) -> None:
+            await queue.acquire(client)
+            order.append(client.learner)
+            queue.release()
+
+        a, b, c = (Client(f"learner:{x}", "10.0.0.5") for x in "abc")
+        tasks = []
+        for client in (a, a, a, b, c):
+            tasks.append(asyncio.create_task(one(client)))
+            await asyncio.sleep(0)
+        assert queue.position(b) == 2 and queue.position(Client("zzz", "10.0.0.5")) is None
+        queue.release()  # the holder is done
+        await asyncio.gather(*tasks)
+        assert order == ["learner:a", "learner:b", "learner:c", "learner:a", "learner:a"]
+        assert queue.waiting == 0 and queue.free == 1
+
+    scenario(go)
+
+
+def test_cancelled_waits_free_the_learner_and_address_counts() -> None:
+    async def go() -> None:
+        queue = await busy_queue(learner=2, address=2)
+        me = Client("learner:me", "10.0.0.9")
+        tasks = [await enqueue(queue, me) for _ in range(2)]
+        with pytest.raises(QueueFull):
+            await queue.acquire(me)
+        await drain(tasks)  # the browser went away
+        assert queue.waiting == 0 and queue.position(me) is None
+        assert not queue._by_address  # made-up clients leave nothing behind
+        tasks = [await enqueue(queue, me) for _ in range(2)]  # room again
+        await drain(tasks)
+
+    scenario(go)
+
+
+def test_released_slots_free_the_counts_of_who_got_them() -> None:
+    async def go() -> None:
+        queue = await busy_queue(learner=1, address=1)
+        me = Client("learner:me", "10.0.0.9")
+        first = await enqueue(queue, me)
+        with pytest.raises(QueueFull):
+            await queue.acquire(me)
+        queue.release()  # the holder finishes: my run starts, so it no longer waits
+        await first
+        second = await enqueue(queue, me)
+        await drain([second])
+
+    scenario(go)
+
+
+def test_the_servers_own_work_is_bound_only_by_the_global_cap() -> None:
+    async def go() -> None:
+        queue = await busy_queue(total=6, learner=1, address=1)
+        precompute = Client("precompute", "server", capped=False)
+        tasks = [await enqueue(queue, precompute) for _ in range(5)]
+        # a learner's run still goes ahead of the rest of the precompute
+        tasks.append(await enqueue(queue, Client("learner:me", "10.0.0.9")))
+        assert queue.position(Client("learner:me", "10.0.0.9")) == 2
+        with pytest.raises(QueueFull, match="all sandboxes are busy"):
+            await queue.acquire(precompute)
+        await drain(tasks)
+
+    scenario(go)
+
+
+def test_close_fails_waiting_runs_and_forgets_them() -> None:
+    async def go() -> None:
+        queue = await busy_queue()
+        task = await enqueue(queue, Client("learner:me", "10.0.0.9"))
+        queue.close()
+        with pytest.raises(QueueClosed):
+            await task
+        assert queue.waiting == 0
+        with pytest.raises(QueueClosed):
+            await queue.acquire(Client("learner:me", "10.0.0.9"))
+
+    scenario(go)
