@@ -232,6 +232,12 @@ class RunFinished(_Strict):
     type: Literal["result"] = "result"
     result: RunResult
 
+    def to_wire(self) -> dict[str, object]:
+        """The frame, captured arrays included (the web API leaves them out of a result)."""
+        frame = self.model_dump()
+        frame["result"]["captured"] = {k: v.model_dump() for k, v in self.result.captured.items()}
+        return frame
+
 
 class ProtocolError(ValueError):
     """A frame that is not what the protocol allows at this point."""

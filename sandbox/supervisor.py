@@ -188,7 +188,7 @@ class Supervisor:
             pass  # the spare died while waiting: its exit status tells why
         result = self._watch(deadline)
         if result is not None:
-            self.sock.sendall(wire.encode(RunFinished(result=result).model_dump()))
+            self.sock.sendall(wire.encode(RunFinished(result=result).to_wire()))
 
     def _warm_up(self) -> SpareReady | None:
         streams = _Streams(self.limits)  # warm-up chatter is not the snippet's output
