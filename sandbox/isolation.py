@@ -29,6 +29,8 @@ MS_PRIVATE = 0x40000
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MS_BIND = 0x1000
+MS_REMOUNT = 0x20
+MS_RDONLY = 0x1
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_DUMPABLE = 4
@@ -142,6 +144,8 @@ def mount_scratch(options: str) -> None:
     A checkout or virtualenv under /tmp is bound into the sandbox's view
     below /tmp; the new tmpfs would hide it. Keep a handle on each such
     mount, mount the tmpfs, and bind them back (read-only, as they were).
+    The folders made to hold them are made read-only too, so that a run
+    can't plant a module next to the checkout that its own imports find.
     """
     kept = []
     for target in _mounts_below(SCRATCH):
@@ -151,6 +155,9 @@ def mount_scratch(options: str) -> None:
         os.makedirs(target, mode=0o755, exist_ok=True)
         _mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC, None)
         os.close(fd)
+    for top in sorted({SCRATCH + "/" + t[len(SCRATCH) + 1:].split("/")[0] for t, _ in kept}):
+        _mount(top, top, None, MS_BIND | MS_REC, None)
+        _mount("none", top, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
 
 
 def _mounts_below(top: str) -> list[str]:
