@@ -24,7 +24,8 @@ def create_app(settings: Settings | None = None, pool: Pool | None = None) -> Fa
     pool = pool or Pool(settings.limits(), size=settings.pool_size,
                         insecure=settings.insecure_no_sandbox, queue_size=settings.queue_size,
                         queue_per_learner=settings.queue_per_learner,
-                        queue_per_address=settings.queue_per_address)
+                        queue_per_address=settings.queue_per_address,
+                        spares_memory_mb=settings.spares_memory_mb)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

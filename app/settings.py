@@ -13,6 +13,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sandbox.limits import Limits
+from sandbox.reserve import default_memory_mb, total_ram_mb
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,7 +27,7 @@ class Settings(BaseSettings):
     packs_dir: Path = Field(ROOT / "lessons", description="Folder searched for lesson packs.")
     pool_size: int = Field(
         default_factory=lambda: os.cpu_count() or 2,
-        description="Runs executed at once; also the number of ready spares.",
+        description="Runs executed at once.",
     )
     queue_size: int = Field(64, description="Runs that may wait for a slot before 429.")
     queue_per_learner: int = Field(
@@ -35,6 +36,10 @@ class Settings(BaseSettings):
         32, ge=1, description=(
             "Runs one client address may have waiting, whatever learner ids it sends; "
             "a class behind one NAT or proxy shares it."))
+    spares_memory_mb: int = Field(
+        default_factory=lambda: default_memory_mb(total_ram_mb()), ge=64, description=(
+            "Memory for the reserve of ready spares, split between the frameworks by "
+            "recent demand; default: a 32nd of RAM, 256-2048 MiB."))
     run_timeout_s: float = Field(10.0, description="Default wall-time limit of one run.")
     run_max_timeout_s: float = Field(60.0, description="Largest timeout_s a request may ask for.")
     run_cpu_s: int = Field(20, description="CPU-time limit of one run, all threads together.")

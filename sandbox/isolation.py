@@ -17,6 +17,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import tempfile
 
 from sandbox.limits import Limits
 
@@ -32,6 +33,8 @@ MS_BIND = 0x1000
 MS_REMOUNT = 0x20
 MS_RDONLY = 0x1
 PR_SET_PDEATHSIG = 1
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
@@ -250,13 +253,22 @@ def _seccomp_rules() -> list[tuple[str, int, list[tuple[int, int, int, int]]]]:
     return rules
 
 
-def install_seccomp() -> None:
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_program() -> bytes:
+    """The run's filter as raw BPF (`struct sock_filter`s), compiled by libseccomp.
+
+    Compiled once, in the template (`prepare`), and loaded by every run: a
+    run then pays ~0.1 ms for its filter instead of ~5 ms.
+    """
     lib = ctypes.CDLL(ctypes.util.find_library("seccomp") or "libseccomp.so.2", use_errno=True)
     lib.seccomp_init.restype = ctypes.c_void_p
     lib.seccomp_init.argtypes = [ctypes.c_uint32]
     lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
                                            ctypes.c_uint, ctypes.POINTER(_ArgCmp)]
-    lib.seccomp_load.argtypes = [ctypes.c_void_p]
+    lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
     lib.seccomp_release.argtypes = [ctypes.c_void_p]
     ctx = lib.seccomp_init(SCMP_ACT_ALLOW)
     if not ctx:
@@ -270,9 +282,32 @@ def install_seccomp() -> None:
             ret = lib.seccomp_rule_add_array(ctx, action, nr, len(cmps), array)
             if ret != 0:
                 raise OSError(-ret, f"seccomp rule for {name}: {os.strerror(-ret)}")
-        _check(lib.seccomp_load(ctx), "seccomp_load")
+        with tempfile.TemporaryFile() as out:
+            ret = lib.seccomp_export_bpf(ctx, out.fileno())
+            if ret != 0:
+                raise OSError(-ret, f"seccomp_export_bpf: {os.strerror(-ret)}")
+            out.seek(0)
+            return out.read()
     finally:
         lib.seccomp_release(ctx)
+
+
+_program: bytes | None = None
+
+
+def prepare() -> None:
+    """Work every run would otherwise repeat: done once in the template, before it forks."""
+    global _program
+    _program = seccomp_program()
+
+
+def install_seccomp() -> None:
+    """Load the filter; `no_new_privs` must be set already."""
+    program = _program if _program is not None else seccomp_program()
+    buf = ctypes.create_string_buffer(program, len(program))
+    fprog = _SockFprog(len(program) // 8, ctypes.addressof(buf))
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0),
+           "seccomp")
 
 
 def check_sandbox() -> None:

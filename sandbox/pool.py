@@ -27,8 +27,11 @@ from sandbox import launcher, wire
 from sandbox.cgroups import CgroupBase
 from sandbox.fairqueue import Client, FairQueue, QueueClosed, QueueFull
 from sandbox.limits import Limits
+from sandbox.memory import tree_pss_mb
 from sandbox.protocol import (
+    FRAMEWORKS,
     CgroupSpec,
+    Framework,
     LimitsSpec,
     ProtocolError,
     RunFinished,
@@ -42,6 +45,7 @@ from sandbox.protocol import (
     TemplateHello,
     parse_frame,
 )
+from sandbox.reserve import Reserve, default_memory_mb, total_ram_mb
 from sandbox.results import clean_result
 
 __all__ = ["Pool", "QueueFull"]
@@ -53,12 +57,14 @@ TEMPLATE_START_S = 180.0  # importing both frameworks on a cold disk can be slow
 # kills the run, so a slot is always free again within wall + grace.
 RESULT_GRACE_S = 2.0
 RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+PSS_EVERY_S = 5.0  # reading smaps of every process is not free
 MAX_SLOTS = 256  # the uids the sandbox's /etc/passwd knows
 
 
 @dataclasses.dataclass
 class Spare:
     slot: int
+    framework: Framework
     generation: int
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
@@ -70,15 +76,20 @@ class Spare:
 class Pool:
     def __init__(self, limits: Limits, size: int, insecure: bool = False,
                  queue_size: int = 64, queue_per_learner: int = 4,
-                 queue_per_address: int = 32) -> None:
+                 queue_per_address: int = 32, spares_memory_mb: int | None = None) -> None:
         self.limits = limits
         self.size = max(1, size)
         self.insecure = insecure
         self.queue = FairQueue(self.size, queue_size, queue_per_learner, queue_per_address)
+        self.reserve = Reserve(spares_memory_mb or default_memory_mb(total_ram_mb()))
         self.context: dict[str, Any] = {"device": "", "versions": {}}
-        self._ready: asyncio.Queue[Spare] = asyncio.Queue()
-        self._warming = 0
-        self._free_slots = list(range(min(MAX_SLOTS, self.size * 4)))
+        self._ready: dict[Framework, asyncio.Queue[Spare]] = {
+            f: asyncio.Queue() for f in FRAMEWORKS}
+        self._warming: dict[Framework, int] = dict.fromkeys(FRAMEWORKS, 0)
+        # A slot is a uid for a process that is running, ready or warming.
+        most = self.size + sum(self.reserve.targets().values()) * 4
+        self._free_slots = list(range(min(MAX_SLOTS, most)))
+        self._pss: tuple[float, float] = (0.0, 0.0)  # (when, MiB), read at most every few s
         self._generation = 0
         self._ids = itertools.count()
         self._process: subprocess.Popen[bytes] | None = None
@@ -143,8 +154,7 @@ class Pool:
             raise
         loop.add_reader(ours.fileno(), self._on_ctrl_readable, ours, self._generation)
         self._started.set()
-        for _ in range(self.size):
-            self.spawn_spare()
+        self.refill()
 
     def _on_ctrl_readable(self, ctrl: socket.socket, generation: int) -> None:
         try:
@@ -170,7 +180,7 @@ class Pool:
         if sock is None:
             return
         task = asyncio.get_running_loop().create_task(
-            self._await_ready(sock, spawned.slot, generation))
+            self._await_ready(sock, spawned.slot, spawned.framework, generation))
         self._warmers.add(task)
         task.add_done_callback(self._warmers.discard)
 
@@ -200,11 +210,12 @@ class Pool:
 
     def _retire_template(self) -> None:
         self._generation += 1  # spares of the old template are now stale
-        self._warming = 0
-        while not self._ready.empty():
-            spare = self._ready.get_nowait()
-            self._release_slot(spare.slot)
-            spare.close()
+        for framework in FRAMEWORKS:
+            self._warming[framework] = 0
+            while not self._ready[framework].empty():
+                spare = self._ready[framework].get_nowait()
+                self._release_slot(spare.slot)
+                spare.close()
         if self._ctrl is not None:
             with contextlib.suppress(Exception):
                 asyncio.get_running_loop().remove_reader(self._ctrl.fileno())
@@ -217,13 +228,25 @@ class Pool:
 
     # ---- spares -------------------------------------------------------------
 
-    def spawn_spare(self) -> None:
+    def refill(self) -> None:
+        """Spawn spares up to each framework's target; retire ready ones beyond it."""
+        for framework, target in self.reserve.targets().items():
+            ready = self._ready[framework]
+            while ready.qsize() + self._warming[framework] < target:
+                if not self.spawn_spare(framework):
+                    break
+            while ready.qsize() > target:  # demand moved on: give its memory to the other kind
+                spare = ready.get_nowait()
+                spare.close()  # the supervisor sees the hang-up and ends the spare
+                self._release_slot(spare.slot)
+
+    def spawn_spare(self, framework: Framework) -> bool:
         if self._ctrl is None or self._closing or not self._free_slots:
-            return
+            return False
         slot = self._free_slots.pop(0)
         spare_id = next(self._ids)
         message = SpawnSpare(
-            id=spare_id, slot=slot, name=f"{self._generation}-{spare_id}",
+            id=spare_id, slot=slot, framework=framework, name=f"{self._generation}-{spare_id}",
             limits=LimitsSpec(**dataclasses.asdict(self.limits)),
             cgroup=CgroupSpec(base=str(self.cgroup.path), version=self.cgroup.version)
             if self.cgroup else None)
@@ -231,12 +254,14 @@ class Pool:
             self._ctrl.send(message.model_dump_json().encode())
         except OSError:
             self._release_slot(slot)
-            return
-        self._warming += 1
+            return False
+        self._warming[framework] += 1
+        return True
 
-    async def _await_ready(self, sock: socket.socket, slot: int, generation: int) -> None:
+    async def _await_ready(self, sock: socket.socket, slot: int, framework: Framework,
+                           generation: int) -> None:
         reader, writer = await asyncio.open_unix_connection(sock=sock, limit=2**20)
-        spare = Spare(slot, generation, reader, writer)
+        spare = Spare(slot, framework, generation, reader, writer)
         ready: SpareReady | None = None
         try:
             frame = await asyncio.wait_for(wire.read_body_async(reader, 2**20), 120)
@@ -249,22 +274,24 @@ class Pool:
         if generation != self._generation:
             spare.close()
             return
-        self._warming -= 1
-        if ready is None:
+        self._warming[framework] -= 1
+        if ready is None or ready.framework != framework:
             log.warning("a spare failed while starting; replacing it")
             spare.close()
             self._release_slot(slot)
-            self.spawn_spare()
+            self.refill()
             return
         self.context = {"device": ready.device, "versions": ready.versions}
-        self._ready.put_nowait(spare)
+        self._ready[framework].put_nowait(spare)
 
     def _release_slot(self, slot: int) -> None:
         self._free_slots.append(slot)
 
-    async def take_spare(self) -> Spare:
+    async def take_spare(self, framework: Framework) -> Spare:
+        self.reserve.record(framework)
+        self.refill()  # a spare of this kind is on its way even if none is ready
         while True:
-            spare = await asyncio.wait_for(self._ready.get(), TEMPLATE_START_S)
+            spare = await asyncio.wait_for(self._ready[framework].get(), TEMPLATE_START_S)
             # A dead template takes its spares with it, even before the pool
             # has read the news from the control socket.
             alive = self._process is not None and self._process.poll() is None
@@ -272,7 +299,8 @@ class Pool:
                 break
             spare.close()
             self._release_slot(spare.slot)
-        self.spawn_spare()  # its replacement warms up while this one runs
+            self.refill()
+        self.refill()  # its replacement warms up while this one runs
         return spare
 
     # ---- runs ---------------------------------------------------------------
@@ -303,7 +331,7 @@ class Pool:
                                     "the sandbox is restarting; try again in a few seconds",
                                     framework=request.framework)
         try:
-            spare = await self.take_spare()
+            spare = await self.take_spare(request.framework)
         except TimeoutError:
             return RunResult.failed(RunStatus.killed, "SandboxUnavailable",
                                     "no sandbox became ready in time", framework=request.framework)
@@ -336,13 +364,28 @@ class Pool:
 
     def stats(self) -> dict[str, Any]:
         alive = self._process is not None and self._process.poll() is None
+        targets = self.reserve.targets()
+        reserve = {f: {"ready": self._ready[f].qsize(), "warming": self._warming[f],
+                       "target": targets[f]} for f in FRAMEWORKS}
         return {"slots": self.size, "busy": self.queue.busy, "queued": self.queue.waiting,
-                "spares_ready": self._ready.qsize(), "spares_warming": self._warming,
+                "spares_ready": sum(r["ready"] for r in reserve.values()),
+                "spares_warming": sum(r["warming"] for r in reserve.values()),
+                "reserve": reserve, "reserve_memory_mb": self.reserve.memory_mb,
+                "pool_pss_mb": self.pss_mb(),
                 "template_alive": alive, "template_restarts": self.template_restarts,
                 "degraded": None if alive else (self.last_error or "the sandbox is restarting"),
                 "sandbox": "insecure" if self.insecure else "bubblewrap+namespaces+seccomp",
                 "memory_cgroups": f"v{self.cgroup.version}" if self.cgroup else None,
                 "memory_limit": self.memory_limit}
+
+    def pss_mb(self) -> float | None:
+        """The sandbox's memory (template, supervisors, spares, runs), read every 5 s at most."""
+        if self._process is None or self._process.poll() is not None:
+            return None
+        now = time.monotonic()
+        if now - self._pss[0] > PSS_EVERY_S:
+            self._pss = (now, round(tree_pss_mb(self._process.pid)[0], 1))
+        return self._pss[1]
 
     async def stop(self, drain_s: float = 10.0) -> None:
         """Refuse new runs, fail queued ones, give running ones `drain_s`, then end all."""

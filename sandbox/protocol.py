@@ -187,6 +187,7 @@ class SpawnSpare(_Strict):
     type: Literal["spawn"] = "spawn"
     id: int
     slot: int = Field(ge=0, lt=256)
+    framework: Framework  # the one framework the spare warms up
     name: str = Field(pattern=r"^[a-z0-9-]{1,64}$")  # unique per spare: its cgroup's folder
     limits: LimitsSpec
     cgroup: CgroupSpec | None = None
@@ -205,6 +206,7 @@ class SpareSpawned(_Strict):
     type: Literal["spare"] = "spare"
     id: int
     slot: int
+    framework: Framework
     pid: int
 
 
@@ -212,6 +214,7 @@ class SpareReady(_Strict):
     """run → supervisor → pool: warmed up, waiting for its one request."""
 
     type: Literal["ready"] = "ready"
+    framework: Framework
     device: Short
     versions: dict[Short, Short] = Field(max_length=MAX_MAP_ITEMS)
     threads: dict[Short, int] = Field(max_length=MAX_MAP_ITEMS)

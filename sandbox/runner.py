@@ -28,16 +28,19 @@ def _cpu_model() -> str:
     return "CPU"
 
 
-def warm_up() -> dict[str, Any]:
-    """Pay each framework's per-process start-up now, before any code arrives."""
-    import numpy as np
-    import tensorflow as tf
+def _warm_torch() -> None:
     import torch
 
     # The ops nearly every lesson uses: their first call in a process pays for
     # kernel lookup and oneDNN/MKL set-up (a first matmul alone is ~15 ms).
     w = torch.randn(4, 4, requires_grad=True)
     torch.relu(w @ torch.ones(4, 4)).sum().backward()
+
+
+def _warm_tensorflow() -> None:
+    import tensorflow as tf
+
+    # TF's eager runtime (thread pools, device set-up) starts at its first op.
     v = tf.Variable(tf.random.normal([4, 4]))
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(tf.nn.relu(tf.matmul(v, tf.ones([4, 4]))))
@@ -48,6 +51,23 @@ def warm_up() -> dict[str, Any]:
         return x * 2
 
     _double(tf.constant(1.0)).numpy()  # starts AutoGraph's machinery
+
+
+WARM_UPS = {"pytorch": _warm_torch, "tensorflow": _warm_tensorflow}
+
+
+def warm_up(framework: str) -> dict[str, Any]:
+    """Pay one framework's per-process start-up now, before any code arrives.
+
+    A spare serves one framework: a PyTorch run never pays for TensorFlow's
+    runtime (≈ 100 ms) and the reverse. A snippet may still import the other
+    framework (both are imported in the template); it then starts it itself.
+    """
+    import numpy as np
+    import tensorflow as tf
+    import torch
+
+    WARM_UPS[framework]()
     device = _cpu_model()
     if torch.cuda.is_available():
         device = torch.cuda.get_device_name(0)
@@ -88,7 +108,7 @@ def _trace_ms(namespace: dict[str, Any], timings: dict[str, Any]) -> float | Non
 
 
 def serve_one(request_fd: int, result_fd: int, limits: Limits, slot: int, secure: bool,
-              cgroup: RunCgroup | None = None) -> None:
+              framework: str, cgroup: RunCgroup | None = None) -> None:
     from sandbox.isolation import apply_limits, confine_run, lower_priority
 
     lower_priority()
@@ -103,8 +123,8 @@ def serve_one(request_fd: int, result_fd: int, limits: Limits, slot: int, secure
         import tempfile
 
         os.environ["TMPDIR"] = tempfile.tempdir = os.getcwd()
-    context = warm_up()
-    wire.write_frame(result_fd, {"type": "ready", **context})
+    context = warm_up(framework)
+    wire.write_frame(result_fd, {"type": "ready", "framework": framework, **context})
     message = wire.read_frame(request_fd)
     if message is None:
         return

@@ -31,13 +31,13 @@ from sandbox import runner, wire
 from sandbox.cgroups import RunCgroup
 from sandbox.limits import Limits
 from sandbox.protocol import (
-    CgroupSpec,
     ProtocolError,
     RunFinished,
     RunOrder,
     RunResult,
     RunStatus,
     SpareReady,
+    SpawnSpare,
     parse_frame,
 )
 
@@ -115,16 +115,18 @@ def _ended_by_signal(sig: int, stderr: str, oom_killed: bool) -> Ending:
 
 
 class Supervisor:
-    def __init__(self, sock: socket.socket, slot: int, limits: Limits, secure: bool,
-                 name: str, cgroup: CgroupSpec | None = None) -> None:
-        self.sock, self.slot, self.limits, self.secure = sock, slot, limits, secure
+    def __init__(self, sock: socket.socket, order: SpawnSpare, secure: bool) -> None:
+        self.sock, self.slot, self.secure = sock, order.slot, secure
+        self.framework = order.framework
+        limits = self.limits = Limits(**order.limits.model_dump())
+        cgroup = order.cgroup
         self.wall_s = limits.wall_s
         self.cgroup: RunCgroup | None = None
         self.pid = 0
         if cgroup is not None:
             # Headroom over RLIMIT_DATA: ordinary bombs still end as a clean
             # MemoryError; the cgroup catches what rlimits can't see.
-            self.cgroup = RunCgroup(cgroup.base, cgroup.version, name,
+            self.cgroup = RunCgroup(cgroup.base, cgroup.version, order.name,
                                     limits.memory_mb + CGROUP_HEADROOM_MB)
 
     def start_run(self) -> None:
@@ -160,7 +162,7 @@ class Supervisor:
                     os.close(w)  # it lives on as 1 or 2
             os.chdir(self.workdir)
             runner.serve_one(pipes["request"][0], pipes["result"][1], self.limits,
-                             self.slot, self.secure, self.cgroup)
+                             self.slot, self.secure, self.framework, self.cgroup)
         except BaseException:
             traceback.print_exc()
             code = 70
@@ -327,8 +329,7 @@ class Supervisor:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def supervise(sock: socket.socket, slot: int, limits: Limits, secure: bool, name: str,
-              cgroup: CgroupSpec | None, template_pid: int) -> None:
+def supervise(sock: socket.socket, order: SpawnSpare, secure: bool, template_pid: int) -> None:
     """Entry point in the freshly forked supervisor; never returns."""
     code = 0
     supervisor = None
@@ -337,7 +338,7 @@ def supervise(sock: socket.socket, slot: int, limits: Limits, secure: bool, name
         set_parent_death_signal()
         if os.getppid() != template_pid:  # the template died before the line above
             return
-        supervisor = Supervisor(sock, slot, limits, secure, name, cgroup)
+        supervisor = Supervisor(sock, order, secure)
         supervisor.start_run()
         supervisor.relay()
     except BaseException:

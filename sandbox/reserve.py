@@ -1,0 +1,48 @@
+"""How many ready spares of each framework the pool keeps, within a memory budget.
+
+A spare serves one framework. Which ones a class needs next follows what it
+asked for last: a decaying share of recent runs per framework splits the
+budget, and each framework keeps at least one ready spare so the first run
+of the other kind is warm too. A burst is served from this reserve while
+refills warm up behind it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from sandbox.protocol import FRAMEWORKS, Framework
+
+# PSS of one ready spare (MiB), measured with `make bench` (pool_pss): a
+# PyTorch spare shares nearly all its pages with the template; a TensorFlow
+# spare holds its own runtime's thread pools and caches.
+SPARE_COST_MB: dict[Framework, int] = {"pytorch": 40, "tensorflow": 110}
+DECAY = 0.9  # each run moves the shares a tenth of the way to its framework
+
+
+def default_memory_mb(total_ram_mb: int) -> int:
+    """A thirty-second of the machine's memory, within [256, 2048] MiB."""
+    return max(256, min(2048, total_ram_mb // 32))
+
+
+def total_ram_mb() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    return 4096
+
+
+class Reserve:
+    def __init__(self, memory_mb: int) -> None:
+        self.memory_mb = memory_mb
+        self.share: dict[Framework, float] = {f: 1 / len(FRAMEWORKS) for f in FRAMEWORKS}
+
+    def record(self, framework: Framework) -> None:
+        for f in FRAMEWORKS:
+            self.share[f] = DECAY * self.share[f] + (1 - DECAY) * (f == framework)
+
+    def targets(self) -> dict[Framework, int]:
+        """Ready spares to keep per framework: the budget split by recent demand, one at least."""
+        return {f: max(1, math.floor(self.memory_mb * self.share[f] / SPARE_COST_MB[f]))
+                for f in FRAMEWORKS}
