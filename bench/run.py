@@ -134,8 +134,15 @@ def timed_run(client: httpx.Client, framework: str) -> tuple[float, bool]:
 
 
 def paced_runs(client: httpx.Client, framework: str, server_pid: int) -> dict[str, float]:
-    """One run at a time, each waiting for the reserve: latency, refill time, CPU per run."""
+    """One run at a time, each waiting for the reserve: latency, refill time, CPU per run.
+
+    Measured once the reserve's mix has followed the demand (ten runs first),
+    so retiring the other framework's spares is not counted against these.
+    """
+    for _ in range(10):
+        timed_run(client, framework)
     wait_for_spares(client)
+    time.sleep(0.2)
     latencies, refills = [], []
     cpu_before = sandbox_cpu_s(server_pid)
     for _ in range(WARM_RUNS):

@@ -262,7 +262,9 @@ class Supervisor:
                     ending = self._how_it_ended(streams)
                 break
         self._kill()
-        self._drain(streams)
+        # What the run wrote before it was stopped is in the pipes already; don't
+        # wait for a heavy process to be torn down before the learner sees the result.
+        self._drain(streams, wait_s=0.0)
         if streams.over == "result":
             ending = Ending(RunStatus.error, "ResultTooLarge", "the run's values were too large")
         elif streams.over:
@@ -290,11 +292,12 @@ class Supervisor:
         readable, _, _ = select.select([self.exited], [], [], 0)
         return bool(readable)
 
-    def _drain(self, streams: _Streams) -> None:
-        """Take what is already in the pipes, for at most EXIT_DRAIN_S."""
-        until = time.monotonic() + EXIT_DRAIN_S
-        while self.fds and time.monotonic() < until:
-            readable, _, _ = select.select(list(self.fds), [], [], until - time.monotonic())
+    def _drain(self, streams: _Streams, wait_s: float = EXIT_DRAIN_S) -> None:
+        """Take what is in the pipes, waiting at most `wait_s` for more."""
+        until = time.monotonic() + wait_s
+        while self.fds:
+            left = max(0.0, until - time.monotonic())
+            readable, _, _ = select.select(list(self.fds), [], [], left)
             if not readable:
                 return
             for fd in readable:
