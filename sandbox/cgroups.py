@@ -29,10 +29,10 @@ class CgroupBase:
         self.path, self.version = path, version
 
     @classmethod
-    def create(cls) -> CgroupBase | None:
+    def create(cls, name: str | None = None) -> CgroupBase | None:
         if os.getuid() != 0:
             return None
-        name = f"sidebyside-{os.getpid()}"
+        name = name or f"sidebyside-{os.getpid()}"
         candidates = []
         controllers = CGROUP_ROOT / "cgroup.controllers"
         if controllers.exists() and "memory" in controllers.read_text().split():

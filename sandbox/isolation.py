@@ -9,6 +9,7 @@ supervisor, `confine_run` in the run itself).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -72,6 +73,7 @@ NAMESPACE_FLAGS = (CLONE_NEWNS, 0x02000000, 0x04000000, CLONE_NEWIPC, 0x10000000
 # (the run's network namespace has only a downed loopback anyway).
 SOCKET_FAMILIES = (1, 2, 10)  # AF_UNIX, AF_INET, AF_INET6
 RUN_NICE = 5  # the server and the pool's own work come before any run
+SPARE_NICE = 10  # and runs come before spares warming up for later ones
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
@@ -106,10 +108,26 @@ def _mount(source: str, target: str, fstype: str | None, flags: int, data: str |
 
 
 def lower_priority() -> None:
-    """Below the server for the CPU, first in line for the OOM killer."""
-    os.nice(RUN_NICE)
+    """Below the server for the CPU, below runs while warming up; first for the OOM killer.
+
+    RLIMIT_NICE lets the spare climb back to RUN_NICE when its run arrives
+    (`run_priority`). Where it can't be raised (rootless), spares warm up at
+    RUN_NICE instead.
+    """
+    try:
+        resource.setrlimit(resource.RLIMIT_NICE, (20 - RUN_NICE, 20 - RUN_NICE))
+        os.nice(SPARE_NICE)
+    except (OSError, ValueError):
+        os.nice(RUN_NICE)
     with open("/proc/self/oom_score_adj", "w") as f:
         f.write("1000")
+
+
+def run_priority() -> None:
+    """From a spare's priority to a run's, for every thread the warm-up started."""
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, int(tid), RUN_NICE)
 
 
 def confine_run(limits: Limits, slot: int) -> None:

@@ -13,10 +13,11 @@ import math
 
 from sandbox.protocol import FRAMEWORKS, Framework
 
-# PSS of one ready spare (MiB), measured with `make bench` (pool_pss): a
-# PyTorch spare shares nearly all its pages with the template; a TensorFlow
-# spare holds its own runtime's thread pools and caches.
-SPARE_COST_MB: dict[Framework, int] = {"pytorch": 40, "tensorflow": 110}
+# PSS of one ready spare with its supervisor (MiB), measured on a pool with
+# 24 spares (sandbox/memory.py): a PyTorch spare shares nearly all its pages
+# with the template (12 + 9); a TensorFlow spare holds its own runtime's
+# thread pools and caches (58 + 9).
+SPARE_COST_MB: dict[Framework, int] = {"pytorch": 24, "tensorflow": 70}
 DECAY = 0.9  # each run moves the shares a tenth of the way to its framework
 
 

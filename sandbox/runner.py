@@ -129,8 +129,9 @@ def serve_one(request_fd: int, result_fd: int, limits: Limits, slot: int, secure
     if message is None:
         return
     request = message["request"]
-    from sandbox.isolation import limit_cpu_seconds
+    from sandbox.isolation import limit_cpu_seconds, run_priority
 
+    run_priority()
     limit_cpu_seconds(int(message.get("cpu_s", limits.cpu_s)))
     if request.get("graph"):
         from sandbox import graphs

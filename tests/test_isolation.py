@@ -1,0 +1,61 @@
+"""The per-run fence's pieces on their own: what the launcher binds, cgroup names, the filter."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from sandbox import launcher
+from sandbox.cgroups import CgroupBase, RunCgroup
+from sandbox.isolation import seccomp_program
+from sandbox.reserve import Reserve
+
+
+def test_gpu_hosts_bind_the_driver_not_all_of_sys(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_glob = launcher.glob.glob
+    monkeypatch.setattr(launcher.glob, "glob", lambda pattern: (
+        ["/dev/nvidia0", "/dev/nvidiactl"] if pattern == "/dev/nvidia*" else real_glob(pattern)))
+    args = launcher._gpu_binds()
+    pairs = list(zip(args[1::3], args[2::3], strict=True))
+    assert ("/dev/nvidia0", "/dev/nvidia0") in pairs
+    assert ("/sys", "/sys") not in pairs
+    assert all(src == "/dev/nvidia0" or src == "/dev/nvidiactl" or src.startswith(("/sys/", "/proc/driver"))
+               for src, _ in pairs)
+
+
+def test_a_stale_run_cgroup_of_the_same_name_is_replaced() -> None:
+    if os.getuid() != 0:
+        pytest.skip("memory cgroups are made by a server running as root")
+    base = CgroupBase.create(f"sidebyside-test-{os.getpid()}")  # not the live server's
+    if base is None:
+        pytest.skip("no memory controller on this host")
+    try:
+        stale = RunCgroup(str(base.path), base.version, "1-7", 256)  # left by a dead template
+        again = RunCgroup(str(base.path), base.version, "1-7", 512)
+        assert again.path == stale.path and again.path.is_dir()
+        limit = "memory.max" if base.version == 2 else "memory.limit_in_bytes"
+        assert int((again.path / limit).read_text()) == 512 * 1024 * 1024
+        again.remove()
+    finally:
+        base.remove()
+
+
+def test_the_filter_is_compiled_once_into_plain_bpf() -> None:
+    program = seccomp_program()
+    assert len(program) % 8 == 0 and 20 < len(program) // 8 < 4096  # struct sock_filter
+
+
+def test_the_reserve_follows_demand_within_its_budget() -> None:
+    reserve = Reserve(memory_mb=600)
+    even = reserve.targets()
+    assert even["pytorch"] > 1 and even["tensorflow"] > 1
+    for _ in range(40):
+        reserve.record("pytorch")
+    leaning = reserve.targets()
+    assert leaning["pytorch"] > even["pytorch"] and leaning["tensorflow"] == 1
+    from sandbox.reserve import SPARE_COST_MB
+
+    for targets in (even, leaning):
+        spent = sum(n * SPARE_COST_MB[f] for f, n in targets.items())
+        assert spent <= 600 + SPARE_COST_MB["tensorflow"]  # the one-each floor may add one
