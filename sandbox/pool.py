@@ -99,6 +99,7 @@ class Pool:
         self._closing = False
         self._started = asyncio.Event()
         self.template_restarts = 0
+        self.runs_started = 0  # runs handed to a spare since start
         self.last_error: str | None = None
         self._restarting = False
         self.cgroup: CgroupBase | None = None
@@ -332,6 +333,7 @@ class Pool:
                                     framework=request.framework)
         try:
             spare = await self.take_spare(request.framework)
+            self.runs_started += 1
         except TimeoutError:
             return RunResult.failed(RunStatus.killed, "SandboxUnavailable",
                                     "no sandbox became ready in time", framework=request.framework)
@@ -368,6 +370,7 @@ class Pool:
         reserve = {f: {"ready": self._ready[f].qsize(), "warming": self._warming[f],
                        "target": targets[f]} for f in FRAMEWORKS}
         return {"slots": self.size, "busy": self.queue.busy, "queued": self.queue.waiting,
+                "runs_started": self.runs_started,
                 "spares_ready": sum(r["ready"] for r in reserve.values()),
                 "spares_warming": sum(r["warming"] for r in reserve.values()),
                 "reserve": reserve, "reserve_memory_mb": self.reserve.memory_mb,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 import statistics
 import time
@@ -279,3 +280,27 @@ def test_timing_chart_scales_both_sides_to_one_axis() -> None:
     assert first.first_off_chart and first.first == pytest.approx(chart.plot)
     assert second.device == "cpu"
     assert [t for _, t in chart.ticks] == ["0", "1 ms", "2 ms", "3 ms", "4 ms", "5 ms"]
+
+
+def test_a_class_burst_of_unedited_steps_runs_nothing(live_server: LiveServer) -> None:
+    url = f"{STEP}/sum-along-an-axis/run/tensorflow"
+    first = Learner(live_server.url)
+    first.post(url, {"tensorflow": SUM_TF})  # computed once, if no page view had yet
+    health = httpx.get(f"{live_server.url}/api/health").json()
+    for _ in range(200):  # lesson views precompute the other steps in the background
+        time.sleep(0.1)
+        now = httpx.get(f"{live_server.url}/api/health").json()
+        quiet = not now["pool"]["busy"] and not now["pool"]["queued"]
+        if quiet and now["pool"]["runs_started"] == health["pool"]["runs_started"]:
+            break
+        health = now
+    before = health["pool"]["runs_started"]
+    learners = [Learner(live_server.url) for _ in range(30)]
+    with concurrent.futures.ThreadPoolExecutor(30) as pool:
+        fragments = list(pool.map(lambda person: person.post(url, {"tensorflow": SUM_TF}).text,
+                                  learners))
+    assert all("precomputed" in f and "status-ok" in f for f in fragments)
+    after = httpx.get(f"{live_server.url}/api/health").json()["pool"]["runs_started"]
+    assert after == before
+    for person in [first, *learners]:
+        person.http.close()

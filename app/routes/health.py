@@ -21,7 +21,7 @@ async def read_health(pool: PoolDep, settings: SettingsDep) -> dict[str, Any]:
         "degraded": stats["degraded"],
         "memory_cgroups": stats["memory_cgroups"],
         "memory_limit": stats["memory_limit"],
-        "pool": {k: stats[k] for k in ("slots", "busy", "queued", "spares_ready",
+        "pool": {k: stats[k] for k in ("slots", "busy", "queued", "runs_started", "spares_ready",
                                        "spares_warming", "template_restarts", "reserve",
                                        "reserve_memory_mb", "pool_pss_mb")},
         "device": pool.context["device"],
