@@ -136,10 +136,10 @@ def timed_run(client: httpx.Client, framework: str) -> tuple[float, bool]:
 def paced_runs(client: httpx.Client, framework: str, server_pid: int) -> dict[str, float]:
     """One run at a time, each waiting for the reserve: latency, refill time, CPU per run.
 
-    Measured once the reserve's mix has followed the demand (ten runs first),
+    Measured once the reserve's mix has followed the demand (thirty runs first),
     so retiring the other framework's spares is not counted against these.
     """
-    for _ in range(10):
+    for _ in range(30):
         timed_run(client, framework)
     wait_for_spares(client)
     time.sleep(0.2)
