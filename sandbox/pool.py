@@ -89,7 +89,8 @@ class Pool:
         # A slot is a uid for a process that is running, ready or warming.
         most = self.size + sum(self.reserve.targets().values()) * 4
         self._free_slots = list(range(min(MAX_SLOTS, most)))
-        self._pss: tuple[float, float] = (0.0, 0.0)  # (when, MiB), read at most every few s
+        self._pss: tuple[float, float | None] = (0.0, None)  # (when, MiB)
+        self._pss_reading: asyncio.Future[tuple[float, int]] | None = None
         self._generation = 0
         self._ids = itertools.count()
         self._process: subprocess.Popen[bytes] | None = None
@@ -382,13 +383,23 @@ class Pool:
                 "memory_limit": self.memory_limit}
 
     def pss_mb(self) -> float | None:
-        """The sandbox's memory (template, supervisors, spares, runs), read every 5 s at most."""
-        if self._process is None or self._process.poll() is not None:
-            return None
-        now = time.monotonic()
-        if now - self._pss[0] > PSS_EVERY_S:
-            self._pss = (now, round(tree_pss_mb(self._process.pid)[0], 1))
-        return self._pss[1]
+        """The sandbox's memory (template, supervisors, spares, runs), as last measured.
+
+        Reading every process's smaps takes ~100 ms: it runs in a worker
+        thread at most every few seconds, never on the event loop.
+        """
+        alive = self._process is not None and self._process.poll() is None
+        if alive and self._pss_reading is None and time.monotonic() - self._pss[0] > PSS_EVERY_S:
+            assert self._process is not None
+            self._pss_reading = asyncio.get_running_loop().run_in_executor(
+                None, tree_pss_mb, self._process.pid)
+            self._pss_reading.add_done_callback(self._pss_read)
+        return self._pss[1] if alive else None
+
+    def _pss_read(self, reading: asyncio.Future[tuple[float, int]]) -> None:
+        self._pss_reading = None
+        if not reading.cancelled() and reading.exception() is None:
+            self._pss = (time.monotonic(), round(reading.result()[0], 1))
 
     async def stop(self, drain_s: float = 10.0) -> None:
         """Refuse new runs, fail queued ones, give running ones `drain_s`, then end all."""

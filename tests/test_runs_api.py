@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 
@@ -164,3 +165,15 @@ def test_graphs_are_drawn_inside_the_sandbox(api: httpx.Client) -> None:
     assert "fc.weight" in pt_graphs["autograd"]["svg"] and "Addmm" in pt_graphs["autograd"]["svg"]
     assert all(g["svg"].startswith("<svg") and "<script" not in g["svg"]
                for g in [*tf_graphs.values(), *pt_graphs.values()])
+
+
+def test_health_shows_the_reserve_and_the_pools_memory(api: httpx.Client) -> None:
+    for _ in range(100):  # the first reading of PSS is taken in the background
+        pool = api.get("/api/health").json()["pool"]
+        if pool["pool_pss_mb"] is not None:
+            break
+        time.sleep(0.1)
+    assert pool["pool_pss_mb"] > 100  # the template alone holds both frameworks
+    assert set(pool["reserve"]) == {"pytorch", "tensorflow"}
+    assert all(r["target"] >= 1 for r in pool["reserve"].values())
+    assert pool["reserve_memory_mb"] >= 64
