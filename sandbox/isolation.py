@@ -74,6 +74,8 @@ NAMESPACE_FLAGS = (CLONE_NEWNS, 0x02000000, 0x04000000, CLONE_NEWIPC, 0x10000000
 SOCKET_FAMILIES = (1, 2, 10)  # AF_UNIX, AF_INET, AF_INET6
 RUN_NICE = 5  # the server and the pool's own work come before any run
 SPARE_NICE = 10  # and runs come before spares warming up for later ones
+# Rootless only: tasks other spares may add after a spare was fenced in.
+ROOTLESS_TASK_HEADROOM = 1024
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
@@ -133,9 +135,15 @@ def run_priority() -> None:
 def confine_run(limits: Limits, slot: int) -> None:
     """Called by the run (pid 1 of its namespaces) before it touches user code."""
     os.setsid()  # its own session: kill(0, ...) reaches only the run's processes
+    real_root = is_real_root()
+    # Rootless, every sandbox process shares one uid and RLIMIT_NPROC counts
+    # them all: the run's allowance comes on top of what the others hold
+    # (counted from the sandbox's /proc, before the run mounts its own), with
+    # headroom for spares made later; the supervisor tightens the soft limit
+    # when the run starts (`limit_processes`).
+    shared = 0 if real_root else _tasks_in_view() + ROOTLESS_TASK_HEADROOM
     _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV, None)
-    real_root = is_real_root()
     uid = RUN_UID_BASE + slot if real_root else os.getuid()
     gid = RUN_UID_BASE + slot if real_root else os.getgid()
     owner = f"uid={uid},gid={gid}"
@@ -143,7 +151,7 @@ def confine_run(limits: Limits, slot: int) -> None:
     if os.path.isdir("/dev/shm"):
         _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size=16m,mode=0700,{owner}")
     os.chdir(SCRATCH)  # the fresh tmpfs, not the directory it now hides
-    apply_limits(limits)
+    apply_limits(limits, shared_tasks=shared)
     if real_root:
         _drop_bounding_set()
         os.setgroups([])
@@ -193,7 +201,33 @@ def _unescape(field: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
-def apply_limits(limits: Limits) -> None:
+def limit_processes(limits: Limits, shared_tasks: int) -> None:
+    """Rootless: the run's own allowance on top of the tasks the sandbox holds right now."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+    resource.setrlimit(resource.RLIMIT_NPROC, (min(hard, limits.processes + shared_tasks), hard))
+
+
+def _tasks_in_view(proc: int | None = None) -> int:
+    """Processes and threads in a /proc (by default this process's; else an open fd of one)."""
+    count = 0
+    for pid in os.listdir("/proc" if proc is None else proc):
+        if pid.isdigit():
+            with contextlib.suppress(OSError):
+                if proc is None:
+                    count += len(os.listdir(f"/proc/{pid}/task"))
+                    continue
+                task = os.open(f"{pid}/task", os.O_RDONLY | os.O_DIRECTORY, dir_fd=proc)
+                try:
+                    count += len(os.listdir(task))
+                finally:
+                    os.close(task)
+    return count
+
+
+tasks_in_view = _tasks_in_view
+
+
+def apply_limits(limits: Limits, shared_tasks: int = 0) -> None:
     mib = 1024 * 1024
     for which, value in (
         (resource.RLIMIT_DATA, limits.memory_mb * mib),
@@ -201,7 +235,7 @@ def apply_limits(limits: Limits) -> None:
         # CPU: the hard limit leaves room for the longest timeout a request may
         # ask for; the run lowers its soft limit once it knows its request.
         (resource.RLIMIT_CPU, int(limits.max_timeout_s * 2) + 2),
-        (resource.RLIMIT_NPROC, limits.processes),
+        (resource.RLIMIT_NPROC, limits.processes + shared_tasks),
         (resource.RLIMIT_FSIZE, limits.file_size_mb * mib),
         (resource.RLIMIT_NOFILE, limits.open_files),
         (resource.RLIMIT_CORE, 0),

@@ -227,6 +227,9 @@ class RunOrder(_Strict):
     request: RunRequest
     wall_s: float = Field(gt=0)
     cpu_s: int = Field(gt=0)
+    # rootless only, filled in by the supervisor: tasks the sandbox's shared
+    # uid holds as the run starts (RLIMIT_NPROC counts them with the run's own)
+    shared_tasks: int = Field(default=0, ge=0)
 
 
 class RunFinished(_Strict):

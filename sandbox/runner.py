@@ -129,9 +129,11 @@ def serve_one(request_fd: int, result_fd: int, limits: Limits, slot: int, secure
     if message is None:
         return
     request = message["request"]
-    from sandbox.isolation import limit_cpu_seconds, run_priority
+    from sandbox.isolation import limit_cpu_seconds, limit_processes, run_priority
 
     run_priority()
+    if message.get("shared_tasks"):
+        limit_processes(limits, int(message["shared_tasks"]))
     limit_cpu_seconds(int(message.get("cpu_s", limits.cpu_s)))
     if request.get("graph"):
         from sandbox import graphs

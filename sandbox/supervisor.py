@@ -29,6 +29,7 @@ import traceback
 
 from sandbox import runner, wire
 from sandbox.cgroups import RunCgroup
+from sandbox.isolation import is_real_root, tasks_in_view
 from sandbox.limits import Limits
 from sandbox.protocol import (
     ProtocolError,
@@ -123,6 +124,11 @@ class Supervisor:
         self.wall_s = limits.wall_s
         self.cgroup: RunCgroup | None = None
         self.pid = 0
+        # Rootless runs share one uid: the supervisor counts the sandbox's tasks
+        # when a run starts, through the sandbox's /proc (the run mounts its own
+        # over it, in the mount namespace they share; the run never gets this fd).
+        self.proc_fd = (os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
+                        if secure and not is_real_root() else None)
         if cgroup is not None:
             # Headroom over RLIMIT_DATA: ordinary bombs still end as a clean
             # MemoryError; the cgroup catches what rlimits can't see.
@@ -154,6 +160,8 @@ class Supervisor:
         try:
             set_parent_death_signal()
             self.sock.close()
+            if self.proc_fd is not None:
+                os.close(self.proc_fd)
             os.dup2(pipes["stdout"][1], 1)
             os.dup2(pipes["stderr"][1], 2)
             for name, (r, w) in pipes.items():
@@ -183,6 +191,8 @@ class Supervisor:
             return
         self.wall_s = order.wall_s
         deadline = time.monotonic() + order.wall_s
+        if self.proc_fd is not None:
+            order.shared_tasks = tasks_in_view(self.proc_fd)
         try:
             wire.write_frame(self.request_fd, order.model_dump())
             os.close(self.request_fd)

@@ -337,3 +337,12 @@ def test_nothing_written_outside_scratch_outlives_the_run(api: httpx.Client) -> 
     second = run(api, "try:\n    import planted\n    print('imported')\nexcept ImportError:\n"
                       f"    print('clean')\nimport os\nprint([os.path.exists(p) for p in {targets!r}])")
     assert second["stdout"] == f"clean\n{[False] * len(targets)}\n", second
+
+
+def test_a_run_inherits_no_descriptor_but_its_pipes(api: httpx.Client) -> None:
+    code = ("import os\nlinks = [os.readlink(f'/proc/self/fd/{fd}') for fd in os.listdir('/proc/self/fd')]\n"
+            "print(sorted(set(l.split(':')[0] for l in links)))\n")
+    result = run(api, code)
+    # stdio and the protocol pipes, /dev/null, and the fd listing itself: no folder, no socket
+    kinds = result["stdout"].strip()
+    assert "socket" not in kinds and "'/proc'" not in kinds and "'/'" not in kinds, result
