@@ -28,6 +28,8 @@ from pathlib import Path
 
 import httpx
 
+from sandbox.memory import children
+
 ROOT = Path(__file__).resolve().parent.parent
 SNIPPETS = {
     "pytorch": "import torch\nx = torch.ones(3, 3)\ny = (x @ x).sum()\nprint(y.item())",
@@ -117,13 +119,6 @@ def sandbox_cpu_s(server_pid: int) -> float:
             continue  # live spares are counted when reaped; reading them twice would not add up
         todo += children(pid)
     return total
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        found += [int(c) for c in task.read_text().split()]
-    return found
 
 
 def timed_run(client: httpx.Client, framework: str) -> tuple[float, bool]:

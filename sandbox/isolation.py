@@ -141,7 +141,7 @@ def confine_run(limits: Limits, slot: int) -> None:
     # (counted from the sandbox's /proc, before the run mounts its own), with
     # headroom for spares made later; the supervisor tightens the soft limit
     # when the run starts (`limit_processes`).
-    shared = 0 if real_root else _tasks_in_view() + ROOTLESS_TASK_HEADROOM
+    shared = 0 if real_root else tasks_in_view() + ROOTLESS_TASK_HEADROOM
     _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV, None)
     uid = RUN_UID_BASE + slot if real_root else os.getuid()
@@ -207,7 +207,7 @@ def limit_processes(limits: Limits, shared_tasks: int) -> None:
     resource.setrlimit(resource.RLIMIT_NPROC, (min(hard, limits.processes + shared_tasks), hard))
 
 
-def _tasks_in_view(proc: int | None = None) -> int:
+def tasks_in_view(proc: int | None = None) -> int:
     """Processes and threads in a /proc (by default this process's; else an open fd of one)."""
     count = 0
     for pid in os.listdir("/proc" if proc is None else proc):
@@ -223,8 +223,6 @@ def _tasks_in_view(proc: int | None = None) -> int:
                     os.close(task)
     return count
 
-
-tasks_in_view = _tasks_in_view
 
 
 def apply_limits(limits: Limits, shared_tasks: int = 0) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
         try:
@@ -37,5 +37,5 @@ def tree_pss_mb(root: int) -> tuple[float, int]:
         kb = _pss_kb(pid)
         total += kb
         counted += kb > 0
-        todo += _children(pid)
+        todo += children(pid)
     return total / 1024, counted

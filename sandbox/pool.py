@@ -32,7 +32,6 @@ from sandbox.protocol import (
     FRAMEWORKS,
     CgroupSpec,
     Framework,
-    LimitsSpec,
     ProtocolError,
     RunFinished,
     RunOrder,
@@ -249,7 +248,7 @@ class Pool:
         spare_id = next(self._ids)
         message = SpawnSpare(
             id=spare_id, slot=slot, framework=framework, name=f"{self._generation}-{spare_id}",
-            limits=LimitsSpec(**dataclasses.asdict(self.limits)),
+            limits=self.limits,
             cgroup=CgroupSpec(base=str(self.cgroup.path), version=self.cgroup.version)
             if self.cgroup else None)
         try:

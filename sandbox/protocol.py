@@ -18,6 +18,8 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from sandbox.limits import Limits
+
 M = TypeVar("M", bound=BaseModel)
 Framework = Literal["tensorflow", "pytorch"]
 FRAMEWORKS: tuple[Framework, ...] = ("tensorflow", "pytorch")
@@ -165,22 +167,6 @@ class CgroupSpec(_Strict):
     version: Literal[1, 2]
 
 
-class LimitsSpec(_Strict):
-    """`limits.Limits` on the wire (the dataclass stays free of pydantic)."""
-
-    wall_s: float
-    cpu_s: int
-    memory_mb: int
-    address_space_mb: int
-    processes: int
-    file_size_mb: int
-    open_files: int
-    scratch_mb: int
-    output_bytes: int
-    result_bytes: int
-    max_timeout_s: float
-
-
 class SpawnSpare(_Strict):
     """pool → template: fork a supervisor and its spare for this slot."""
 
@@ -189,7 +175,7 @@ class SpawnSpare(_Strict):
     slot: int = Field(ge=0, lt=256)
     framework: Framework  # the one framework the spare warms up
     name: str = Field(pattern=r"^[a-z0-9-]{1,64}$")  # unique per spare: its cgroup's folder
-    limits: LimitsSpec
+    limits: Limits  # pydantic validates the dataclass's fields on the way in
     cgroup: CgroupSpec | None = None
 
 

@@ -119,7 +119,7 @@ class Supervisor:
     def __init__(self, sock: socket.socket, order: SpawnSpare, secure: bool) -> None:
         self.sock, self.slot, self.secure = sock, order.slot, secure
         self.framework = order.framework
-        limits = self.limits = Limits(**order.limits.model_dump())
+        limits = self.limits = order.limits
         cgroup = order.cgroup
         self.wall_s = limits.wall_s
         self.cgroup: RunCgroup | None = None

@@ -16,6 +16,7 @@ import pytest
 from app.settings import ROOT
 from sandbox.fairqueue import Client, FairQueue, QueueFull
 from sandbox.limits import Limits
+from sandbox.memory import children
 from sandbox.pool import Pool
 from sandbox.protocol import RunRequest, RunStatus
 
@@ -113,17 +114,12 @@ def test_pool_backpressure_crash_recovery_and_shutdown() -> None:
     asyncio.run(scenario())
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                found.append(int(entry))
-    return found
+def _template(bwrap: int) -> int:
+    """bwrap, then bwrap as the pid namespace's init, then the template."""
+    pid = bwrap
+    while Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"bwrap"):
+        (pid,) = children(pid)
+    return pid
 
 
 def _alive(pid: int) -> bool:
@@ -146,9 +142,9 @@ def test_runs_die_with_their_supervisor_and_failed_restarts_are_retried(
             in_flight = asyncio.create_task(pool.run(long_sleep, _c("a")))
             await asyncio.sleep(1.0)
             assert pool._process is not None
-            (template,) = _children(pool._process.pid)
-            supervisors = _children(template)
-            runs = [run for sup in supervisors for run in _children(sup)]
+            template = _template(pool._process.pid)
+            supervisors = children(template)
+            runs = [run for sup in supervisors for run in children(sup)]
             assert supervisors and runs
             for sup in supervisors:
                 os.kill(sup, signal.SIGKILL)
@@ -188,6 +184,7 @@ UNDER_TMP_SCRIPT = """
 import asyncio, sandbox
 from sandbox.fairqueue import Client
 from sandbox.limits import Limits
+from sandbox.memory import children
 from sandbox.pool import Pool
 from sandbox.protocol import RunRequest
 print(sandbox.__file__)
