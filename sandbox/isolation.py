@@ -109,6 +109,11 @@ def _mount(source: str, target: str, fstype: str | None, flags: int, data: str |
     )
 
 
+def set_parent_death_signal() -> None:
+    """SIGKILL this process when its parent dies (a uid change clears it: set it again after)."""
+    _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
+
+
 def lower_priority() -> None:
     """Below the server for the CPU, below runs while warming up; first for the OOM killer.
 
@@ -162,8 +167,7 @@ def confine_run(limits: Limits, slot: int) -> None:
         _drop_capabilities()
     # Not dumpable: peers with the same uid can't ptrace or read /proc/<pid>/mem.
     _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "dumpable")
-    # The uid change cleared the parent-death signal: the run dies with its supervisor.
-    _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
+    set_parent_death_signal()  # the uid change cleared it: the run dies with its supervisor
     install_seccomp()
 
 

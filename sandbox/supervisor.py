@@ -29,7 +29,12 @@ import traceback
 
 from sandbox import runner, wire
 from sandbox.cgroups import RunCgroup
-from sandbox.isolation import is_real_root, tasks_in_view
+from sandbox.isolation import (
+    enter_run_namespaces,
+    is_real_root,
+    set_parent_death_signal,
+    tasks_in_view,
+)
 from sandbox.limits import Limits
 from sandbox.protocol import (
     ProtocolError,
@@ -46,7 +51,6 @@ CGROUP_HEADROOM_MB = 512
 WARM_UP_S = 120.0  # a spare that is not ready by then is given up
 EXIT_DRAIN_S = 0.5  # after pid 1 exits, the kernel ends its namespace; pipes close at once
 CUT_MARKER = "\n[… output cut: more than {kib} KiB on this stream]\n"
-PR_SET_PDEATHSIG = 1
 
 
 @dataclasses.dataclass
@@ -92,13 +96,6 @@ class _Streams:
         return bytes(buf[wire.HEADER.size:end]) if len(buf) >= end else None
 
 
-def set_parent_death_signal() -> None:
-    """SIGKILL this process when its parent dies (cleared by uid changes: set it again after)."""
-    import ctypes
-
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
 def _signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
@@ -138,8 +135,6 @@ class Supervisor:
     def start_run(self) -> None:
         self.workdir = "/tmp" if self.secure else tempfile.mkdtemp(prefix="sbs-run-")
         if self.secure:
-            from sandbox.isolation import enter_run_namespaces
-
             enter_run_namespaces()
         pipes = {name: os.pipe() for name in ("stdout", "stderr", "result", "request")}
         self.pid = os.fork()
