@@ -1,8 +1,12 @@
-"""Slots for runs, handed out round-robin between learners, with bounded waits.
+"""Slots for runs, handed out round-robin between groups, then learners, with bounded waits.
 
 One learner pasting a loop of 50 runs must not starve the other 29 in a
 classroom: each learner has its own FIFO, and a freed slot goes to the next
-learner in turn. Waiting is bounded three ways, each answered with
+learner in turn. Learners belong to a group (a live class; everyone else
+shares the default group ""), and turns go round the groups first: a class
+of 30 in a burst gets its share of the pool, not all of it, and a second
+class or the self-study learners get theirs. Waiting is bounded three ways,
+each answered with
 QueueFull (HTTP 429) instead of an unbounded wait:
 
 - `max_waiting` runs in all, so the server's memory and the wait stay bounded;
@@ -27,15 +31,18 @@ import math
 class Client:
     """Who a run is queued for.
 
-    `learner` is the unit of round-robin; `address` the peer's IP. `capped`
-    is False only for the server's own work (precomputing a lesson's
-    outputs, `sidebyside check`): it is bounded by the lessons, not by a
-    person, and a lesson has more steps than a learner's cap.
+    `learner` is the unit of round-robin within its `group`; `address` the
+    peer's IP. `capped` is False only for the server's own work
+    (precomputing a lesson's outputs, `sidebyside check`): it is bounded by
+    the lessons, not by a person, and a lesson has more steps than a
+    learner's cap. `group` is a live class ("class:CODE"); "" is everyone
+    else, self-study learners and the server's own work.
     """
 
     learner: str
     address: str
     capped: bool = True
+    group: str = ""
 
 
 class QueueFull(Exception):
@@ -49,6 +56,7 @@ class QueueClosed(Exception):
 
 
 _Waiter = tuple[asyncio.Future[None], Client]
+_Learners = collections.OrderedDict[str, collections.deque[_Waiter]]
 
 
 class FairQueue:
@@ -61,9 +69,9 @@ class FairQueue:
         self.max_waiting_per_address = max_waiting_per_address
         self.average_run_s = 0.5  # refined as runs finish; only used for Retry-After
         self.closed = False
-        # learner -> its waiters, oldest first; the dict's order is the round-robin turn
-        self._waiting: collections.OrderedDict[str, collections.deque[_Waiter]] = (
-            collections.OrderedDict())
+        # group -> learner -> its waiters, oldest first; each dict's order is
+        # the round-robin turn at its level
+        self._groups: collections.OrderedDict[str, _Learners] = collections.OrderedDict()
         # address -> waiting runs; an address leaves when its count drops to 0,
         # so made-up clients leave nothing behind
         self._by_address: collections.Counter[str] = collections.Counter()
@@ -77,10 +85,29 @@ class FairQueue:
         return self.slots - self.free
 
     def position(self, client: Client) -> int | None:
-        """1-based place of the learner's next run in line, None if it has none waiting."""
-        if client.learner not in self._waiting:
+        """1-based place of the learner's next run in line, None if it has none waiting.
+
+        Found by playing `release` forward on counts alone (the line is at
+        most `max_waiting` long).
+        """
+        if client.learner not in self._groups.get(client.group, {}):
             return None
-        return list(self._waiting).index(client.learner) + 1
+        turns = collections.deque(
+            (group, collections.deque([learner, len(q)] for learner, q in learners.items()))
+            for group, learners in self._groups.items())
+        place = 0
+        while turns:
+            group, learners = turns.popleft()
+            head = learners.popleft()
+            place += 1
+            if group == client.group and head[0] == client.learner:
+                return place
+            head[1] -= 1
+            if head[1]:
+                learners.append(head)
+            if learners:
+                turns.append((group, learners))
+        return None  # not reached: the learner is in the line
 
     def retry_after_s(self) -> int:
         return max(1, math.ceil((self.waiting + 1) / self.slots * self.average_run_s))
@@ -88,12 +115,13 @@ class FairQueue:
     async def acquire(self, client: Client) -> None:
         if self.closed:
             raise QueueClosed
-        if self.free > 0 and not self._waiting:
+        if self.free > 0 and not self._groups:
             self.free -= 1
             return
         self._check_room(client)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(client.learner, collections.deque()).append((future, client))
+        learners = self._groups.setdefault(client.group, collections.OrderedDict())
+        learners.setdefault(client.learner, collections.deque()).append((future, client))
         self._by_address[client.address] += 1
         try:
             await future
@@ -108,7 +136,7 @@ class FairQueue:
         """Raise QueueFull if this client (or everyone) has as many runs waiting as allowed."""
         # The client's own caps first: a flooder is told it is them, not the server.
         if client.capped:
-            mine = len(self._waiting.get(client.learner, ()))
+            mine = len(self._groups.get(client.group, {}).get(client.learner, ()))
             if mine >= self.max_waiting_per_learner:
                 raise QueueFull(self.retry_after_s(), f"you already have {_runs(mine)} waiting")
             ours = self._by_address[client.address]
@@ -119,11 +147,14 @@ class FairQueue:
             raise QueueFull(self.retry_after_s())
 
     def _forget(self, future: asyncio.Future[None], client: Client) -> None:
-        queue = self._waiting.get(client.learner)
+        learners = self._groups.get(client.group, collections.OrderedDict())
+        queue = learners.get(client.learner)
         if queue is not None and (future, client) in queue:
             queue.remove((future, client))
             if not queue:
-                del self._waiting[client.learner]
+                del learners[client.learner]
+                if not learners:
+                    del self._groups[client.group]
             self._left(client)
 
     def _left(self, client: Client) -> None:
@@ -134,13 +165,18 @@ class FairQueue:
     def release(self, run_s: float | None = None) -> None:
         if run_s is not None:
             self.average_run_s = 0.8 * self.average_run_s + 0.2 * run_s
-        while self._waiting:
-            learner, queue = next(iter(self._waiting.items()))
+        while self._groups:
+            group, learners = next(iter(self._groups.items()))
+            learner, queue = next(iter(learners.items()))
             future, client = queue.popleft()
             if queue:
-                self._waiting.move_to_end(learner)  # next learner's turn
+                learners.move_to_end(learner)  # next learner's turn in this group
             else:
-                del self._waiting[learner]
+                del learners[learner]
+            if learners:
+                self._groups.move_to_end(group)  # next group's turn
+            else:
+                del self._groups[group]
             self._left(client)
             if not future.done():
                 future.set_result(None)
@@ -150,11 +186,12 @@ class FairQueue:
     def close(self) -> None:
         """Refuse new runs and fail every waiting one."""
         self.closed = True
-        for queue in self._waiting.values():
-            for future, _ in queue:
-                if not future.done():
-                    future.set_exception(QueueClosed())
-        self._waiting.clear()
+        for learners in self._groups.values():
+            for queue in learners.values():
+                for future, _ in queue:
+                    if not future.done():
+                        future.set_exception(QueueClosed())
+        self._groups.clear()
         self._by_address.clear()
 
 

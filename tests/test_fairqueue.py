@@ -167,3 +167,49 @@ def test_close_fails_waiting_runs_and_forgets_them() -> None:
             await queue.acquire(Client("learner:me", "10.0.0.9"))
 
     scenario(go)
+
+
+def test_a_class_in_a_burst_gets_its_share_not_the_whole_pool() -> None:
+    async def go() -> None:
+        queue = await busy_queue(learner=4)
+        order: list[str] = []
+
+        async def one(client: Client) -> None:
+            await queue.acquire(client)
+            order.append(client.learner)
+            queue.release()
+
+        klass = [Client(f"class:K:{i}", "10.0.3.1", group="class:K") for i in range(4)]
+        other = [Client(f"class:Q:{i}", "10.0.4.1", group="class:Q") for i in range(2)]
+        alone = Client("learner:self-study", "10.0.5.1")
+        tasks = []
+        for client in [*klass, *other, alone]:  # the big class arrives first
+            tasks.append(asyncio.create_task(one(client)))
+            await asyncio.sleep(0)
+        # turns go round the groups: K, Q, self-study, K, Q, K, K
+        assert queue.position(alone) == 3
+        assert queue.position(other[1]) == 5
+        assert queue.position(klass[3]) == 7
+        queue.release()
+        await asyncio.gather(*tasks)
+        assert order == ["class:K:0", "class:Q:0", "learner:self-study", "class:K:1",
+                         "class:Q:1", "class:K:2", "class:K:3"]
+        assert queue.waiting == 0 and not queue._groups
+
+    scenario(go)
+
+
+def test_within_a_class_learners_take_turns_and_keep_their_own_caps() -> None:
+    async def go() -> None:
+        queue = await busy_queue(learner=2)
+        a, b = (Client(f"class:K:{x}", "10.0.3.1", group="class:K") for x in "ab")
+        tasks = [await enqueue(queue, a), await enqueue(queue, a), await enqueue(queue, b)]
+        with pytest.raises(QueueFull, match="you already have 2 runs waiting"):
+            await queue.acquire(a)
+        assert queue.position(b) == 2
+        # the same learner id in another group is someone else
+        assert queue.position(Client("class:K:a", "10.0.3.1")) is None
+        await drain(tasks)
+        assert not queue._groups and not queue._by_address
+
+    scenario(go)
