@@ -90,21 +90,20 @@ class FairQueue:
         Found by playing `release` forward on counts alone (the line is at
         most `max_waiting` long).
         """
-        if client.learner not in self._groups.get(client.group, {}):
+        if client.learner not in self._learners(client.group):
             return None
         turns = collections.deque(
-            (group, collections.deque([learner, len(q)] for learner, q in learners.items()))
+            (group, collections.deque((learner, len(q)) for learner, q in learners.items()))
             for group, learners in self._groups.items())
         place = 0
         while turns:
             group, learners = turns.popleft()
-            head = learners.popleft()
+            learner, left = learners.popleft()
             place += 1
-            if group == client.group and head[0] == client.learner:
+            if group == client.group and learner == client.learner:
                 return place
-            head[1] -= 1
-            if head[1]:
-                learners.append(head)
+            if left > 1:
+                learners.append((learner, left - 1))
             if learners:
                 turns.append((group, learners))
         return None  # not reached: the learner is in the line
@@ -136,7 +135,7 @@ class FairQueue:
         """Raise QueueFull if this client (or everyone) has as many runs waiting as allowed."""
         # The client's own caps first: a flooder is told it is them, not the server.
         if client.capped:
-            mine = len(self._groups.get(client.group, {}).get(client.learner, ()))
+            mine = len(self._learners(client.group).get(client.learner, ()))
             if mine >= self.max_waiting_per_learner:
                 raise QueueFull(self.retry_after_s(), f"you already have {_runs(mine)} waiting")
             ours = self._by_address[client.address]
@@ -147,7 +146,7 @@ class FairQueue:
             raise QueueFull(self.retry_after_s())
 
     def _forget(self, future: asyncio.Future[None], client: Client) -> None:
-        learners = self._groups.get(client.group, collections.OrderedDict())
+        learners = self._learners(client.group)
         queue = learners.get(client.learner)
         if queue is not None and (future, client) in queue:
             queue.remove((future, client))
@@ -156,6 +155,9 @@ class FairQueue:
                 if not learners:
                     del self._groups[client.group]
             self._left(client)
+
+    def _learners(self, group: str) -> _Learners:
+        return self._groups.get(group) or collections.OrderedDict()
 
     def _left(self, client: Client) -> None:
         self._by_address[client.address] -= 1
