@@ -1,4 +1,5 @@
-"""Do two runs agree? Values compared as NumPy arrays, `allclose` style."""
+"""Do two runs agree? Values compared as NumPy arrays: numbers `allclose` style,
+integers, booleans and strings exactly, dtypes too when the tolerances are zero."""
 
 from __future__ import annotations
 
@@ -28,19 +29,61 @@ def _array(captured: CapturedArray) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.dtype(captured.dtype or "f4")).reshape(captured.shape or [])
 
 
+TEXT_KINDS = "US"  # NumPy's str and bytes kinds: device strings, dtype names, labels
+EXACT_KINDS = "biu"  # bool, signed and unsigned integers: counts, indices, orders
+PREVIEW_CHARS = 120
+
+
+def _show(array: np.ndarray) -> str:
+    text = repr(array.tolist())
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+def _dtype_name(array: np.ndarray) -> str:
+    return "str" if array.dtype.kind in TEXT_KINDS else str(array.dtype)
+
+
 def compare_arrays(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> NameComparison:
+    """Do two captured values agree?
+
+    Numbers match within `allclose(rtol, atol)`; integers and booleans on both
+    sides match only when equal; strings (and arrays of them) only when equal.
+    `rtol == atol == 0` asks for exactness: the same dtype as well (int32 is
+    not int64, float32 is not float64; strings of any length are one dtype).
+    """
     shapes = [list(a.shape), list(b.shape)]
     dtypes = [str(a.dtype), str(b.dtype)]
+
+    def differ(reason: str, diff: float | None = None) -> NameComparison:
+        return NameComparison(match=False, shapes=shapes, dtypes=dtypes, max_abs_diff=diff,
+                              reason=reason)
+
     if a.shape != b.shape:
-        return NameComparison(match=False, shapes=shapes, dtypes=dtypes,
-                              reason=f"shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
-    if a.dtype == bool or b.dtype == bool:
-        a, b = a.astype(np.int8), b.astype(np.int8)
+        return differ(f"shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
+    exact = rtol == 0 and atol == 0
+    if exact and _dtype_name(a) != _dtype_name(b):
+        return differ(f"dtypes differ: {_dtype_name(a)} vs {_dtype_name(b)}")
+    text = [x.dtype.kind in TEXT_KINDS for x in (a, b)]
+    if any(text):
+        if not all(text):
+            return differ(f"a string against a number: {_show(a)} vs {_show(b)}")
+        if np.array_equal(a.astype(str), b.astype(str)):
+            return NameComparison(match=True, shapes=shapes, dtypes=dtypes)
+        return differ(f"values differ: {_show(a)} vs {_show(b)}")
     left, right = a.astype(np.float64), b.astype(np.float64)
     diff = float(np.max(np.abs(left - right))) if a.size else 0.0
+    shown = diff if np.isfinite(diff) else None
+    if exact or (a.dtype.kind in EXACT_KINDS and b.dtype.kind in EXACT_KINDS):
+        # integers are compared as integers (float64 would round above 2**53)
+        same = (np.array_equal(a, b) if a.dtype.kind in EXACT_KINDS and b.dtype.kind in EXACT_KINDS
+                else np.array_equal(left, right, equal_nan=True))
+        if same:
+            return NameComparison(match=True, shapes=shapes, dtypes=dtypes, max_abs_diff=shown)
+        if a.size <= 16:
+            return differ(f"values differ: {_show(a)} vs {_show(b)}", shown)
+        return differ(f"values differ (max |diff| = {diff:.3g})", shown)
     match = bool(np.allclose(left, right, rtol=rtol, atol=atol, equal_nan=True))
-    return NameComparison(match=match, shapes=shapes, dtypes=dtypes,
-                          max_abs_diff=diff if np.isfinite(diff) else None,
+    return NameComparison(match=match, shapes=shapes, dtypes=dtypes, max_abs_diff=shown,
                           reason=None if match else f"values differ (max |diff| = {diff:.3g})")
 
 
