@@ -35,7 +35,8 @@ PREVIEW_CHARS = 120
 
 
 def _show(array: np.ndarray) -> str:
-    text = repr(array.tolist())
+    # a captured scalar arrives as a one-element array: show the element
+    text = repr(array.reshape(-1)[0].item() if array.size == 1 else array.tolist())
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 

@@ -54,6 +54,8 @@ def test_strings_match_only_when_equal() -> None:
     result = compare_arrays(np.asarray("cuda:0"), np.asarray("cpu"), 1e-5, 1e-6)
     assert not result.match and result.reason == "values differ: 'cuda:0' vs 'cpu'"
     assert not same(["a", "b"], ["b", "a"])
+    one = compare_arrays(np.array(["cuda:0"]), np.array(["cpu"]), 1e-5, 1e-6)  # as captured
+    assert one.reason == "values differ: 'cuda:0' vs 'cpu'"
     mixed = compare_arrays(np.asarray("1"), np.asarray(1), 1e-5, 1e-6)
     assert not mixed.match and mixed.reason is not None and "string against a number" in mixed.reason
 
