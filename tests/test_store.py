@@ -112,3 +112,32 @@ def test_reads_never_write(db: Database) -> None:
 
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         run(db.read(sneaky))
+
+
+def test_schema_is_versioned_and_an_old_file_is_migrated(tmp_path: Path) -> None:
+    from app.store.migrations import _INITIAL, MIGRATIONS, SchemaTooNew
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:  # a file from before versioning, with a row in it
+        conn.executescript(_INITIAL)
+        conn.execute("INSERT INTO shares VALUES ('s1', 'l', 's', 'tf', 'pt', 0)")
+    database = Database(path)
+    database.start()
+    try:
+        assert run(shares.get(database, "s1")) is not None
+        version = run(database.read(lambda c: c.execute("PRAGMA user_version").fetchone()[0]))
+        assert version == len(MIGRATIONS)
+        tables = run(database.read(lambda c: {r[0] for r in c.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}))
+        assert {"classes", "class_learners", "class_passes"} <= tables
+        mode = run(database.read(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0]))
+        assert mode == "wal"
+    finally:
+        database.stop()
+    database = Database(path)  # a second start applies nothing twice
+    database.start()
+    database.stop()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(SchemaTooNew):
+        Database(path).start()

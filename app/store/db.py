@@ -3,7 +3,9 @@
 As Datasette does it: a single writer thread owns the only write connection
 and takes work from a queue, each task in its own `BEGIN IMMEDIATE`
 transaction; reads run on a small thread pool, each thread with its own
-read-only connection. Callers await both from the event loop.
+read-only connection. Callers await both from the event loop. The schema
+is versioned and migrated by the writer before anything else
+(`app.store.migrations`).
 """
 
 from __future__ import annotations
@@ -17,34 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-T = TypeVar("T")
+from app.store.migrations import migrate
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS progress (
-    learner TEXT NOT NULL,
-    lesson TEXT NOT NULL,
-    step TEXT NOT NULL,          -- '' for the lesson itself
-    viewed_at REAL,
-    ran_at REAL,
-    passed_at REAL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (learner, lesson, step)
-);
-CREATE INDEX IF NOT EXISTS progress_recent ON progress (learner, viewed_at);
-CREATE TABLE IF NOT EXISTS shares (
-    id TEXT PRIMARY KEY,
-    lesson TEXT NOT NULL,
-    step TEXT NOT NULL,
-    tensorflow TEXT NOT NULL,
-    pytorch TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS outputs (
-    key TEXT PRIMARY KEY,
-    body TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-"""
+T = TypeVar("T")
 
 _Job = tuple[Callable[[sqlite3.Connection], Any], "concurrent.futures.Future[Any]"]
 
@@ -55,6 +32,7 @@ class Database:
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._writer: threading.Thread | None = None
         self._local = threading.local()
+        self._failed: BaseException | None = None
         self._read_conns: list[sqlite3.Connection] = []
         self._readers = concurrent.futures.ThreadPoolExecutor(
             max_workers=read_threads, thread_name_prefix="sqlite-read"
@@ -68,6 +46,9 @@ class Database:
         )
         self._writer.start()
         ready.wait()
+        if self._failed is not None:
+            self._writer = None
+            raise self._failed
 
     def stop(self) -> None:
         if self._writer is not None:
@@ -102,7 +83,14 @@ class Database:
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(SCHEMA)
+        conn.execute("PRAGMA foreign_keys=ON")
+        try:
+            migrate(conn)
+        except BaseException as exc:  # start() raises it; the server must not serve
+            self._failed = exc
+            conn.close()
+            ready.set()
+            return
         ready.set()
         while True:
             job = self._jobs.get()
