@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 
+from app.classes.service import ClassService
 from app.packs.models import Catalog
 from app.settings import Settings
+from app.store.class_learners import Seat
+from app.web.security import CLASS_COOKIE
 from sandbox.fairqueue import Client
 from sandbox.pool import Pool
 
@@ -24,12 +27,40 @@ def get_catalog(request: Request) -> Catalog:
     return request.app.state.catalog  # type: ignore[no-any-return]
 
 
-def get_client_id(request: Request) -> Client:
-    """Who a run is queued for: the learner cookie, else the peer address, and that address.
+def get_classes(request: Request) -> ClassService:
+    return request.app.state.classes  # type: ignore[no-any-return]
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def get_seat(request: Request) -> Seat | None:
+    """The class learner making this request: a Bearer student token, else the class cookie.
+
+    An unknown Bearer token is refused (401); a stale cookie is just ignored,
+    so a learner whose class is gone keeps learning on their own.
+    """
+    service = get_classes(request)
+    token = bearer_token(request)
+    if token is not None:
+        seat = await service.seat(token)
+        if seat is None:
+            raise HTTPException(401, "Unknown learner token.")
+        return seat
+    cookie = request.cookies.get(CLASS_COOKIE)
+    return await service.seat(cookie) if cookie else None
+
+
+def get_client_id(request: Request, seat: Annotated[Seat | None, Depends(get_seat)]) -> Client:
+    """Who a run is queued for: the class learner, else the learner cookie, else the address.
 
     The cookie is the client's to choose, so the fair queue also caps by address.
     """
     address = request.client.host if request.client else "unknown"
+    if seat is not None and not seat.klass.ended:
+        return get_classes(request).client(seat, address)
     cookie = request.cookies.get("sbs_learner")
     learner = f"learner:{cookie[:64]}" if cookie else f"addr:{address}"
     return Client(learner=learner, address=address)
@@ -39,3 +70,5 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 PoolDep = Annotated[Pool, Depends(get_pool)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 ClientDep = Annotated[Client, Depends(get_client_id)]
+ClassesDep = Annotated[ClassService, Depends(get_classes)]
+SeatDep = Annotated[Seat | None, Depends(get_seat)]

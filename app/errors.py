@@ -1,4 +1,4 @@
-"""Bad input gets a clear 4xx: oversize bodies, malformed JSON, a full queue."""
+"""Bad input gets a clear 4xx: oversize bodies, malformed JSON, a full queue, a refusal."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.classes.errors import ClassRefused
+from app.web.render import render
 from sandbox.fairqueue import QueueFull
 
 MAX_BODY_BYTES = 1024 * 1024  # two 64 KiB snippets with room for JSON escaping
@@ -72,7 +74,22 @@ async def _queue_full(request: Request, exc: Exception) -> JSONResponse:
                         headers={"Retry-After": str(exc.retry_after_s)})
 
 
+_HEADINGS = {401: "Instructors only", 403: "Not yours to see", 404: "No such class",
+             409: "The class can't take that", 429: "Slow down"}
+
+
+async def _class_refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ClassRefused)
+    headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"detail": exc.message}, exc.status_code, headers=headers)
+    return render(request, "pages/class_error.html", {
+        "heading": _HEADINGS.get(exc.status_code, "Live class"), "message": exc.message},
+        status_code=exc.status_code, headers=headers)
+
+
 def install(app: FastAPI) -> None:
     app.add_middleware(BodySizeLimit)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(QueueFull, _queue_full)
+    app.add_exception_handler(ClassRefused, _class_refused)

@@ -38,7 +38,9 @@ def create_app(settings: Settings | None = None, pool: Pool | None = None) -> Fa
             if own_pool:
                 await pool.stop()
 
-    app = FastAPI(title="sidebyside", lifespan=lifespan)
+    # /docs is served from static/ (app.routes.docs): the default loads Swagger UI
+    # from a CDN, which the app's own CSP blocks.
+    app = FastAPI(title="sidebyside", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.pool = pool
     errors.install(app)
@@ -47,9 +49,12 @@ def create_app(settings: Settings | None = None, pool: Pool | None = None) -> Fa
     for error in app.state.catalog.errors:
         log.error("lesson pack: %s", error)
 
-    from app.routes import health, lessons, pairs, runs
+    from app.routes import class_pages, classes, dashboard, docs, health, lessons, pairs, runs
 
-    for module in (runs, pairs, lessons, health):
+    for module in (runs, pairs, lessons, classes, health, docs):
         app.include_router(module.router)
+    for module in (class_pages, dashboard):  # page routes and their CSRF-checked forms
+        app.include_router(module.router)
+        app.include_router(module.posts)
     web_setup.install(app)  # the learner's pages, /static, CSP and CSRF
     return app

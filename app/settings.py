@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         256, description="stdout/stderr kept per stream before the run ends.")
     run_file_size_mb: int = Field(
         16, description="Largest file a run may write in its scratch dir.")
+    class_max_learners: int = Field(
+        200, ge=1, description="Learners one live class may seat; joins beyond it get 409.")
+    class_joins_per_minute: int = Field(
+        60, ge=1, description=(
+            "Join attempts one client address may make per minute (right code or wrong); "
+            "a classroom behind one NAT joins from one address."))
     insecure_no_sandbox: bool = Field(
         False, description="Run snippets without isolation (development only; flagged everywhere)."
     )

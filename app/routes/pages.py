@@ -7,8 +7,10 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from app.deps import get_seat
 from app.packs.models import Catalog, Lesson
 from app.store import progress, shares
+from app.web.classbanner import banner_context, class_pager
 from app.web.render import render
 from app.web.results import fill_cached
 from app.web.security import LearnerDep
@@ -91,11 +93,16 @@ async def lesson_context(request: Request, lesson: Lesson, learner: str, *,
     lessons = catalog_of(request).lessons
     at = lessons.index(lesson)
     pack = next(p for p in catalog_of(request).packs if p.id == lesson.pack)
-    return {
+    context: dict[str, Any] = {
         "lesson": lesson, "pack": pack, "steps": views,
         "prev_lesson": lessons[at - 1] if at > 0 else None,
         "next_lesson": lessons[at + 1] if at + 1 < len(lessons) else None,
     }
+    seat = await get_seat(request)
+    if seat is not None:  # a learner in a live class: the banner, and the class's own order
+        context.update(banner_context(seat, catalog_of(request)))
+        context.update(class_pager(seat, lesson, catalog_of(request)))
+    return context
 
 
 def _lesson(request: Request, lesson_id: str) -> Lesson:

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.deps import ClientDep, PoolDep
+from app.classes import outcomes
+from app.deps import ClassesDep, ClientDep, PoolDep, SeatDep
 from app.pairs import PairResult, run_pair
 from sandbox.protocol import MAX_REPEAT, check_code
 
@@ -44,10 +45,20 @@ class PairRequest(BaseModel):
         return value
 
 
-@router.post("", response_model=PairResult)
-async def create_pair(request: PairRequest, pool: PoolDep, client: ClientDep) -> PairResult:
-    return await run_pair(
+@router.post("", response_model=PairResult, responses={
+    423: {"description": "runs are paused by the instructor of the learner's class"},
+    429: {"description": "the queue is full, or the class learner has a run in flight"}})
+async def create_pair(request: PairRequest, pool: PoolDep, client: ClientDep, seat: SeatDep,
+                      classes: ClassesDep) -> PairResult:
+    """With a class learner's Bearer token (or class cookie) the pair counts in that class."""
+    counted = seat is not None and classes.claim(seat)  # before the work exists: it may refuse
+    work = run_pair(
         pool, request.tensorflow, request.pytorch, names=request.compare, rtol=request.rtol,
         atol=request.atol, tensorflow_exprs=request.expressions.get("tensorflow"),
         pytorch_exprs=request.expressions.get("pytorch"), client=client, graph=request.graph,
         repeat=request.repeat, timeout_s=request.timeout_s)
+    if seat is None or not counted:
+        return await work
+    codes = {"tensorflow": request.tensorflow, "pytorch": request.pytorch}
+    return await classes.counted(seat, work, lambda pair: outcomes.of_pair(
+        {"tensorflow": pair.tensorflow, "pytorch": pair.pytorch}, codes))

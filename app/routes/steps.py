@@ -13,10 +13,13 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
-from app.deps import ClientDep, PoolDep
+from app.classes import outcomes
+from app.classes.errors import ClassRefused
+from app.deps import ClassesDep, ClientDep, PoolDep, SeatDep
 from app.packs.models import Lesson, Step
 from app.routes.pages import catalog_of, lesson_context
 from app.store import progress, shares
+from app.store.class_learners import Seat
 from app.web import results
 from app.web.diff import changed_lines, diff_snippets
 from app.web.jobs import Job
@@ -26,7 +29,7 @@ from app.web.security import CsrfDep, LearnerDep
 from app.web.setup import pages_of
 from app.web.stepview import StepView, build_step
 from sandbox.fairqueue import Client
-from sandbox.protocol import FRAMEWORKS, Framework, check_code
+from sandbox.protocol import FRAMEWORKS, Framework, RunResult, RunStatus, check_code
 
 router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[CsrfDep])
 STEP = "/lessons/{lesson_id}/steps/{step_id}"
@@ -35,12 +38,21 @@ INLINE_WAIT_S = 0.3  # a run done by then is answered at once, without a pending
 
 @router.post(STEP + "/run/{side}", response_class=HTMLResponse)
 async def create_side_run(request: Request, lesson_id: str, step_id: str, side: Framework,
-                          learner: LearnerDep, client: ClientDep, pool: PoolDep) -> HTMLResponse:
+                          learner: LearnerDep, client: ClientDep, pool: PoolDep, seat: SeatDep,
+                          classes: ClassesDep) -> HTMLResponse:
     view = await _posted_view(request, lesson_id, step_id, learner)
     pages = pages_of(request)
-    job = pages.jobs.start(results.run_side(pages.runner, view, side, client), client=client,
-                           kind="side", lesson=lesson_id, step=step_id, side=side,
-                           code=view.side(side).code)
+    code = view.side(side).code
+    try:
+        counted = seat is not None and classes.claim(seat)
+    except ClassRefused as exc:
+        view.side(side).state, view.side(side).result = "done", _refused(exc, side)
+        return await _respond(request, view, learner, "partials/result.html", side=view.side(side))
+    work: Any = results.run_side(pages.runner, view, side, client)
+    if counted and seat is not None:
+        work = classes.counted(seat, work, lambda r: outcomes.of_run(r, code, lesson_id, step_id))
+    job = pages.jobs.start(work, client=client, kind="side", lesson=lesson_id, step=step_id,
+                           side=side, code=code)
     await progress.mark(pages.db, learner, lesson_id, step_id, "ran")
     await _settle(request, job)
     results.side_from_job(view.side(side), job, pool.queue.position(client))
@@ -49,23 +61,36 @@ async def create_side_run(request: Request, lesson_id: str, step_id: str, side: 
 
 @router.post(STEP + "/pair", response_class=HTMLResponse)
 async def create_pair_run(request: Request, lesson_id: str, step_id: str, learner: LearnerDep,
-                          client: ClientDep, pool: PoolDep) -> HTMLResponse:
-    return await _pair(request, lesson_id, step_id, learner, client, pool, repeat=1)
+                          client: ClientDep, pool: PoolDep, seat: SeatDep,
+                          classes: ClassesDep) -> HTMLResponse:
+    return await _pair(request, lesson_id, step_id, learner, client, pool, seat, classes,
+                       repeat=1)
 
 
 @router.post(STEP + "/time", response_class=HTMLResponse)
 async def create_timing_run(request: Request, lesson_id: str, step_id: str, learner: LearnerDep,
-                            client: ClientDep, pool: PoolDep) -> HTMLResponse:
-    return await _pair(request, lesson_id, step_id, learner, client, pool, repeat=TIMING_REPEAT)
+                            client: ClientDep, pool: PoolDep, seat: SeatDep,
+                            classes: ClassesDep) -> HTMLResponse:
+    return await _pair(request, lesson_id, step_id, learner, client, pool, seat, classes,
+                       repeat=TIMING_REPEAT)
 
 
 async def _pair(request: Request, lesson_id: str, step_id: str, learner: str, client: Client,
-                pool: Any, repeat: int) -> HTMLResponse:
+                pool: Any, seat: Seat | None, classes: Any, repeat: int) -> HTMLResponse:
     view = await _posted_view(request, lesson_id, step_id, learner)
     pages = pages_of(request)
-    job = pages.jobs.start(results.run_both(pages.runner, view, client, repeat), client=client,
-                           kind="pair", lesson=lesson_id, step=step_id, repeat=repeat,
-                           codes={s.side: s.code for s in view.sides})
+    codes: dict[str, str] = {s.side: s.code for s in view.sides}
+    try:
+        counted = seat is not None and classes.claim(seat)
+    except ClassRefused as exc:
+        for s in view.sides:
+            s.state, s.result = "done", _refused(exc, s.side)
+        return await _respond(request, view, learner, "partials/_pair_response.html")
+    work: Any = results.run_both(pages.runner, view, client, repeat)
+    if counted and seat is not None:
+        work = classes.counted(seat, work, lambda r: outcomes.of_pair(r, codes, lesson_id, step_id))
+    job = pages.jobs.start(work, client=client, kind="pair", lesson=lesson_id, step=step_id,
+                           repeat=repeat, codes=codes)
     await progress.mark(pages.db, learner, lesson_id, step_id, "ran")
     await _settle(request, job)
     results.pair_from_job(view, job, pool.queue.position(client))
@@ -74,11 +99,16 @@ async def _pair(request: Request, lesson_id: str, step_id: str, learner: str, cl
 
 @router.post(STEP + "/check", response_class=HTMLResponse)
 async def create_check(request: Request, lesson_id: str, step_id: str, learner: LearnerDep,
-                       client: ClientDep) -> HTMLResponse:
+                       client: ClientDep, seat: SeatDep, classes: ClassesDep) -> HTMLResponse:
     view = await _posted_view(request, lesson_id, step_id, learner)
     if view.exercise is None:
         raise HTTPException(404, "This step has no exercise.")
     pages = pages_of(request)
+    try:
+        counted = seat is not None and classes.claim(seat)
+    except ClassRefused as exc:
+        view.exercise.check_state, view.exercise.check_message = "done", exc.message
+        return await _respond(request, view, learner, "partials/_check_response.html")
 
     async def check_and_record() -> tuple[bool, str, Any, int]:
         passed, message, run = await results.check_exercise(pages.runner, view, client)
@@ -91,8 +121,13 @@ async def create_check(request: Request, lesson_id: str, step_id: str, learner: 
     form = await request.form()
     shown = str(form.get("hints_shown", "0"))
     ex.hints_shown = min(int(shown), len(ex.hints)) if shown.isdigit() else 0
-    job = pages.jobs.start(check_and_record(), client=client, kind="check", lesson=lesson_id,
-                           step=step_id, code=view.side(ex.side).code, hints=ex.hints_shown)
+    code = view.side(ex.side).code
+    work: Any = check_and_record()
+    if counted and seat is not None:
+        work = classes.counted(seat, work, lambda r: outcomes.of_check(
+            r[0], r[1], r[2], code, lesson_id, step_id))
+    job = pages.jobs.start(work, client=client, kind="check", lesson=lesson_id,
+                           step=step_id, code=code, hints=ex.hints_shown)
     await _settle(request, job)
     _check_from_job(view, job)
     return await _respond(request, view, learner, "partials/_check_response.html")
@@ -132,9 +167,11 @@ async def create_share(request: Request, lesson_id: str, step_id: str,
 
 @router.post(STEP + "/viewed", status_code=204)
 async def create_step_view(request: Request, lesson_id: str, step_id: str,
-                           learner: LearnerDep) -> Response:
+                           learner: LearnerDep, seat: SeatDep, classes: ClassesDep) -> Response:
     _step(request, lesson_id, step_id)
     await progress.mark(pages_of(request).db, learner, lesson_id, step_id, "viewed")
+    if seat is not None:  # the instructor's map shows where each learner is reading
+        await classes.moved(seat, lesson_id, step_id)
     return Response(status_code=204)
 
 
@@ -162,6 +199,12 @@ async def read_job(request: Request, job_id: str, learner: LearnerDep,
     view.exercise.hints_shown = job.meta["hints"]
     _check_from_job(view, job)
     return render(request, "partials/_check_response.html", {"sv": view})
+
+
+def _refused(exc: ClassRefused, side: Framework) -> RunResult:
+    """A run the class did not start: paused by the instructor, or one already in flight."""
+    kind = "PausedByInstructor" if exc.status_code == 423 else "RunInFlight"
+    return RunResult.failed(RunStatus.rejected, kind, exc.message, framework=side)
 
 
 def _check_from_job(view: StepView, job: Job) -> None:

@@ -67,3 +67,10 @@ def _insecure(request: Request) -> bool:
 
 def static_root() -> Path:
     return STATIC
+
+
+def fragment(request: Request, name: str, context: dict[str, Any]) -> str:
+    """A partial as a string, for a server-sent event (the same file a swap would return)."""
+    context = {"request": request, "csrf_token": request.state.csrf,
+               "style_nonce": request.state.style_nonce, **context}
+    return templates().get_template(name).render(context)

@@ -21,6 +21,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LEARNER_COOKIE = "sbs_learner"  # app.deps.get_client_id reads it too
 CSRF_COOKIE = "sbs_csrf"
+CLASS_COOKIE = "sbs_class"  # a learner's student token in a live class
+
+
+def teach_cookie(code: str) -> str:
+    """The cookie that holds a class's instructor token in the instructor's browser."""
+    return f"sbs_teach_{code}"
+
+
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 _YEAR_S = 365 * 24 * 3600

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
+from app.classes.service import ClassService
 from app.store.db import Database
 from app.web.jobs import Jobs
 from app.web.render import STATIC
@@ -26,7 +27,14 @@ class Pages:
 
 
 def install(app: FastAPI) -> None:
+    """Also makes the store and the class service; both start with `running`."""
     from app.routes import pages, steps
+
+    settings = app.state.settings
+    app.state.db = db = Database(settings.data_dir / DB_FILE)
+    app.state.classes = ClassService(db, app.state.catalog,
+                                     max_learners=settings.class_max_learners,
+                                     joins_per_minute=settings.class_joins_per_minute)
 
     app.add_middleware(SecurityMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -37,8 +45,7 @@ def install(app: FastAPI) -> None:
 @contextlib.asynccontextmanager
 async def running(app: FastAPI) -> AsyncIterator[None]:
     """The store and the background work of the pages, for the app's lifespan."""
-    settings = app.state.settings
-    db = Database(settings.data_dir / DB_FILE)
+    db: Database = app.state.db
     db.start()
     runner = Runner(app.state.pool, db)
     # lesson outputs are computed ahead when a lesson is first opened, not
@@ -47,6 +54,7 @@ async def running(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        app.state.classes.bus.close()  # open streams end; their pages reconnect
         app.state.pages.jobs.cancel_all()
         await runner.stop()
         db.stop()

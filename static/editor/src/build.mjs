@@ -1,5 +1,6 @@
 // Builds static/editor/app.js and static/editor/theme.js, and copies the
-// pinned htmx into static/vendor/. Run: npm ci && npm run build
+// pinned htmx, its SSE extension and Swagger UI (for /docs) into
+// static/vendor/. Run: npm ci && npm run build
 import { build } from "esbuild";
 import { copyFileSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -22,5 +23,13 @@ await build({
 });
 
 mkdirSync(vendor, { recursive: true });
-copyFileSync(join(here, "node_modules", "htmx.org", "dist", "htmx.min.js"), join(vendor, "htmx.min.js"));
-console.log("copied htmx.min.js to static/vendor/");
+const modules = join(here, "node_modules");
+copyFileSync(join(modules, "htmx.org", "dist", "htmx.min.js"), join(vendor, "htmx.min.js"));
+copyFileSync(join(modules, "htmx-ext-sse", "dist", "sse.min.js"), join(vendor, "htmx-ext-sse.min.js"));
+copyFileSync(join(modules, "htmx-ext-sse", "LICENSE"), join(vendor, "htmx-ext-sse.LICENSE"));
+const swagger = join(vendor, "swagger-ui");
+mkdirSync(swagger, { recursive: true });
+for (const file of ["swagger-ui-bundle.js", "swagger-ui.css", "LICENSE", "NOTICE"]) {
+  copyFileSync(join(modules, "swagger-ui-dist", file), join(swagger, file));
+}
+console.log("copied htmx, htmx-ext-sse and swagger-ui-dist to static/vendor/");

@@ -1,0 +1,1 @@
+"""Live classes: an instructor, a join code, learners following along."""

@@ -1,0 +1,127 @@
+"""A live class's public pages: start one, join one, sign in as its instructor, follow it.
+
+The learner's own page (a lesson with the class banner) is `pages.read_lesson`;
+this router serves the banner's event stream.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
+from pydantic import ValidationError
+
+from app.classes import streams
+from app.classes.bus import ClassEvent
+from app.classes.errors import ClassRefused, NotTheInstructor
+from app.classes.models import CreateClass, JoinClass
+from app.deps import CatalogDep, ClassesDep, SeatDep
+from app.web.classbanner import banner_frames
+from app.web.classlinks import first_lesson_url, set_class_cookie, set_teach_cookie
+from app.web.render import render
+from app.web.security import CsrfDep
+
+router = APIRouter(tags=["class pages"], include_in_schema=False)
+posts = APIRouter(tags=["class pages"], include_in_schema=False, dependencies=[CsrfDep])
+
+
+@router.get("/classes/new", response_class=HTMLResponse)
+async def read_new_class(request: Request, catalog: CatalogDep) -> HTMLResponse:
+    return render(request, "pages/class_new.html", {"packs": catalog.packs, "error": None})
+
+
+@posts.post("/classes/new", response_class=HTMLResponse, response_model=None)
+async def create_class_page(request: Request, catalog: CatalogDep, classes: ClassesDep,
+                            pack: Annotated[str, Form(max_length=200)],
+                            title: Annotated[str, Form(max_length=500)],
+                            lessons: Annotated[list[str] | None, Form()] = None,
+                            ) -> HTMLResponse | RedirectResponse:
+    try:
+        body = CreateClass(pack=pack, title=title, lessons=lessons or None)
+        klass, token = await classes.create(body.pack, body.title, body.lessons)
+    except (ValidationError, ClassRefused) as exc:
+        return render(request, "pages/class_new.html", {
+            "packs": catalog.packs, "error": _say(exc)}, status_code=422)
+    response = RedirectResponse(f"/classes/{klass.code}/dashboard", status_code=303)
+    set_teach_cookie(response, klass.code, token)
+    return response
+
+
+@router.get("/join", response_class=HTMLResponse, response_model=None)
+async def read_join_code(request: Request,
+                         code: str | None = None) -> HTMLResponse | RedirectResponse:
+    if code:
+        return RedirectResponse(f"/join/{code.strip().upper()[:12]}", status_code=303)
+    return render(request, "pages/join.html", {"klass": None, "code": "", "error": None})
+
+
+@router.get("/join/{code}", response_class=HTMLResponse)
+async def read_join(request: Request, code: str, classes: ClassesDep) -> HTMLResponse:
+    klass = await classes.get(code)
+    return render(request, "pages/join.html", {"klass": klass, "code": klass.code,
+                                               "error": None, "name": ""})
+
+
+@posts.post("/join/{code}", response_class=HTMLResponse, response_model=None)
+async def create_join_page(request: Request, code: str, classes: ClassesDep,
+                           name: Annotated[str, Form(max_length=200)],
+                           ) -> HTMLResponse | RedirectResponse:
+    klass = await classes.get(code)
+    address = request.client.host if request.client else "unknown"
+    try:
+        seat, token = await classes.join(code, JoinClass(name=name).name, address)
+    except (ValidationError, ClassRefused) as exc:
+        status = exc.status_code if isinstance(exc, ClassRefused) else 422
+        return render(request, "pages/join.html", {"klass": klass, "code": klass.code,
+                                                   "error": _say(exc), "name": name},
+                      status_code=status)
+    response = RedirectResponse(first_lesson_url(request, seat.klass), status_code=303)
+    set_class_cookie(response, token)
+    return response
+
+
+@router.get("/classes/{code}/teach", response_class=HTMLResponse)
+async def read_teach(request: Request, code: str, classes: ClassesDep) -> HTMLResponse:
+    klass = await classes.get(code)
+    return render(request, "pages/teach.html", {"klass": klass, "error": None})
+
+
+@posts.post("/classes/{code}/teach", response_class=HTMLResponse, response_model=None)
+async def create_teach_session(request: Request, code: str, classes: ClassesDep,
+                               key: Annotated[str, Form(max_length=200)],
+                               ) -> HTMLResponse | RedirectResponse:
+    try:
+        klass = await classes.as_instructor(code, key.strip())
+    except NotTheInstructor as exc:
+        klass = await classes.get(code)
+        return render(request, "pages/teach.html", {"klass": klass, "error": exc.message},
+                      status_code=403)
+    response = RedirectResponse(f"/classes/{klass.code}/dashboard", status_code=303)
+    set_teach_cookie(response, klass.code, key.strip())
+    return response
+
+
+@router.get("/classes/{code}/stream")
+async def read_class_stream(request: Request, code: str, seat: SeatDep,
+                            classes: ClassesDep) -> StreamingResponse:
+    """The learner's banner: follow-me, messages, pause, end. Nothing about other learners."""
+    if seat is None or seat.klass.code != code:
+        raise NotTheInstructor("This stream is for the class's learners.")
+
+    async def everything() -> streams.Frames:
+        fresh = await classes.seat_again(seat)
+        return banner_frames(request, fresh)
+
+    async def one(_: ClassEvent) -> streams.Frames:
+        return await everything()
+
+    return StreamingResponse(
+        streams.follow(classes.bus, code, everything, one, class_wide_only=True),
+        media_type="text/event-stream", headers=streams.HEADERS)
+
+
+def _say(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+    return exc.message if isinstance(exc, ClassRefused) else str(exc)

@@ -1,0 +1,182 @@
+"""The learners of live classes: where each is, what they ran, what they passed."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import time
+from typing import Any
+
+from app.store import classes
+from app.store.classes import Class
+from app.store.db import Database
+
+
+@dataclasses.dataclass(frozen=True)
+class Learner:
+    id: str
+    class_code: str
+    name: str
+    joined_at: float
+    active_at: float
+    lesson: str
+    step: str
+    step_since: float
+    runs: int = 0
+    failures_in_row: int = 0
+    last_status: str | None = None
+    last_error: str | None = None
+    passed: int = 0  # exercises passed, in all
+    step_passed: bool = False  # the exercise of the current step, if it has one
+
+
+@dataclasses.dataclass(frozen=True)
+class Seat:
+    """A learner with the class they sit in, as a request finds them by token."""
+
+    learner: Learner
+    klass: Class
+
+
+@dataclasses.dataclass(frozen=True)
+class Code:
+    lesson: str | None
+    step: str | None
+    tensorflow: str | None
+    pytorch: str | None
+    result: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """One run, pair or check as the roster counts it."""
+
+    lesson: str | None
+    step: str | None
+    status: str  # a RunStatus value, or "passed" / "failed" for an exercise check
+    error: str | None
+    failed: bool
+    passed: bool = False  # an exercise check that passed
+    codes: dict[str, str] = dataclasses.field(default_factory=dict)
+    result: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+_LEARNER = """
+SELECT l.id, l.class_code, l.name, l.joined_at, l.active_at, l.lesson, l.step, l.step_since,
+       l.runs, l.failures_in_row, l.last_status, l.last_error,
+       (SELECT count(*) FROM class_passes p WHERE p.learner_id = l.id),
+       EXISTS (SELECT 1 FROM class_passes p
+               WHERE p.learner_id = l.id AND p.lesson = l.lesson AND p.step = l.step)
+FROM class_learners l
+"""
+
+
+def _learner(row: sqlite3.Row | tuple[object, ...]) -> Learner:
+    values = list(row)
+    values[13] = bool(values[13])
+    return Learner(*values)  # type: ignore[arg-type]
+
+
+async def join(db: Database, learner: Learner, token_digest: str, max_learners: int) -> bool:
+    """Seat a learner; False when the class already has `max_learners`."""
+
+    def write(conn: sqlite3.Connection) -> bool:
+        (count,) = conn.execute("SELECT count(*) FROM class_learners WHERE class_code = ?",
+                                (learner.class_code,)).fetchone()
+        if count >= max_learners:
+            return False
+        conn.execute(
+            "INSERT INTO class_learners (id, class_code, token_digest, name, joined_at,"
+            " active_at, lesson, step, step_since) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (learner.id, learner.class_code, token_digest, learner.name, learner.joined_at,
+             learner.active_at, learner.lesson, learner.step, learner.step_since))
+        return True
+
+    return await db.write(write)
+
+
+async def seat(db: Database, token_digest: str) -> Seat | None:
+    return await _seat(db, "l.token_digest", token_digest)
+
+
+async def seat_of(db: Database, learner_id: str) -> Seat | None:
+    return await _seat(db, "l.id", learner_id)
+
+
+async def _seat(db: Database, column: str, value: str) -> Seat | None:
+    def read(conn: sqlite3.Connection) -> Seat | None:
+        row = conn.execute(_LEARNER + f" WHERE {column} = ?", (value,)).fetchone()
+        if row is None:
+            return None
+        klass = conn.execute(f"SELECT {classes.COLUMNS} FROM classes WHERE code = ?",
+                             (row[1],)).fetchone()
+        return Seat(_learner(row), classes.from_row(tuple(klass)))
+
+    return await db.read(read)
+
+
+async def roster(db: Database, code: str) -> list[Learner]:
+    def read(conn: sqlite3.Connection) -> list[Learner]:
+        rows = conn.execute(_LEARNER + " WHERE l.class_code = ? ORDER BY l.joined_at, l.id",
+                            (code,))
+        return [_learner(r) for r in rows]
+
+    return await db.read(read)
+
+
+async def code(db: Database, class_code: str, learner_id: str) -> tuple[Learner, Code] | None:
+    def read(conn: sqlite3.Connection) -> tuple[Learner, Code] | None:
+        row = conn.execute(_LEARNER + " WHERE l.class_code = ? AND l.id = ?",
+                           (class_code, learner_id)).fetchone()
+        if row is None:
+            return None
+        lesson, step, tf, pt, result = conn.execute(
+            "SELECT code_lesson, code_step, tensorflow, pytorch, last_result"
+            " FROM class_learners WHERE id = ?", (learner_id,)).fetchone()
+        return _learner(row), Code(lesson, step, tf, pt, json.loads(result or "{}"))
+
+    return await db.read(read)
+
+
+async def move(db: Database, learner_id: str, lesson: str, step: str) -> None:
+    """The learner is now looking at `step`; the time on a step restarts when it changes."""
+    now = time.time()
+
+    def write(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "UPDATE class_learners SET active_at = ?,"
+            " step_since = CASE WHEN lesson = ? AND step = ? THEN step_since ELSE ? END,"
+            " lesson = ?, step = ? WHERE id = ?",
+            (now, lesson, step, now, lesson, step, learner_id))
+
+    await db.write(write)
+
+
+async def record(db: Database, learner_id: str, outcome: Outcome) -> None:
+    now = time.time()
+
+    def write(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "UPDATE class_learners SET active_at = ?, runs = runs + 1,"
+            " failures_in_row = CASE WHEN ? THEN failures_in_row + 1 ELSE 0 END,"
+            " last_status = ?, last_error = ? WHERE id = ?",
+            (now, outcome.failed, outcome.status, outcome.error, learner_id))
+        if outcome.codes:
+            # both sides are kept, so a single-side run leaves the other as it was
+            conn.execute(
+                "UPDATE class_learners SET code_lesson = ?, code_step = ?,"
+                " tensorflow = coalesce(?, tensorflow), pytorch = coalesce(?, pytorch),"
+                " last_result = ? WHERE id = ?",
+                (outcome.lesson, outcome.step, outcome.codes.get("tensorflow"),
+                 outcome.codes.get("pytorch"), json.dumps(outcome.result), learner_id))
+        if outcome.lesson and outcome.step:
+            conn.execute(
+                "UPDATE class_learners SET step_since = CASE WHEN lesson = ? AND step = ?"
+                " THEN step_since ELSE ? END, lesson = ?, step = ? WHERE id = ?",
+                (outcome.lesson, outcome.step, now, outcome.lesson, outcome.step, learner_id))
+        if outcome.passed and outcome.lesson and outcome.step:
+            conn.execute("INSERT OR IGNORE INTO class_passes VALUES (?, ?, ?, ?)",
+                         (learner_id, outcome.lesson, outcome.step, now))
+
+    await db.write(write)
