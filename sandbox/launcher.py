@@ -33,6 +33,10 @@ RUN_ENV = {
     "PYTHONDONTWRITEBYTECODE": "1",
     "PYTHONUNBUFFERED": "1",
     "TF_CPP_MIN_LOG_LEVEL": "2",
+    # oneDNN's CPU kernels are generated (JIT) afresh in every process: ≈ 70 ms
+    # of each TensorFlow spare's start-up, for snippet-sized tensors that TF's
+    # own (Eigen) kernels handle as fast. Convolutions on large images are slower.
+    "TF_ENABLE_ONEDNN_OPTS": "0",
     # Concurrent runs on few cores: spinning OpenMP threads starve each other.
     "OMP_NUM_THREADS": "1",
     "TF_FORCE_GPU_ALLOW_GROWTH": "true",  # spares share a GPU: no process takes it all

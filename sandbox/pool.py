@@ -247,7 +247,9 @@ class Pool:
         slot = self._free_slots.pop(0)
         spare_id = next(self._ids)
         message = SpawnSpare(
-            id=spare_id, slot=slot, framework=framework, name=f"{self._generation}-{spare_id}",
+            id=spare_id, slot=slot, framework=framework,
+            warm_functions=self.reserve.warm_functions(framework),
+            name=f"{self._generation}-{spare_id}",
             limits=self.limits,
             cgroup=CgroupSpec(base=str(self.cgroup.path), version=self.cgroup.version)
             if self.cgroup else None)
@@ -288,8 +290,8 @@ class Pool:
     def _release_slot(self, slot: int) -> None:
         self._free_slots.append(slot)
 
-    async def take_spare(self, framework: Framework) -> Spare:
-        self.reserve.record(framework)
+    async def take_spare(self, framework: Framework, code: str = "") -> Spare:
+        self.reserve.record(framework, code)
         self.refill()  # a spare of this kind is on its way even if none is ready
         while True:
             spare = await asyncio.wait_for(self._ready[framework].get(), TEMPLATE_START_S)
@@ -332,7 +334,7 @@ class Pool:
                                     "the sandbox is restarting; try again in a few seconds",
                                     framework=request.framework)
         try:
-            spare = await self.take_spare(request.framework)
+            spare = await self.take_spare(request.framework, request.code)
             self.runs_started += 1
         except TimeoutError:
             return RunResult.failed(RunStatus.killed, "SandboxUnavailable",

@@ -174,6 +174,7 @@ class SpawnSpare(_Strict):
     id: int
     slot: int = Field(ge=0, lt=256)
     framework: Framework  # the one framework the spare warms up
+    warm_functions: bool = False  # TensorFlow: start AutoGraph too (see sandbox/reserve.py)
     name: str = Field(pattern=r"^[a-z0-9-]{1,64}$")  # unique per spare: its cgroup's folder
     limits: Limits  # pydantic validates the dataclass's fields on the way in
     cgroup: CgroupSpec | None = None

@@ -46,6 +46,10 @@ def _warm_tensorflow() -> None:
         loss = tf.reduce_sum(tf.nn.relu(tf.matmul(v, tf.ones([4, 4]))))
     tape.gradient(loss, v).numpy()
 
+
+def _warm_tf_function() -> None:
+    import tensorflow as tf
+
     @tf.function
     def _double(x: Any) -> Any:
         return x * 2
@@ -56,18 +60,21 @@ def _warm_tensorflow() -> None:
 WARM_UPS = {"pytorch": _warm_torch, "tensorflow": _warm_tensorflow}
 
 
-def warm_up(framework: str) -> dict[str, Any]:
+def warm_up(framework: str, functions: bool = False) -> dict[str, Any]:
     """Pay one framework's per-process start-up now, before any code arrives.
 
     A spare serves one framework: a PyTorch run never pays for TensorFlow's
     runtime (≈ 100 ms) and the reverse. A snippet may still import the other
     framework (both are imported in the template); it then starts it itself.
+    `functions`: start TF's AutoGraph too, for runs that trace tf.functions.
     """
     import numpy as np
     import tensorflow as tf
     import torch
 
     WARM_UPS[framework]()
+    if functions:
+        _warm_tf_function()
     device = _cpu_model()
     if torch.cuda.is_available():
         device = torch.cuda.get_device_name(0)
@@ -108,7 +115,8 @@ def _trace_ms(namespace: dict[str, Any], timings: dict[str, Any]) -> float | Non
 
 
 def serve_one(request_fd: int, result_fd: int, limits: Limits, slot: int, secure: bool,
-              framework: str, cgroup: RunCgroup | None = None) -> None:
+              framework: str, warm_functions: bool = False,
+              cgroup: RunCgroup | None = None) -> None:
     from sandbox.isolation import apply_limits, confine_run, lower_priority
 
     lower_priority()
@@ -123,7 +131,7 @@ def serve_one(request_fd: int, result_fd: int, limits: Limits, slot: int, secure
         import tempfile
 
         os.environ["TMPDIR"] = tempfile.tempdir = os.getcwd()
-    context = warm_up(framework)
+    context = warm_up(framework, warm_functions)
     wire.write_frame(result_fd, {"type": "ready", "framework": framework, **context})
     message = wire.read_frame(request_fd)
     if message is None:

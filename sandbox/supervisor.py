@@ -116,6 +116,7 @@ class Supervisor:
     def __init__(self, sock: socket.socket, order: SpawnSpare, secure: bool) -> None:
         self.sock, self.slot, self.secure = sock, order.slot, secure
         self.framework = order.framework
+        self.warm_functions = order.warm_functions
         limits = self.limits = order.limits
         cgroup = order.cgroup
         self.wall_s = limits.wall_s
@@ -165,7 +166,8 @@ class Supervisor:
                     os.close(w)  # it lives on as 1 or 2
             os.chdir(self.workdir)
             runner.serve_one(pipes["request"][0], pipes["result"][1], self.limits,
-                             self.slot, self.secure, self.framework, self.cgroup)
+                             self.slot, self.secure, self.framework, self.warm_functions,
+                             self.cgroup)
         except BaseException:
             traceback.print_exc()
             code = 70

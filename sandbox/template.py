@@ -87,6 +87,9 @@ def main() -> None:
     try:
         import_frameworks()
         gc.freeze()
+        from sandbox.hugepages import collapse_heap
+
+        collapse_heap()  # after the imports, so what they allocated is folded too
         ctrl.send(TemplateHello(pid=os.getpid()).model_dump_json().encode())
         serve(ctrl, secure=not args.insecure)
     except Exception:
