@@ -3,8 +3,8 @@
 Everything here is enforced by the kernel; nothing inspects the snippet's
 code. The outer fence (read-only filesystem view, no network, no server
 environment) comes from bubblewrap around the template (`launcher.py`);
-this module adds the per-run fence inside it (`enter_run_namespaces` in the
-supervisor, `confine_run` in the run itself).
+this module adds the per-run fence inside it (`RunNamespaces` in the
+template, `confine_run` in the run itself).
 """
 
 from __future__ import annotations
@@ -96,9 +96,57 @@ def is_real_root() -> bool:
         return os.getuid() == 0 and f.read().split() == ["0", "0", "4294967295"]
 
 
-def enter_run_namespaces() -> None:
-    """New pid, mount, network and IPC namespaces for the run forked next."""
-    _check(_libc.unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC), "unshare")
+RUN_NAMESPACES = {"mnt": CLONE_NEWNS, "net": CLONE_NEWNET, "ipc": CLONE_NEWIPC,
+                  "pid": CLONE_NEWPID}
+
+
+def own_namespaces() -> None:
+    """Rootless: move into mount, network, IPC and pid namespaces this process's user owns.
+
+    Unprivileged bwrap runs the template in a nested user namespace, with no
+    capability over the namespaces bwrap made, so `RunNamespaces` could not
+    step back into them (setns: EPERM). Namespaces made here belong to the
+    template's own user namespace. A new pid namespace only takes effect for
+    children, so the process forks and its child goes on as the template;
+    the parent waits and exits with it. Call it while single-threaded.
+    """
+    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWPID), "unshare")
+    pid = os.fork()
+    if pid:
+        _, status = os.waitpid(pid, 0)
+        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    set_parent_death_signal()
+
+
+class RunNamespaces:
+    """Forks children into new pid, mount, network and IPC namespaces; the parent stays put.
+
+    The parent unshares, forks (the child is pid 1 of the new pid namespace
+    and lives in the new others) and joins its own namespaces again (setns),
+    so one process can make many runs. The handles on its own namespaces are
+    opened once; `fds` lists them, for the runs to close.
+    """
+
+    def __init__(self) -> None:
+        self.own = {flag: os.open(f"/proc/self/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+                    for name, flag in RUN_NAMESPACES.items()}
+        self.fds = set(self.own.values())
+
+    def fork(self) -> int:
+        """Fork a child into new namespaces: its pid here, 0 in the child."""
+        _check(_libc.unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC), "unshare")
+        try:
+            pid = os.fork()
+        except BaseException:
+            self._step_back()
+            raise
+        if pid:
+            self._step_back()
+        return pid
+
+    def _step_back(self) -> None:
+        for flag, fd in self.own.items():
+            _check(_libc.setns(fd, flag), "setns")
 
 
 def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:

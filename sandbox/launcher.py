@@ -136,10 +136,11 @@ def template_argv(ctrl_fd: int, insecure: bool = False) -> list[str]:
 
 PROBE = (
     "import os,sys\n"
-    "from sandbox.isolation import enter_run_namespaces, confine_run\n"
+    "from sandbox.isolation import RunNamespaces, confine_run, is_real_root, own_namespaces\n"
+    "if not is_real_root():\n"
+    "    own_namespaces()\n"
     "from sandbox.limits import Limits\n"
-    "enter_run_namespaces()\n"
-    "pid = os.fork()\n"
+    "pid = RunNamespaces().fork()\n"
     "if pid == 0:\n"
     "    confine_run(Limits(), 0); print('isolated', flush=True); os._exit(0)\n"
     "_, status = os.waitpid(pid, 0)\n"

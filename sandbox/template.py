@@ -1,14 +1,15 @@
-"""The template: imports both frameworks once, then forks a supervisor per spare.
+"""The template: imports both frameworks once, then forks a spare per "spawn" order.
 
-    pool (server) ══ctrl socket══> bwrap ──> template (this process)
-                                               ├── supervisor ──> run (spare: pid 1 of its own
-                                               │                   namespaces)
-                                               └── supervisor ──> run ...
+    pool (server) ══ctrl socket══> bwrap ──> template (this process, one loop)
+                  ══socket per spare══════════ ├── run (spare: pid 1 of its own namespaces)
+                                               └── run ...
 
 The template never runs a framework op: TF's runtime threads or torch's
 OpenMP pool started here would hang every forked child. It only imports,
-freezes the heap (cheaper copy-on-write in children) and waits for "spawn"
-messages, answering each with the new spare's socket (passed as an fd).
+freezes and folds its heap (cheaper forks, cheaper copy-on-write), then
+answers each "spawn" with the new spare's socket (passed as an fd) and
+supervises the spare and its run (`supervisor.py`). It reaps every run
+itself, so their CPU time adds up in its own (bench reads it).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import selectors
 import signal
 import socket
 import sys
@@ -40,38 +42,33 @@ def import_frameworks() -> None:
 
 
 def serve(ctrl: socket.socket, secure: bool) -> None:
-    from sandbox.supervisor import supervise
+    from sandbox.supervisor import Supervision, supervise
 
-    me = os.getpid()
-    while True:
+    loop = Supervision(secure)
+    loop.owned.add(ctrl.fileno())
+
+    def on_order() -> None:
         data = ctrl.recv(65536)
         if not data:
-            return  # the pool closed the control socket: shut down
+            raise SystemExit(0)  # the pool closed the control socket: shut down
         try:
             order = parse_frame(SpawnSpare, data)
         except ProtocolError:
             traceback.print_exc()
-            continue
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        pid = os.fork()
-        if pid == 0:
-            ctrl.close()
-            ours.close()
-            supervise(theirs, order, secure, me)
-        theirs.close()
-        reply = SpareSpawned(id=order.id, slot=order.slot, framework=order.framework, pid=pid)
-        socket.send_fds(ctrl, [reply.model_dump_json().encode()], [ours.fileno()])
-        ours.close()
-
-
-def _reap(signum: int, frame: object) -> None:
-    while True:
+            return
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
+            pool_end, pid = supervise(loop, order)
+        except Exception:  # no spare: the pool reads an end-of-stream and makes another
+            traceback.print_exc()
+            pool_end, gone = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            gone.close()
+            pid = 0
+        reply = SpareSpawned(id=order.id, slot=order.slot, framework=order.framework, pid=pid)
+        socket.send_fds(ctrl, [reply.model_dump_json().encode()], [pool_end.fileno()])
+        pool_end.close()
+
+    loop.watch(ctrl.fileno(), selectors.EVENT_READ, on_order)
+    loop.run_forever()
 
 
 def main() -> None:
@@ -80,11 +77,13 @@ def main() -> None:
     parser.add_argument("--insecure", action="store_true")
     args = parser.parse_args()
     ctrl = socket.socket(fileno=args.ctrl_fd)
-    # Supervisors are reaped here rather than by the kernel (SIG_IGN), so that
-    # their CPU time, and their runs', adds up in this process's (bench reads it).
-    signal.signal(signal.SIGCHLD, _reap)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pool decides when we stop
     try:
+        if not args.insecure:
+            from sandbox.isolation import is_real_root, own_namespaces
+
+            if not is_real_root():
+                own_namespaces()  # before the imports start any thread
         import_frameworks()
         gc.freeze()
         from sandbox.hugepages import collapse_heap

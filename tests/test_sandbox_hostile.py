@@ -206,6 +206,21 @@ def forge(body):
 """
 
 
+def test_a_run_flooding_its_pipes_does_not_hold_up_another(api: httpx.Client) -> None:
+    # Every spare is supervised from the template's one loop: a run that floods
+    # its pipes, or never finishes, must not stall the others' relays.
+    import concurrent.futures
+
+    flood = "import os, time\nwhile True:\n    os.write(1, b'x' * 100)\n    time.sleep(0.001)\n"
+    with concurrent.futures.ThreadPoolExecutor(2) as workers:
+        flooding = workers.submit(run, api, flood, timeout_s=5)
+        time.sleep(0.3)
+        quick = run(api, "print('through')")
+        assert quick["status"] == "ok" and quick["stdout"] == "through\n", quick
+        assert quick["elapsed_s"] < 2, quick
+        assert flooding.result()["status"] in ("output_limit", "timeout")
+
+
 @pytest.mark.parametrize("repeat", [1, 50])
 def test_closing_inherited_descriptors_does_not_escape_the_wall_clock(
         api: httpx.Client, repeat: int) -> None:
