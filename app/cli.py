@@ -3,12 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import sys
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+
+class _Server(uvicorn.Server):
+    """Ends the live classes' event streams as soon as shutdown begins.
+
+    uvicorn waits for open responses before it runs the app's shutdown, and
+    an event stream never ends by itself: without this a restart would wait
+    out the whole graceful timeout whenever a dashboard is open. The pages
+    reconnect to the next server on their own.
+    """
+
+    def __init__(self, config: uvicorn.Config, app: Any) -> None:
+        super().__init__(config)
+        self.app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        classes = getattr(self.app.state, "classes", None)
+        if classes is not None and sig in (signal.SIGINT, signal.SIGTERM):
+            # a signal handler may not touch the loop's queues directly
+            asyncio.get_running_loop().call_soon_threadsafe(classes.bus.close)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from app.main import create_app
     from app.settings import Settings
 
@@ -26,8 +51,10 @@ def _serve(args: argparse.Namespace) -> int:
             print("Fix that, or start with --insecure-no-sandbox on a trusted machine.",
                   file=sys.stderr)
             return 2
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level="info", timeout_graceful_shutdown=15)
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",
+                            timeout_graceful_shutdown=15)
+    _Server(config, app).run()
     return 0
 
 
