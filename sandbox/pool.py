@@ -248,7 +248,7 @@ class Pool:
         spare_id = next(self._ids)
         message = SpawnSpare(
             id=spare_id, slot=slot, framework=framework,
-            warm_functions=self.reserve.warm_functions(framework),
+            warm_ups=self.reserve.warm_ups(framework),
             name=f"{self._generation}-{spare_id}",
             limits=self.limits,
             cgroup=CgroupSpec(base=str(self.cgroup.path), version=self.cgroup.version)

@@ -23,6 +23,7 @@ from sandbox.limits import Limits
 M = TypeVar("M", bound=BaseModel)
 Framework = Literal["tensorflow", "pytorch"]
 FRAMEWORKS: tuple[Framework, ...] = ("tensorflow", "pytorch")
+WarmUp = Literal["gradients", "functions"]  # a TF spare's optional warm-ups (reserve.py)
 
 MAX_CODE_BYTES = 64 * 1024
 MAX_REPEAT = 200
@@ -174,7 +175,7 @@ class SpawnSpare(_Strict):
     id: int
     slot: int = Field(ge=0, lt=256)
     framework: Framework  # the one framework the spare warms up
-    warm_functions: bool = False  # TensorFlow: start AutoGraph too (see sandbox/reserve.py)
+    warm_ups: list[WarmUp] = Field(default_factory=list, max_length=2)
     name: str = Field(pattern=r"^[a-z0-9-]{1,64}$")  # unique per spare: its cgroup's folder
     limits: Limits  # pydantic validates the dataclass's fields on the way in
     cgroup: CgroupSpec | None = None

@@ -6,10 +6,13 @@ budget, and each framework keeps at least one ready spare so the first run
 of the other kind is warm too. A burst is served from this reserve while
 refills warm up behind it.
 
-TensorFlow spares also start AutoGraph (≈ 60 ms of CPU each) only while
-recent TensorFlow runs trace functions: `tf.function`, and Keras's `fit`,
-`evaluate` and `predict` and `tf.data`'s `map`, which trace one inside. A run
-that traces in a spare that skipped it pays that start-up itself.
+A TensorFlow spare always starts the eager runtime and its first kernels
+(≈ 80 ms of CPU). Two further warm-ups it makes only while recent
+TensorFlow runs need them: *gradients* (variables, random numbers, the
+tape: ≈ 30 ms) and *functions* (AutoGraph, ≈ 60 ms; `tf.function`, and
+Keras's `fit`, `evaluate` and `predict` and `tf.data`'s `map`, which trace
+one inside). A run that needs one its spare skipped pays that start-up
+itself; a warm-up no run uses would be CPU spent for nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import math
 import re
 
-from sandbox.protocol import FRAMEWORKS, Framework
+from sandbox.protocol import FRAMEWORKS, Framework, WarmUp
 
 # PSS of one ready spare with its supervisor (MiB), measured on a pool with
 # 24 spares (sandbox/memory.py): a PyTorch spare shares nearly all its pages
@@ -25,12 +28,18 @@ from sandbox.protocol import FRAMEWORKS, Framework
 # thread pools and caches (58 + 9).
 SPARE_COST_MB: dict[Framework, int] = {"pytorch": 24, "tensorflow": 70}
 DECAY = 0.9  # each run moves the shares a tenth of the way to its framework
-TRACES = re.compile(r"\btf\.function\b|@function\b|\.(fit|evaluate|predict|map)\(")
+# What a TensorFlow snippet's text says it will need (hints: warmth, not safety).
+NEEDS: dict[WarmUp, re.Pattern[str]] = {
+    "gradients": re.compile(
+        r"GradientTape|Variable|random\.|optimizers?\.|\.(fit|train_on_batch)\("),
+    "functions": re.compile(r"\btf\.function\b|@function\b|\.(fit|evaluate|predict|map)\("),
+}
+# Before any demand is seen: lessons' TensorFlow steps mostly train something.
+FIRST_SHARES: dict[WarmUp, float] = {"gradients": 1.0, "functions": 0.5}
 
 
-def traces_functions(code: str) -> bool:
-    """Whether a TensorFlow snippet will trace a function (a hint: warmth, not safety)."""
-    return TRACES.search(code) is not None
+def needs(code: str) -> set[WarmUp]:
+    return {name for name, pattern in NEEDS.items() if pattern.search(code)}
 
 
 def default_memory_mb(total_ram_mb: int) -> int:
@@ -50,18 +59,21 @@ class Reserve:
     def __init__(self, memory_mb: int) -> None:
         self.memory_mb = memory_mb
         self.share: dict[Framework, float] = {f: 1 / len(FRAMEWORKS) for f in FRAMEWORKS}
-        self.tracing_share = 0.5  # of recent TensorFlow runs; lessons start half and half
+        self.needs_share = dict(FIRST_SHARES)  # of recent TensorFlow runs
 
     def record(self, framework: Framework, code: str = "") -> None:
         for f in FRAMEWORKS:
             self.share[f] = DECAY * self.share[f] + (1 - DECAY) * (f == framework)
         if framework == "tensorflow":
-            traces = traces_functions(code)
-            self.tracing_share = DECAY * self.tracing_share + (1 - DECAY) * traces
+            used = needs(code)
+            for name, share in self.needs_share.items():
+                self.needs_share[name] = DECAY * share + (1 - DECAY) * (name in used)
 
-    def warm_functions(self, framework: Framework) -> bool:
-        """Whether the next spare of `framework` should start AutoGraph before a run asks."""
-        return framework == "tensorflow" and self.tracing_share >= 0.5
+    def warm_ups(self, framework: Framework) -> list[WarmUp]:
+        """The optional warm-ups the next spare of `framework` should make before a run asks."""
+        if framework != "tensorflow":
+            return []
+        return sorted(name for name, share in self.needs_share.items() if share >= 0.5)
 
     def targets(self) -> dict[Framework, int]:
         """Ready spares to keep per framework: the budget split by recent demand, one at least."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from sandbox import execute, wire
@@ -40,14 +41,22 @@ def _warm_torch() -> None:
 def _warm_tensorflow() -> None:
     import tensorflow as tf
 
-    # TF's eager runtime (thread pools, device set-up) starts at its first op.
+    # TF's eager runtime (thread pools, device set-up) starts at its first op;
+    # a first matmul also generates its CPU kernel.
+    x = tf.ones([4, 4])
+    tf.reduce_sum(tf.nn.relu(x @ x)).numpy()
+
+
+def _warm_tf_gradients() -> None:
+    import tensorflow as tf
+
     v = tf.Variable(tf.random.normal([4, 4]))
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(tf.nn.relu(tf.matmul(v, tf.ones([4, 4]))))
     tape.gradient(loss, v).numpy()
 
 
-def _warm_tf_function() -> None:
+def _warm_tf_functions() -> None:
     import tensorflow as tf
 
     @tf.function
@@ -58,23 +67,24 @@ def _warm_tf_function() -> None:
 
 
 WARM_UPS = {"pytorch": _warm_torch, "tensorflow": _warm_tensorflow}
+OPTIONAL_WARM_UPS = {"gradients": _warm_tf_gradients, "functions": _warm_tf_functions}
 
 
-def warm_up(framework: str, functions: bool = False) -> dict[str, Any]:
+def warm_up(framework: str, extras: Sequence[str] = ()) -> dict[str, Any]:
     """Pay one framework's per-process start-up now, before any code arrives.
 
     A spare serves one framework: a PyTorch run never pays for TensorFlow's
     runtime (≈ 100 ms) and the reverse. A snippet may still import the other
     framework (both are imported in the template); it then starts it itself.
-    `functions`: start TF's AutoGraph too, for runs that trace tf.functions.
+    `extras`: the optional TensorFlow warm-ups recent runs needed (reserve.py).
     """
     import numpy as np
     import tensorflow as tf
     import torch
 
     WARM_UPS[framework]()
-    if functions:
-        _warm_tf_function()
+    for name in extras:
+        OPTIONAL_WARM_UPS[name]()
     device = _cpu_model()
     if torch.cuda.is_available():
         device = torch.cuda.get_device_name(0)
@@ -115,7 +125,7 @@ def _trace_ms(namespace: dict[str, Any], timings: dict[str, Any]) -> float | Non
 
 
 def serve_one(request_fd: int, result_fd: int, limits: Limits, slot: int, secure: bool,
-              framework: str, warm_functions: bool = False,
+              framework: str, warm_ups: Sequence[str] = (),
               cgroup: RunCgroup | None = None) -> None:
     from sandbox.isolation import apply_limits, confine_run, lower_priority
 
@@ -131,7 +141,7 @@ def serve_one(request_fd: int, result_fd: int, limits: Limits, slot: int, secure
         import tempfile
 
         os.environ["TMPDIR"] = tempfile.tempdir = os.getcwd()
-    context = warm_up(framework, warm_functions)
+    context = warm_up(framework, warm_ups)
     wire.write_frame(result_fd, {"type": "ready", "framework": framework, **context})
     message = wire.read_frame(request_fd)
     if message is None:

@@ -61,22 +61,24 @@ def test_the_reserve_follows_demand_within_its_budget() -> None:
         assert spent <= 600 + SPARE_COST_MB["tensorflow"]  # the one-each floor may add one
 
 
-def test_tensorflow_spares_start_autograph_only_while_runs_trace_functions() -> None:
+def test_tensorflow_spares_make_only_the_warm_ups_recent_runs_needed() -> None:
     reserve = Reserve(memory_mb=600)
     eager = "import tensorflow as tf\nprint(tf.ones([2]) * 2)"
     traced = "import tensorflow as tf\n@tf.function\ndef f(x):\n    return x * 2\nprint(f(tf.ones([2])))"
+    assert reserve.warm_ups("tensorflow") == ["functions", "gradients"]  # lessons train
     for _ in range(10):
         reserve.record("tensorflow", eager)
-    assert not reserve.warm_functions("tensorflow")
+    assert reserve.warm_ups("tensorflow") == []
     for _ in range(10):
         reserve.record("tensorflow", traced)
-    assert reserve.warm_functions("tensorflow")
-    assert not reserve.warm_functions("pytorch")  # PyTorch spares never start TF
+    assert reserve.warm_ups("tensorflow") == ["functions"]
+    assert reserve.warm_ups("pytorch") == []  # PyTorch spares never start TF
 
 
-def test_keras_training_and_dataset_maps_count_as_tracing() -> None:
-    from sandbox.reserve import traces_functions
+def test_what_a_tensorflow_snippet_needs_is_read_from_its_text() -> None:
+    from sandbox.reserve import needs
 
-    assert traces_functions("model.fit(x, y, epochs=2)")
-    assert traces_functions("ds = ds.map(lambda x: x + 1)")
-    assert not traces_functions("y = tf.reduce_sum(x)  # no function here")
+    assert needs("model.fit(x, y, epochs=2)") == {"gradients", "functions"}
+    assert needs("ds = ds.map(lambda x: x + 1)") == {"functions"}
+    assert needs("with tf.GradientTape() as tape:\n    y = v * v") == {"gradients"}
+    assert needs("y = tf.reduce_sum(x)  # nothing more") == set()
