@@ -22,11 +22,12 @@ import re
 
 from sandbox.protocol import FRAMEWORKS, Framework, WarmUp
 
-# PSS of one ready spare with its supervisor (MiB), measured on a pool with
-# 24 spares (sandbox/memory.py): a PyTorch spare shares nearly all its pages
-# with the template (12 + 9); a TensorFlow spare holds its own runtime's
-# thread pools and caches (58 + 9).
-SPARE_COST_MB: dict[Framework, int] = {"pytorch": 24, "tensorflow": 70}
+# PSS of one ready spare (MiB), measured on pools of 29-83 spares of one kind
+# (sandbox/memory.py), rounded up: a PyTorch spare shares nearly all its pages
+# with the template (9); a TensorFlow spare holds its own runtime's thread
+# pools and caches (28), more with its optional warm-ups (+5 and +24).
+SPARE_COST_MB: dict[Framework, int] = {"pytorch": 10, "tensorflow": 30}
+WARM_UP_COST_MB: dict[WarmUp, int] = {"gradients": 5, "functions": 25}
 DECAY = 0.9  # each run moves the shares a tenth of the way to its framework
 # What a TensorFlow snippet's text says it will need (hints: warmth, not safety).
 NEEDS: dict[WarmUp, re.Pattern[str]] = {
@@ -75,7 +76,11 @@ class Reserve:
             return []
         return sorted(name for name, share in self.needs_share.items() if share >= 0.5)
 
+    def spare_cost_mb(self, framework: Framework) -> int:
+        extras = sum(WARM_UP_COST_MB[w] for w in self.warm_ups(framework))
+        return SPARE_COST_MB[framework] + extras
+
     def targets(self) -> dict[Framework, int]:
         """Ready spares to keep per framework: the budget split by recent demand, one at least."""
-        return {f: max(1, math.floor(self.memory_mb * self.share[f] / SPARE_COST_MB[f]))
+        return {f: max(1, math.floor(self.memory_mb * self.share[f] / self.spare_cost_mb(f)))
                 for f in FRAMEWORKS}

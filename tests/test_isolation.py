@@ -54,11 +54,9 @@ def test_the_reserve_follows_demand_within_its_budget() -> None:
         reserve.record("pytorch")
     leaning = reserve.targets()
     assert leaning["pytorch"] > even["pytorch"] and leaning["tensorflow"] == 1
-    from sandbox.reserve import SPARE_COST_MB
-
     for targets in (even, leaning):
-        spent = sum(n * SPARE_COST_MB[f] for f, n in targets.items())
-        assert spent <= 600 + SPARE_COST_MB["tensorflow"]  # the one-each floor may add one
+        spent = sum(n * reserve.spare_cost_mb(f) for f, n in targets.items())
+        assert spent <= 600 + reserve.spare_cost_mb("tensorflow")  # the one-each floor may add one
 
 
 def test_tensorflow_spares_make_only_the_warm_ups_recent_runs_needed() -> None:
