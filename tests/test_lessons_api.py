@@ -57,7 +57,7 @@ async def test_a_lesson_comes_with_rendered_prose_snippets_and_checks(client: ht
     assert "<code>axis=</code>" in reduce["prose_html"]
     assert reduce["tensorflow"].startswith("import tensorflow as tf\n")
     assert reduce["pytorch"].startswith("import torch\n")
-    assert "<code>keepdim</code>" in reduce["pitfall_html"]
+    assert "<code>torch.mean</code>" in reduce["pitfall_html"]
     assert reduce["exercise"] is None and reduce["graph"] is None
     assert dense["compare"] == {"names": ["y", "kernel"], "rtol": 1e-5, "atol": 1e-6,
                                 "tensorflow": {"kernel": "dense.kernel"},

@@ -58,7 +58,7 @@ def test_example_pack_loads_with_every_kind_of_block() -> None:
     assert [s.id for s in lesson.steps] == ["sum-along-an-axis", "a-dense-layer",
                                             "reshape-to-a-column"]
     reduce, dense, reshape = lesson.steps
-    assert reduce.pitfall and "keepdim" in reduce.pitfall
+    assert reduce.pitfall and "`torch.mean`" in reduce.pitfall
     assert dense.compare and dense.compare.exprs("pytorch")["kernel"] == "linear.weight.T"
     assert dense.compare.exprs("tensorflow") == {"y": "y", "kernel": "dense.kernel"}
     assert dense.graph and dense.graph.pytorch == "y"
