@@ -1,0 +1,149 @@
+"""A live class in real Chromium: the instructor's dashboard and a learner's page, side by side."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.conftest import LiveServer
+
+pytestmark = pytest.mark.browser
+
+LESSON = "/lessons/example-layers"
+RUN_S = 90_000
+SHOT = Path("/tmp/dashboard.png")
+
+
+def new_class(live_server: LiveServer, title: str = "Tuesday: TF to PyTorch") -> dict[str, Any]:
+    made = httpx.post(f"{live_server.url}/api/classes", timeout=30,
+                      json={"pack": "example", "title": title})
+    assert made.status_code == 201, made.text
+    return made.json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def learner(browser: Browser) -> Iterator[Page]:
+    """A second browser: the learner's, with its own cookies."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    tab = context.new_page()
+    problems: list[str] = []
+    tab.on("pageerror", lambda e: problems.append(str(e)))
+    tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    yield tab
+    context.close()
+    assert not problems, problems
+
+
+def join_in_browser(learner: Page, url: str, name: str) -> None:
+    learner.goto(url)
+    learner.get_by_label("Your name").fill(name)
+    learner.get_by_role("button", name="Join the class").click()
+    expect(learner).to_have_url(re.compile(LESSON))
+    expect(learner.locator("#class-banner")).to_contain_text(name)
+
+
+def test_the_dashboard_follows_the_learner_and_the_learner_follows_the_instructor(
+        page: Page, learner: Page, live_server: LiveServer) -> None:
+    made = new_class(live_server)
+    page.goto(made["instructor_url"])  # the private link signs this browser in
+    expect(page).to_have_url(re.compile(f"/classes/{made['code']}/dashboard$"))
+    expect(page.locator(".join-code")).to_have_text(made["code"])
+    expect(page.locator("img.qr")).to_have_js_property("complete", True)
+
+    join_in_browser(learner, made["join_url"], "Ada <i>L.</i>")
+    row = page.locator("table.roster tbody tr", has_text="Ada <i>L.</i>")
+    expect(row).to_have_count(1)  # arrived live, shown as text
+    learner.locator("#step-sum-along-an-axis button[data-run=pytorch]").click()
+    expect(learner.locator("#result-sum-along-an-axis-pytorch .badge")).to_have_text(
+        "ran", timeout=RUN_S)
+    expect(row.locator("td").nth(1)).to_have_text("1")  # runs, without a reload
+    expect(row.locator(".run-status")).to_have_text("ok")
+
+    # follow me: the learner's page scrolls to the step by itself
+    assert learner.evaluate("window.scrollY") < 200
+    page.locator("#follow-target").select_option("example-layers/reshape-to-a-column")
+    page.get_by_role("button", name="Follow me").click()
+    expect(page.locator("#class-status")).to_contain_text("following")
+    expect(learner).to_have_url(re.compile("#step-reshape-to-a-column$"))
+    expect(learner.locator("#class-banner")).to_contain_text("The instructor is at")
+    expect(learner.locator("#title-reshape-to-a-column")).to_be_in_viewport()
+    assert learner.evaluate("window.scrollY") > 500
+
+    # pause: the learner's Run buttons say so, and come back on resume
+    run = learner.locator("#step-reshape-to-a-column button[data-run=pytorch]")
+    page.get_by_role("button", name="Pause runs").click()
+    expect(run).to_have_text("Paused")
+    expect(run).to_be_disabled()
+    expect(learner.locator("#class-banner")).to_contain_text("Runs are paused by the instructor")
+    page.get_by_role("button", name="Resume runs").click()
+    expect(run).to_be_enabled()
+    expect(run).to_contain_text("Run")
+
+    # the instructor opens the learner's code, read-only, with the last result
+    row.get_by_role("link").click()
+    code = page.locator("#learner-code")
+    expect(code).to_contain_text("total = torch.sum(x, dim=0)")
+    expect(code.locator(".run-status")).to_have_text("ok")
+
+    page.get_by_placeholder("Message to everyone…").fill("Five-minute break")
+    page.get_by_role("button", name="Send").click()
+    expect(learner.locator(".class-message")).to_contain_text("Five-minute break")
+
+
+def test_a_dashboard_of_thirty_fits_one_screen(page: Page, live_server: LiveServer) -> None:
+    made = new_class(live_server, "PyTorch for TensorFlow users · Tuesday 10:00")
+    code, auth = made["code"], {"Authorization": f"Bearer {made['instructor_token']}"}
+    steps = ["sum-along-an-axis", "a-dense-layer", "reshape-to-a-column"]
+    names = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "John",
+             "Margaret", "Ken", "Dennis", "Radia", "Tim", "Leslie", "Sophie", "Guido",
+             "Yukihiro", "Bjarne", "Anders", "Hedy", "Katherine", "Dorothy", "Mary", "Claude",
+             "Niklaus", "Tony", "Robin", "Shafi", "Silvio", "Whitfield Diffie-Hellman Jr."]
+    with httpx.Client(base_url=live_server.url, timeout=90) as http:
+        for i, name in enumerate(names):
+            http.cookies.clear()
+            token = http.post(f"/api/classes/{code}/join", json={"name": name}).json()[
+                "student_token"]
+            page_text = http.get(LESSON).text
+            csrf = re.search(r'"X-CSRF-Token": "([^"]+)"', page_text).group(1)  # type: ignore[union-attr]
+            step = steps[i % 3 if i % 5 else 0]
+            http.post(f"{LESSON}/steps/{step}/viewed",
+                      headers={"HX-Request": "true", "X-CSRF-Token": csrf})
+            failing = i % 7 == 3
+            body = {"framework": "pytorch",
+                    "code": "import torch\ntorch.ones(2) @ torch.ones(3)" if failing
+                    else f"import torch\nx = torch.ones({i + 1})"}
+            for _ in range(3 if failing else 1 + i % 3):
+                ran = http.post("/api/runs", json=body,
+                                headers={"Authorization": f"Bearer {token}"})
+                assert ran.status_code == 200, ran.text
+    httpx.post(f"{live_server.url}/api/classes/{code}/follow", headers=auth,
+               json={"lesson": "example-layers", "step": "a-dense-layer"})
+
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.context.add_cookies([{"name": f"sbs_teach_{code}", "value": made["instructor_token"],
+                               "url": live_server.url}])
+    page.goto(f"{live_server.url}/classes/{code}/dashboard")
+    rows = page.locator("table.roster tbody tr")
+    expect(rows).to_have_count(30)
+    expect(page.locator("table.roster tr.stuck")).to_have_count(4)  # i % 7 == 3
+    expect(page.locator(".stuck-rule")).to_contain_text("3 failed runs or checks in a row")
+    page.screenshot(path=str(SHOT))
+    # one screen: the last learner and the map are visible without scrolling
+    last = rows.nth(29).bounding_box()
+    assert last is not None and last["y"] + last["height"] <= 900, last
+    box = page.locator("#step-map").bounding_box()
+    assert box is not None and box["y"] + box["height"] <= 900
+    heights = {round(rows.nth(i).bounding_box()["height"]) for i in range(30)}  # type: ignore[index]
+    assert len(heights) == 1, heights  # every row the same height: nothing jumps
+    before = rows.nth(10).bounding_box()
+    http_run = httpx.post(f"{live_server.url}/api/runs", timeout=90, json={
+        "framework": "pytorch", "code": "y = 1"}, headers={"Authorization": "Bearer x"})
+    assert http_run.status_code == 401
+    page.wait_for_timeout(500)
+    assert rows.nth(10).bounding_box() == before
