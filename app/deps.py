@@ -11,6 +11,7 @@ from app.packs.models import Catalog
 from app.settings import Settings
 from app.store.class_learners import Seat
 from app.web.security import CLASS_COOKIE
+from app.web.setup import Pages
 from sandbox.fairqueue import Client
 from sandbox.pool import Pool
 
@@ -25,6 +26,10 @@ def get_pool(request: Request) -> Pool:
 
 def get_catalog(request: Request) -> Catalog:
     return request.app.state.catalog  # type: ignore[no-any-return]
+
+
+def get_pages(request: Request) -> Pages:
+    return request.app.state.pages  # type: ignore[no-any-return]
 
 
 def get_classes(request: Request) -> ClassService:
@@ -71,4 +76,5 @@ PoolDep = Annotated[Pool, Depends(get_pool)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 ClientDep = Annotated[Client, Depends(get_client_id)]
 ClassesDep = Annotated[ClassService, Depends(get_classes)]
+PagesDep = Annotated[Pages, Depends(get_pages)]
 SeatDep = Annotated[Seat | None, Depends(get_seat)]

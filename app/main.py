@@ -10,6 +10,18 @@ from fastapi import FastAPI
 
 from app import errors
 from app.packs.loader import load_packs
+from app.routes import (
+    class_pages,
+    classes,
+    dashboard,
+    docs,
+    health,
+    lessons,
+    pages,
+    pairs,
+    runs,
+    steps,
+)
 from app.settings import Settings
 from app.web import setup as web_setup
 from sandbox.pool import Pool
@@ -49,12 +61,10 @@ def create_app(settings: Settings | None = None, pool: Pool | None = None) -> Fa
     for error in app.state.catalog.errors:
         log.error("lesson pack: %s", error)
 
-    from app.routes import class_pages, classes, dashboard, docs, health, lessons, pairs, runs
-
-    for module in (runs, pairs, lessons, classes, health, docs):
+    web_setup.install(app)  # the store, /static, CSP and CSRF
+    for module in (runs, pairs, lessons, classes, health, docs, pages, steps):
         app.include_router(module.router)
     for module in (class_pages, dashboard):  # page routes and their CSRF-checked forms
         app.include_router(module.router)
         app.include_router(module.posts)
-    web_setup.install(app)  # the learner's pages, /static, CSP and CSRF
     return app

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.classes.errors import ClassRefused, RunsPaused
 from app.store.class_learners import Outcome
-from sandbox.protocol import RunResult
+from sandbox.protocol import Framework, RunResult, RunStatus
 
 STDOUT_KEPT_CHARS = 4000  # what the instructor's code view shows of a run's output
 
@@ -47,3 +48,9 @@ def of_check(passed: bool, message: str, run: RunResult, code: str, lesson: str,
     return Outcome(lesson=lesson, step=step, status="passed" if passed else "failed",
                    error=None if passed else message[:300], failed=not passed, passed=passed,
                    codes={side: code}, result={side: shown(run)})
+
+
+def refused(exc: ClassRefused, side: Framework) -> RunResult:
+    """A run the class did not start, as the page shows it: paused, or one already in flight."""
+    kind = "PausedByInstructor" if isinstance(exc, RunsPaused) else "RunInFlight"
+    return RunResult.failed(RunStatus.rejected, kind, exc.message, framework=side)

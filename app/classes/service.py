@@ -9,8 +9,8 @@ may forget. Every change is published on the bus for the open streams.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from app.classes import roster, tokens
 from app.classes.bus import ClassEvent, EventBus
@@ -169,6 +169,16 @@ class ClassService:
                               1)
         self._in_flight.add(seat.learner.id)
         return True
+
+    def track(self, seat: Seat | None, make: Callable[[], Coroutine[Any, Any, T]],
+              outcome: Callable[[T], Outcome]) -> Coroutine[Any, Any, T]:
+        """The work to start, counted in the learner's class when they sit in one.
+
+        Raises RunsPaused or RunInFlight before any work is made.
+        """
+        if seat is None or not self.claim(seat):
+            return make()
+        return self.counted(seat, make(), outcome)
 
     async def counted(self, seat: Seat, work: Awaitable[T],
                       outcome: Callable[[T], Outcome]) -> T:

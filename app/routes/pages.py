@@ -7,21 +7,15 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from app.deps import get_seat
-from app.packs.models import Catalog, Lesson
+from app.deps import get_catalog as catalog_of
+from app.deps import get_pages as pages_of
+from app.packs.models import Lesson
 from app.store import progress, shares
-from app.web.classbanner import banner_context, class_pager
+from app.web.lesson import lesson_context
 from app.web.render import render
-from app.web.results import fill_cached
 from app.web.security import LearnerDep
-from app.web.setup import pages_of
-from app.web.stepview import StepView, build_step
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
-
-
-def catalog_of(request: Request) -> Catalog:
-    return request.app.state.catalog  # type: ignore[no-any-return]
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -77,32 +71,6 @@ async def read_share(request: Request, share_id: str) -> RedirectResponse:
         raise HTTPException(404, "No such shared pair.")
     return RedirectResponse(f"/lessons/{shared.lesson}?share={share_id}#step-{shared.step}",
                             status_code=303)
-
-
-async def lesson_context(request: Request, lesson: Lesson, learner: str, *,
-                         codes: dict[str, dict[str, str]] | None = None,
-                         replace: StepView | None = None) -> dict[str, Any]:
-    """Everything pages/lesson.html needs; `replace` puts one step's fresh results in."""
-    pages = pages_of(request)
-    mine = await progress.for_lesson(pages.db, learner, lesson.id)
-    views = [build_step(lesson, step, codes=(codes or {}).get(step.id), progress=mine.get(step.id))
-             for step in lesson.steps]
-    if replace is not None:
-        views = [replace if v.step.id == replace.step.id else v for v in views]
-    await fill_cached(pages.runner, pages.jobs, [v for v in views if v is not replace])
-    lessons = catalog_of(request).lessons
-    at = lessons.index(lesson)
-    pack = next(p for p in catalog_of(request).packs if p.id == lesson.pack)
-    context: dict[str, Any] = {
-        "lesson": lesson, "pack": pack, "steps": views,
-        "prev_lesson": lessons[at - 1] if at > 0 else None,
-        "next_lesson": lessons[at + 1] if at + 1 < len(lessons) else None,
-    }
-    seat = await get_seat(request)
-    if seat is not None:  # a learner in a live class: the banner, and the class's own order
-        context.update(banner_context(seat, catalog_of(request)))
-        context.update(class_pager(seat, lesson, catalog_of(request)))
-    return context
 
 
 def _lesson(request: Request, lesson_id: str) -> Lesson:

@@ -51,14 +51,10 @@ class PairRequest(BaseModel):
 async def create_pair(request: PairRequest, pool: PoolDep, client: ClientDep, seat: SeatDep,
                       classes: ClassesDep) -> PairResult:
     """With a class learner's Bearer token (or class cookie) the pair counts in that class."""
-    counted = seat is not None and classes.claim(seat)  # before the work exists: it may refuse
-    work = run_pair(
+    codes = {"tensorflow": request.tensorflow, "pytorch": request.pytorch}
+    return await classes.track(seat, lambda: run_pair(
         pool, request.tensorflow, request.pytorch, names=request.compare, rtol=request.rtol,
         atol=request.atol, tensorflow_exprs=request.expressions.get("tensorflow"),
         pytorch_exprs=request.expressions.get("pytorch"), client=client, graph=request.graph,
-        repeat=request.repeat, timeout_s=request.timeout_s)
-    if seat is None or not counted:
-        return await work
-    codes = {"tensorflow": request.tensorflow, "pytorch": request.pytorch}
-    return await classes.counted(seat, work, lambda pair: outcomes.of_pair(
+        repeat=request.repeat, timeout_s=request.timeout_s), lambda pair: outcomes.of_pair(
         {"tensorflow": pair.tensorflow, "pytorch": pair.pytorch}, codes))

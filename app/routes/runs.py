@@ -17,7 +17,5 @@ router = APIRouter(prefix="/api/runs", tags=["runs"])
 async def create_run(request: RunRequest, pool: PoolDep, client: ClientDep, seat: SeatDep,
                      classes: ClassesDep) -> RunResult:
     """With a class learner's Bearer token (or class cookie) the run counts in that class."""
-    if seat is None or not classes.claim(seat):
-        return await pool.run(request, client)
-    return await classes.counted(seat, pool.run(request, client),
-                                 lambda result: outcomes.of_run(result, request.code))
+    return await classes.track(seat, lambda: pool.run(request, client),
+                               lambda result: outcomes.of_run(result, request.code))

@@ -15,21 +15,23 @@ from fastapi.responses import HTMLResponse, Response
 
 from app.classes import outcomes
 from app.classes.errors import ClassRefused
+from app.classes.service import ClassService
 from app.deps import ClassesDep, ClientDep, PoolDep, SeatDep
+from app.deps import get_catalog as catalog_of
+from app.deps import get_pages as pages_of
 from app.packs.models import Lesson, Step
-from app.routes.pages import catalog_of, lesson_context
 from app.store import progress, shares
 from app.store.class_learners import Seat
 from app.web import results
 from app.web.diff import changed_lines, diff_snippets
 from app.web.jobs import Job
+from app.web.lesson import lesson_context
 from app.web.render import is_fragment, render
 from app.web.runs import TIMING_REPEAT
 from app.web.security import CsrfDep, LearnerDep
-from app.web.setup import pages_of
 from app.web.stepview import StepView, build_step
 from sandbox.fairqueue import Client
-from sandbox.protocol import FRAMEWORKS, Framework, RunResult, RunStatus, check_code
+from sandbox.protocol import FRAMEWORKS, Framework, check_code
 
 router = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[CsrfDep])
 STEP = "/lessons/{lesson_id}/steps/{step_id}"
@@ -44,13 +46,11 @@ async def create_side_run(request: Request, lesson_id: str, step_id: str, side: 
     pages = pages_of(request)
     code = view.side(side).code
     try:
-        counted = seat is not None and classes.claim(seat)
+        work = classes.track(seat, lambda: results.run_side(pages.runner, view, side, client),
+                             lambda r: outcomes.of_run(r, code, lesson_id, step_id))
     except ClassRefused as exc:
-        view.side(side).state, view.side(side).result = "done", _refused(exc, side)
+        view.side(side).state, view.side(side).result = "done", outcomes.refused(exc, side)
         return await _respond(request, view, learner, "partials/result.html", side=view.side(side))
-    work: Any = results.run_side(pages.runner, view, side, client)
-    if counted and seat is not None:
-        work = classes.counted(seat, work, lambda r: outcomes.of_run(r, code, lesson_id, step_id))
     job = pages.jobs.start(work, client=client, kind="side", lesson=lesson_id, step=step_id,
                            side=side, code=code)
     await progress.mark(pages.db, learner, lesson_id, step_id, "ran")
@@ -76,19 +76,17 @@ async def create_timing_run(request: Request, lesson_id: str, step_id: str, lear
 
 
 async def _pair(request: Request, lesson_id: str, step_id: str, learner: str, client: Client,
-                pool: Any, seat: Seat | None, classes: Any, repeat: int) -> HTMLResponse:
+                pool: Any, seat: Seat | None, classes: ClassService, repeat: int) -> HTMLResponse:
     view = await _posted_view(request, lesson_id, step_id, learner)
     pages = pages_of(request)
     codes: dict[str, str] = {s.side: s.code for s in view.sides}
     try:
-        counted = seat is not None and classes.claim(seat)
+        work = classes.track(seat, lambda: results.run_both(pages.runner, view, client, repeat),
+                             lambda r: outcomes.of_pair(r, codes, lesson_id, step_id))
     except ClassRefused as exc:
         for s in view.sides:
-            s.state, s.result = "done", _refused(exc, s.side)
+            s.state, s.result = "done", outcomes.refused(exc, s.side)
         return await _respond(request, view, learner, "partials/_pair_response.html")
-    work: Any = results.run_both(pages.runner, view, client, repeat)
-    if counted and seat is not None:
-        work = classes.counted(seat, work, lambda r: outcomes.of_pair(r, codes, lesson_id, step_id))
     job = pages.jobs.start(work, client=client, kind="pair", lesson=lesson_id, step=step_id,
                            repeat=repeat, codes=codes)
     await progress.mark(pages.db, learner, lesson_id, step_id, "ran")
@@ -104,11 +102,6 @@ async def create_check(request: Request, lesson_id: str, step_id: str, learner: 
     if view.exercise is None:
         raise HTTPException(404, "This step has no exercise.")
     pages = pages_of(request)
-    try:
-        counted = seat is not None and classes.claim(seat)
-    except ClassRefused as exc:
-        view.exercise.check_state, view.exercise.check_message = "done", exc.message
-        return await _respond(request, view, learner, "partials/_check_response.html")
 
     async def check_and_record() -> tuple[bool, str, Any, int]:
         passed, message, run = await results.check_exercise(pages.runner, view, client)
@@ -122,10 +115,12 @@ async def create_check(request: Request, lesson_id: str, step_id: str, learner: 
     shown = str(form.get("hints_shown", "0"))
     ex.hints_shown = min(int(shown), len(ex.hints)) if shown.isdigit() else 0
     code = view.side(ex.side).code
-    work: Any = check_and_record()
-    if counted and seat is not None:
-        work = classes.counted(seat, work, lambda r: outcomes.of_check(
+    try:
+        work = classes.track(seat, check_and_record, lambda r: outcomes.of_check(
             r[0], r[1], r[2], code, lesson_id, step_id))
+    except ClassRefused as exc:
+        ex.check_state, ex.check_message = "done", exc.message
+        return await _respond(request, view, learner, "partials/_check_response.html")
     job = pages.jobs.start(work, client=client, kind="check", lesson=lesson_id,
                            step=step_id, code=code, hints=ex.hints_shown)
     await _settle(request, job)
@@ -199,12 +194,6 @@ async def read_job(request: Request, job_id: str, learner: LearnerDep,
     view.exercise.hints_shown = job.meta["hints"]
     _check_from_job(view, job)
     return render(request, "partials/_check_response.html", {"sv": view})
-
-
-def _refused(exc: ClassRefused, side: Framework) -> RunResult:
-    """A run the class did not start: paused by the instructor, or one already in flight."""
-    kind = "PausedByInstructor" if exc.status_code == 423 else "RunInFlight"
-    return RunResult.failed(RunStatus.rejected, kind, exc.message, framework=side)
 
 
 def _check_from_job(view: StepView, job: Job) -> None:

@@ -1,4 +1,4 @@
-"""Wires the learner's pages into the app: middleware, static files, routers, store."""
+"""Wires the learner's pages into the app: middleware, static files, the store."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app.classes.service import ClassService
@@ -28,8 +28,6 @@ class Pages:
 
 def install(app: FastAPI) -> None:
     """Also makes the store and the class service; both start with `running`."""
-    from app.routes import pages, steps
-
     settings = app.state.settings
     app.state.db = db = Database(settings.data_dir / DB_FILE)
     app.state.classes = ClassService(db, app.state.catalog,
@@ -38,8 +36,6 @@ def install(app: FastAPI) -> None:
 
     app.add_middleware(SecurityMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.include_router(pages.router)
-    app.include_router(steps.router)
 
 
 @contextlib.asynccontextmanager
@@ -58,7 +54,3 @@ async def running(app: FastAPI) -> AsyncIterator[None]:
         app.state.pages.jobs.cancel_all()
         await runner.stop()
         db.stop()
-
-
-def pages_of(request: Request) -> Pages:
-    return request.app.state.pages  # type: ignore[no-any-return]
