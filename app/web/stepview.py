@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
 from app.packs.models import Lesson, Step
 from app.store.progress import StepProgress
@@ -11,6 +11,10 @@ from app.web.views import LABELS, TimingChart
 from sandbox.protocol import FRAMEWORKS, Framework, RunResult
 
 MIN_ROWS, MAX_ROWS = 8, 30
+# What a result (or a verdict) shows: nothing yet, a run on its way, the
+# queue's refusal, or the result itself.
+ViewState = Literal["empty", "pending", "busy", "done"]
+CheckState = Literal["none", "pending", "busy", "done"]
 
 
 @dataclasses.dataclass
@@ -19,7 +23,7 @@ class SideView:
     code: str
     original: str
     result: RunResult | None = None
-    state: str = "empty"  # empty | pending | busy | done
+    state: ViewState = "empty"
     job: str | None = None
     position: int | None = None
     retry_after_s: int = 0
@@ -32,7 +36,7 @@ class SideView:
 
 @dataclasses.dataclass
 class VerdictView:
-    state: str = "empty"  # empty | pending | busy | done
+    state: ViewState = "empty"
     comparison: Any = None  # app.compare's result: .match, .names
     rtol: float | None = None
     atol: float | None = None
@@ -53,7 +57,7 @@ class ExerciseView:
     attempts: int = 0
     passed: bool = False
     show_solution: bool = False
-    check_state: str = "none"  # none | pending | busy | done
+    check_state: CheckState = "none"
     check_passed: bool = False
     check_message: str = ""
     job: str | None = None

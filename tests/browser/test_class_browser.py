@@ -147,3 +147,12 @@ def test_a_dashboard_of_thirty_fits_one_screen(page: Page, live_server: LiveServ
     assert http_run.status_code == 401
     page.wait_for_timeout(500)
     assert rows.nth(10).bounding_box() == before
+
+
+def test_the_api_docs_work_offline_under_the_csp(page: Page, live_server: LiveServer) -> None:
+    page.goto(live_server.url + "/docs")
+    expect(page.locator(".opblock-summary-path", has_text="/api/classes/{code}/roster")
+           ).to_have_count(1)
+    # no request left the machine (the `page` fixture also fails on any CSP violation)
+    assert all(u.startswith(live_server.url) for u in page.evaluate(
+        "performance.getEntriesByType('resource').map(e => e.name)"))
