@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -64,6 +65,20 @@ def _check(args: argparse.Namespace) -> int:
     return run_check_command(args.path, as_json=args.json)
 
 
+def _new(args: argparse.Namespace) -> int:
+    from app.packs.scaffold import ScaffoldError, write_pack
+
+    try:
+        files = write_pack(Path(args.path))
+    except ScaffoldError as exc:
+        print(f"sidebyside: {exc}", file=sys.stderr)
+        return 2
+    for file in files:
+        print(f"wrote {file}")
+    print(f"next: sidebyside check {args.path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sidebyside")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("path")
     check.add_argument("--json", action="store_true", help="machine-readable report")
     check.set_defaults(func=_check)
+
+    new = commands.add_parser("new", help="write a pack skeleton that passes check")
+    new.add_argument("path", help="a new or empty folder")
+    new.set_defaults(func=_new)
 
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -180,7 +180,11 @@ class Supervision:
             if self._timers:
                 timeout = max(0.0, self._timers[0][0] - time.monotonic())
             for key, _ in self.selector.select(timeout):
-                self._call(key.data)
+                # An earlier callback in this batch may have closed this fd, and
+                # another spare may have its number now: only the current watcher runs.
+                current = self.selector.get_map().get(key.fd)
+                if current is not None and current.data is key.data:
+                    self._call(key.data)
             now = time.monotonic()
             while self._timers and self._timers[0][0] <= now:
                 _, _, timer = heapq.heappop(self._timers)
@@ -295,6 +299,8 @@ class Supervisor:
     # ---- events -----------------------------------------------------------------
 
     def _on_pipe(self, fd: int) -> None:
+        if fd not in self.fds:
+            return
         try:
             chunk = os.read(fd, 65536)
         except BlockingIOError:

@@ -179,3 +179,23 @@ def test_a_run_error_is_named_at_its_line_in_the_lesson_file() -> None:
     assert run_problem(snippet, timed_out, "starter") == (
         "lesson.md:40: starter: timeout: Timeout: ran past 10 s")
     assert run_problem(snippet, RunResult(status=RunStatus.ok), "tensorflow") is None
+
+
+@pytest.mark.slow
+def test_a_new_pack_passes_check_as_it_stands(tmp_path: Path) -> None:
+    folder = tmp_path / "My First_Pack"
+    made = subprocess.run([sys.executable, "-m", "app.cli", "new", str(folder)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert made.returncode == 0, made.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["01-first-steps.md", "pack.yaml"]
+    done = sidebyside_check(folder, "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert [(r["kind"], r["status"]) for r in report["results"]] == [
+        ("pair", "ok"), ("pair", "ok"), ("exercise", "ok")]
+    from app.packs import load_pack
+
+    assert load_pack(folder).id == "my-first-pack"
+    again = subprocess.run([sys.executable, "-m", "app.cli", "new", str(folder)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert again.returncode == 2 and "not an empty folder" in again.stderr

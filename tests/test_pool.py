@@ -225,3 +225,34 @@ def test_a_checkout_and_venv_under_tmp_run() -> None:
         assert lines == [f"{top}/sandbox/__init__.py", "ok 3 None", "ok 4 None"], out.stderr[-3000:]
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+QUIET_SCRIPT = """
+import asyncio
+from sandbox.fairqueue import Client
+from sandbox.limits import Limits
+from sandbox.pool import Pool
+from sandbox.protocol import RunRequest
+CODES = ["print('hi')", "raise ValueError('no')", "import time\\ntime.sleep(5)",
+         "import os\\nos._exit(3)", "print('x' * 300000)"]
+async def main():
+    pool = Pool(Limits(wall_s=1), size=2)
+    await pool.start()
+    runs = [pool.run(RunRequest(framework="pytorch", code=code), Client(str(i), "local"))
+            for i, code in enumerate(CODES * 4)]
+    results = await asyncio.gather(*runs)
+    print(sorted({r.status.value for r in results}))
+    await pool.stop()
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+def test_the_template_logs_no_error_over_runs_that_end_every_way() -> None:
+    # A supervisor's error is caught in the template's loop and printed; it
+    # must not happen at all, even when a run's pipes close in the same batch
+    # of events that ended it.
+    out = subprocess.run([sys.executable, "-c", QUIET_SCRIPT], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.stdout.strip() == "['error', 'killed', 'ok', 'output_limit', 'timeout']", out.stderr
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
