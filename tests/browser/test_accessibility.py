@@ -1,0 +1,76 @@
+"""An axe-core audit (WCAG 2.1 A and AA) of the catalogue, a lesson, the dashboard and the
+join page, in light and dark mode: accessible by measurement, not by intent.
+
+axe-core is vendored under tests/browser/vendor (axe-core 4.14.1 from npm, MPL-2.0) and
+evaluated through the DevTools protocol, so the pages' CSP stays as it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page
+
+from tests.conftest import LiveServer
+
+pytestmark = pytest.mark.browser
+
+AXE = (Path(__file__).parent / "vendor" / "axe.min.js").read_text()
+RULES = "{runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}}"
+AUDIT = f"""async () => {{
+  const result = await axe.run(document, {RULES});
+  return result.violations.map(v => ({{id: v.id, nodes: v.nodes.map(n => n.target.join(' '))}}));
+}}"""
+WAIT_S = 120_000
+
+
+def audit(page: Page) -> list[dict[str, Any]]:
+    page.evaluate(AXE)
+    return page.evaluate(AUDIT)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def live_class(live_server: LiveServer) -> dict[str, Any]:
+    """A class with a learner who ran twice (one error), so every part of the dashboard shows."""
+    with httpx.Client(base_url=live_server.url, timeout=90) as http:
+        made = http.post("/api/classes", json={"pack": "example", "title": "Audit"}).json()
+        token = http.post(f"/api/classes/{made['code']}/join", json={"name": "Ada"}).json()[
+            "student_token"]
+        for code in ("x = 1", "1 / 0"):
+            http.post("/api/runs", json={"framework": "pytorch", "code": code},
+                      headers={"Authorization": f"Bearer {token}"})
+    return {**made, "student_token": token}  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_no_wcag_aa_violations(browser: Browser, live_server: LiveServer,
+                               live_class: dict[str, Any], scheme: str) -> None:
+    code = live_class["code"]
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, color_scheme=scheme)
+    context.add_cookies([
+        {"name": f"sbs_teach_{code}", "value": live_class["instructor_token"],
+         "url": live_server.url}])
+    page = context.new_page()
+    found: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for path in ("/", "/lessons/example-layers", f"/classes/{code}/dashboard",
+                     f"/join/{code}"):
+            page.goto(live_server.url + path)
+            if path.startswith("/lessons"):  # outputs in place, as a learner reads them
+                page.locator(".state-pending").first.wait_for(state="detached", timeout=WAIT_S)
+            if path.endswith("/dashboard"):
+                page.locator("table.roster a").first.click()
+                page.locator("#learner-code h2").wait_for()
+            found[path] = audit(page)
+        # a learner's lesson with the class banner on it
+        context.add_cookies([{"name": "sbs_class", "value": live_class["student_token"],
+                              "url": live_server.url}])
+        page.goto(live_server.url + "/lessons/example-layers")
+        page.locator("#class-banner").wait_for()
+        found["lesson in a class"] = audit(page)
+    finally:
+        context.close()
+    assert {path: v for path, v in found.items() if v} == {}
