@@ -7,13 +7,14 @@ from typing import Any
 
 from app.web import views
 from app.web.bytecache import ByteLRU
-from app.web.jobs import Jobs
+from app.web.jobs import ExerciseCheck, Jobs, PairRun, SideRun
 from app.web.runs import Runner, result_bytes
 from sandbox.fairqueue import Client
 from sandbox.protocol import CapturedArray, Graph, RunResult, RunStatus
 
 MiB = 2**20
 CLIENT = Client("learner:me", "10.0.0.9")
+SIDE = SideRun("lesson", "step", "pytorch", "x = 1")
 
 
 def big_result(mib: int = 1) -> RunResult:
@@ -70,7 +71,7 @@ def test_finished_jobs_are_evicted_by_bytes() -> None:
 
         started = []
         for _ in range(20):
-            job = jobs.start(run(), client=CLIENT, kind="side")
+            job = jobs.start(run(), client=CLIENT, meta=SIDE)
             await jobs.settle(job, 5)
             assert jobs.done_bytes <= 5 * MiB
             started.append(job)
@@ -93,12 +94,13 @@ def test_jobs_weigh_pairs_checks_and_posted_code() -> None:
         async def check() -> tuple[bool, str, RunResult, int]:
             return False, "no", big_result(1), 1
 
-        for coro, meta in ((pair(), {"codes": {"pytorch": "c" * MiB}}), (check(), {})):
+        for coro, meta in ((pair(), PairRun("l", "s", {"pytorch": "c" * MiB})),
+                           (check(), ExerciseCheck("l", "s", "", 0))):
             before = jobs.done_bytes
-            job = jobs.start(coro, client=CLIENT, kind="x", **meta)
+            job = jobs.start(coro, client=CLIENT, meta=meta)
             await jobs.settle(job, 5)
             await asyncio.sleep(0)
-            assert jobs.done_bytes - before >= (3 if meta else 1) * MiB
+            assert jobs.done_bytes - before >= (3 if isinstance(meta, PairRun) else 1) * MiB
         jobs.cancel_all()
 
     asyncio.run(go())
@@ -116,9 +118,9 @@ def test_a_running_job_is_never_evicted_for_bytes() -> None:
         async def fast() -> RunResult:
             return big_result(1)
 
-        waiting = jobs.start(slow(), client=CLIENT, kind="side")
+        waiting = jobs.start(slow(), client=CLIENT, meta=SIDE)
         for _ in range(10):
-            await jobs.settle(jobs.start(fast(), client=CLIENT, kind="side"), 5)
+            await jobs.settle(jobs.start(fast(), client=CLIENT, meta=SIDE), 5)
         assert jobs.get(waiting.id) is waiting
         gate.set()
         await jobs.settle(waiting, 5)

@@ -239,7 +239,7 @@ def test_a_full_queue_shows_busy_with_the_retry_time() -> None:
     from app.packs.loader import load_pack
     from app.settings import ROOT
     from app.web import results
-    from app.web.jobs import Jobs
+    from app.web.jobs import Jobs, SideRun
     from app.web.render import templates
     from app.web.stepview import build_step
     from sandbox.fairqueue import Client
@@ -253,7 +253,8 @@ def test_a_full_queue_shows_busy_with_the_retry_time() -> None:
 
     async def go() -> str:
         jobs = Jobs()
-        job = jobs.start(full(), client=Client("c", "10.0.0.1"), kind="side")
+        job = jobs.start(full(), client=Client("c", "10.0.0.1"),
+                         meta=SideRun(lesson.id, lesson.steps[0].id, "pytorch", ""))
         await jobs.settle(job, 1)
         results.side_from_job(view.side("pytorch"), job, None)
         template = templates().env.get_template("partials/result.html")

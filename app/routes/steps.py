@@ -24,7 +24,7 @@ from app.store import progress, shares
 from app.store.class_learners import Seat
 from app.web import results
 from app.web.diff import changed_lines, diff_snippets
-from app.web.jobs import Job
+from app.web.jobs import ExerciseCheck, Job, PairRun, SideRun
 from app.web.lesson import lesson_context
 from app.web.render import is_fragment, render
 from app.web.runs import TIMING_REPEAT
@@ -51,8 +51,7 @@ async def create_side_run(request: Request, lesson_id: str, step_id: str, side: 
     except ClassRefused as exc:
         view.side(side).state, view.side(side).result = "done", outcomes.refused(exc, side)
         return await _respond(request, view, learner, "partials/result.html", side=view.side(side))
-    job = pages.jobs.start(work, client=client, kind="side", lesson=lesson_id, step=step_id,
-                           side=side, code=code)
+    job = pages.jobs.start(work, client=client, meta=SideRun(lesson_id, step_id, side, code))
     await progress.mark(pages.db, learner, lesson_id, step_id, "ran")
     await _settle(request, job)
     results.side_from_job(view.side(side), job, pool.queue.position(client))
@@ -87,8 +86,7 @@ async def _pair(request: Request, lesson_id: str, step_id: str, learner: str, cl
         for s in view.sides:
             s.state, s.result = "done", outcomes.refused(exc, s.side)
         return await _respond(request, view, learner, "partials/_pair_response.html")
-    job = pages.jobs.start(work, client=client, kind="pair", lesson=lesson_id, step=step_id,
-                           repeat=repeat, codes=codes)
+    job = pages.jobs.start(work, client=client, meta=PairRun(lesson_id, step_id, codes, repeat))
     await progress.mark(pages.db, learner, lesson_id, step_id, "ran")
     await _settle(request, job)
     results.pair_from_job(view, job, pool.queue.position(client))
@@ -121,8 +119,8 @@ async def create_check(request: Request, lesson_id: str, step_id: str, learner: 
     except ClassRefused as exc:
         ex.check_state, ex.check_message = "done", exc.message
         return await _respond(request, view, learner, "partials/_check_response.html")
-    job = pages.jobs.start(work, client=client, kind="check", lesson=lesson_id,
-                           step=step_id, code=code, hints=ex.hints_shown)
+    job = pages.jobs.start(work, client=client,
+                           meta=ExerciseCheck(lesson_id, step_id, code, ex.hints_shown))
     await _settle(request, job)
     _check_from_job(view, job)
     return await _respond(request, view, learner, "partials/_check_response.html")
@@ -176,22 +174,23 @@ async def read_job(request: Request, job_id: str, learner: LearnerDep,
     job = pages_of(request).jobs.get(job_id)
     if job is None:
         raise HTTPException(404, "That run is no longer known; run it again.")
-    lesson, step = _step(request, job.meta["lesson"], job.meta["step"])
+    meta = job.meta
+    lesson, step = _step(request, meta.lesson, meta.step)
     position = pool.queue.position(job.client)
-    if job.meta["kind"] == "side":
-        side = job.meta["side"]
-        view = build_step(lesson, step, codes={side: job.meta["code"]})
-        results.side_from_job(view.side(side), job, position)
-        return render(request, "partials/result.html", {"sv": view, "side": view.side(side)})
-    if job.meta["kind"] == "pair":
-        view = build_step(lesson, step, codes=job.meta["codes"])
+    if isinstance(meta, SideRun):
+        view = build_step(lesson, step, codes={meta.side: meta.code})
+        results.side_from_job(view.side(meta.side), job, position)
+        return render(request, "partials/result.html",
+                      {"sv": view, "side": view.side(meta.side)})
+    if isinstance(meta, PairRun):
+        view = build_step(lesson, step, codes=meta.codes)
         results.pair_from_job(view, job, position)
         return render(request, "partials/_pair_response.html", {"sv": view})
     ex_side = step.exercise.side if step.exercise else "pytorch"
     mine = await progress.for_lesson(pages_of(request).db, learner, lesson.id)
-    view = build_step(lesson, step, codes={ex_side: job.meta["code"]}, progress=mine.get(step.id))
+    view = build_step(lesson, step, codes={ex_side: meta.code}, progress=mine.get(step.id))
     assert view.exercise is not None
-    view.exercise.hints_shown = job.meta["hints"]
+    view.exercise.hints_shown = meta.hints
     _check_from_job(view, job)
     return render(request, "partials/_check_response.html", {"sv": view})
 

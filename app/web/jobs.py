@@ -19,14 +19,43 @@ from typing import Any
 from app.web.bytecache import ByteLRU
 from app.web.runs import result_bytes
 from sandbox.fairqueue import Client
-from sandbox.protocol import RunResult
+from sandbox.protocol import Framework, RunResult
 
 KEEP_S = 600.0
 DONE_BUDGET_BYTES = 64 * 2**20  # finished jobs, oldest-polled out first
 # Running jobs are bounded by the fair queue (a refused run ends its job at
 # once); this only stops a runaway from growing the table without end.
 MAX_RUNNING = 2000
-JOB_OVERHEAD_BYTES = 2048  # the task, its meta dict, the result's Python objects
+JOB_OVERHEAD_BYTES = 2048  # the task, its meta, the result's Python objects
+
+
+@dataclasses.dataclass(frozen=True)
+class SideRun:
+    """One side of a step run: its result partial is rebuilt from this when polled."""
+
+    lesson: str
+    step: str
+    side: Framework
+    code: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PairRun:
+    lesson: str
+    step: str
+    codes: dict[str, str]
+    repeat: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ExerciseCheck:
+    lesson: str
+    step: str
+    code: str
+    hints: int
+
+
+JobMeta = SideRun | PairRun | ExerciseCheck
 
 
 @dataclasses.dataclass
@@ -34,7 +63,7 @@ class Job:
     id: str
     task: asyncio.Task[Any]
     client: Client
-    meta: dict[str, Any]
+    meta: JobMeta
     started: float = dataclasses.field(default_factory=time.monotonic)
 
     @property
@@ -51,7 +80,7 @@ class Jobs:
     def done_bytes(self) -> int:
         return self._done.nbytes
 
-    def start(self, coro: Coroutine[Any, Any, Any], *, client: Client, **meta: Any) -> Job:
+    def start(self, coro: Coroutine[Any, Any, Any], *, client: Client, meta: JobMeta) -> Job:
         self._prune()
         job = Job(secrets.token_urlsafe(12), asyncio.create_task(coro), client, meta)
         self._running[job.id] = job
@@ -97,6 +126,8 @@ def job_bytes(job: Job) -> int:
 
 def _weigh(value: object) -> int:
     # Results are a RunResult, a dict of them (a pair) or a tuple around one (a check).
+    if isinstance(value, SideRun | PairRun | ExerciseCheck):
+        return sum(_weigh(getattr(value, f.name)) for f in dataclasses.fields(value))
     if isinstance(value, RunResult):
         return result_bytes(value)
     if isinstance(value, str):

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from app.compare import Comparison, compare_results
-from app.web.jobs import Job, Jobs
+from app.web.jobs import Job, Jobs, PairRun, SideRun
 from app.web.runs import PRECOMPUTE_CLIENT, TIMING_REPEAT, Runner, request_for
 from app.web.stepview import SideView, StepView
 from app.web.views import LABELS, timing_chart
@@ -24,8 +24,8 @@ async def fill_cached(runner: Runner, jobs: Jobs, views: list[StepView]) -> None
             continue
         req = request_for(view.step, side.side, side.code)
         job = jobs.start(runner.run(req, PRECOMPUTE_CLIENT, original=True),
-                         client=PRECOMPUTE_CLIENT, kind="side", lesson=view.lesson.id,
-                         step=view.step.id, side=side.side, code=side.code)
+                         client=PRECOMPUTE_CLIENT,
+                         meta=SideRun(view.lesson.id, view.step.id, side.side, side.code))
         side.state, side.job = "pending", job.id
     for view in views:
         tf, pt = view.side("tensorflow"), view.side("pytorch")
@@ -100,10 +100,11 @@ def pair_from_job(view: StepView, job: Job, position: int | None) -> None:
     if exc is not None:
         raise exc
     results: dict[str, RunResult] = job.task.result()
+    repeat = job.meta.repeat if isinstance(job.meta, PairRun) else 1
     for s in view.sides:
         s.state, s.result = "done", results[s.side]
-        s.cached = s.code == s.original and job.meta.get("repeat", 1) == 1
-    show_comparison(view, results["tensorflow"], results["pytorch"], job.meta.get("repeat", 1))
+        s.cached = s.code == s.original and repeat == 1
+    show_comparison(view, results["tensorflow"], results["pytorch"], repeat)
 
 
 async def check_exercise(runner: Runner, view: StepView,
