@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from app import errors
+from app.packs.library import Library
 from app.packs.loader import load_packs
 from app.routes import (
     class_pages,
@@ -17,6 +18,7 @@ from app.routes import (
     docs,
     health,
     lessons,
+    packs,
     pages,
     pairs,
     runs,
@@ -45,7 +47,11 @@ def create_app(settings: Settings | None = None, pool: Pool | None = None) -> Fa
             await pool.start()
         try:
             async with web_setup.running(app):
-                yield
+                await app.state.library.resume()
+                try:
+                    yield
+                finally:
+                    await app.state.library.stop()
         finally:
             if own_pool:
                 await pool.stop()
@@ -62,7 +68,9 @@ def create_app(settings: Settings | None = None, pool: Pool | None = None) -> Fa
         log.error("lesson pack: %s", error)
 
     web_setup.install(app)  # the store, /static, CSP and CSRF
-    for module in (runs, pairs, lessons, classes, health, docs, pages, steps):
+    app.state.library = Library(settings.data_dir / "packs", app.state.db, app.state.catalog,
+                                pool)
+    for module in (runs, pairs, lessons, classes, packs, health, docs, pages, steps):
         app.include_router(module.router)
     for module in (class_pages, dashboard):  # page routes and their CSRF-checked forms
         app.include_router(module.router)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sandbox.limits import Limits
@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         60, ge=1, description=(
             "Join attempts one client address may make per minute (right code or wrong); "
             "a classroom behind one NAT joins from one address."))
+    admin_token: SecretStr | None = Field(
+        None, description=("Administrator's token: publishes uploaded packs to everyone's "
+                           "list (Authorization: Bearer). Unset: nobody can publish."))
     insecure_no_sandbox: bool = Field(
         False, description="Run snippets without isolation (development only; flagged everywhere)."
     )

@@ -48,7 +48,10 @@ def serve(ctrl: socket.socket, secure: bool) -> None:
     loop.owned.add(ctrl.fileno())
 
     def on_order() -> None:
-        data = ctrl.recv(65536)
+        try:
+            data = ctrl.recv(65536)
+        except OSError:
+            data = b""
         if not data:
             raise SystemExit(0)  # the pool closed the control socket: shut down
         try:
@@ -64,8 +67,12 @@ def serve(ctrl: socket.socket, secure: bool) -> None:
             gone.close()
             pid = 0
         reply = SpareSpawned(id=order.id, slot=order.slot, framework=order.framework, pid=pid)
-        socket.send_fds(ctrl, [reply.model_dump_json().encode()], [pool_end.fileno()])
-        pool_end.close()
+        try:
+            socket.send_fds(ctrl, [reply.model_dump_json().encode()], [pool_end.fileno()])
+        except OSError:
+            raise SystemExit(0) from None  # the pool is gone: so are we
+        finally:
+            pool_end.close()
 
     loop.watch(ctrl.fileno(), selectors.EVENT_READ, on_order)
     loop.run_forever()

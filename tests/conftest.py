@@ -25,6 +25,9 @@ SERVER_SECRET = "sbs-secret-7f3c9a"
 os.environ.setdefault("SIDEBYSIDE_TEST_SECRET", SERVER_SECRET)
 
 
+ADMIN_TOKEN = "admin-" + SERVER_SECRET[-12:]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -69,7 +72,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def live_server(data_dir: Path) -> Iterator[LiveServer]:
     settings = Settings(host="127.0.0.1", port=free_port(), data_dir=data_dir,
-                        packs_dir=ROOT / "lessons", pool_size=2, run_timeout_s=10.0)
+                        packs_dir=ROOT / "lessons", pool_size=2, run_timeout_s=10.0,
+                        admin_token=ADMIN_TOKEN)
     server = LiveServer(settings)
     server.start()
     yield server

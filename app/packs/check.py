@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import math
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -80,33 +81,40 @@ async def check_lessons(lessons: list[Lesson], settings: Settings) -> list[Outco
     pool = Pool(settings.limits(), size=settings.pool_size, insecure=settings.insecure_no_sandbox)
     await pool.start()
     try:
-        # Keep about one pair per slot in flight: enough to fill the pool,
-        # never enough to overflow its queue.
-        gate = asyncio.Semaphore(pool.size)
-
-        async def gated(job: Awaitable[Outcome]) -> Outcome:
-            async with gate:
-                return await job
-
-        jobs = []
-        for lesson in lessons:
-            for step in lesson.steps:
-                jobs.append(gated(check_pair(pool, lesson, step)))
-                if step.exercise:
-                    jobs.append(gated(check_exercise(pool, lesson, step, step.exercise)))
-        return list(await asyncio.gather(*jobs))
+        return await check_on(pool, lessons)
     finally:
         await pool.stop()
 
 
-async def check_pair(pool: Pool, lesson: Lesson, step: Step) -> Outcome:
+async def check_on(pool: Pool, lessons: list[Lesson], client: Client = CLIENT,
+                   in_flight: int | None = None) -> list[Outcome]:
+    """Every step's pair and exercise, at most `in_flight` pairs at once (one per slot)."""
+    # Enough to fill the pool, never enough to overflow its queue; a server
+    # checking an upload passes less, so learners' runs keep their turns.
+    gate = asyncio.Semaphore(in_flight or pool.size)
+
+    async def gated(job: Callable[[], Awaitable[Outcome]]) -> Outcome:
+        async with gate:  # the job is made only once it may start (cancelling leaves none)
+            return await job()
+
+    jobs = []
+    for lesson in lessons:
+        for step in lesson.steps:
+            jobs.append(gated(functools.partial(check_pair, pool, lesson, step, client)))
+            if step.exercise:
+                jobs.append(gated(functools.partial(check_exercise, pool, lesson, step,
+                                                    step.exercise, client)))
+    return list(await asyncio.gather(*jobs))
+
+
+async def check_pair(pool: Pool, lesson: Lesson, step: Step, client: Client = CLIENT) -> Outcome:
     spec = step.compare
     result = await run_pair(
         pool, step.tensorflow.code, step.pytorch.code,
         names=spec.names if spec else [], rtol=spec.rtol if spec else 0.0,
         atol=spec.atol if spec else 0.0,
         tensorflow_exprs=spec.exprs("tensorflow") if spec else {},
-        pytorch_exprs=spec.exprs("pytorch") if spec else {}, client=CLIENT)
+        pytorch_exprs=spec.exprs("pytorch") if spec else {}, client=client)
     outcome = Outcome(lesson.id, step.id, "pair", f"{step.file}:{step.line}", "ok")
     for side in FRAMEWORKS:
         if problem := run_problem(step.snippet(side), getattr(result, side), side):
@@ -122,10 +130,11 @@ async def check_pair(pool: Pool, lesson: Lesson, step: Step) -> Outcome:
     return outcome
 
 
-async def check_exercise(pool: Pool, lesson: Lesson, step: Step, ex: Exercise) -> Outcome:
+async def check_exercise(pool: Pool, lesson: Lesson, step: Step, ex: Exercise,
+                         client: Client = CLIENT) -> Outcome:
     capture = {name: name for name in ex.compare}
     solution, starter = await asyncio.gather(*(
-        pool.run(RunRequest(framework=ex.side, code=s.code, capture=capture), client=CLIENT)
+        pool.run(RunRequest(framework=ex.side, code=s.code, capture=capture), client=client)
         for s in (ex.solution, ex.starter)))
     outcome = Outcome(lesson.id, step.id, "exercise", f"{step.file}:{step.line}", "error")
     for label, snippet, result in (("solution", ex.solution, solution),
@@ -182,14 +191,18 @@ def format_report(outcomes: list[Outcome], load_errors: list[str]) -> str:
         lines.append(f"{o.status:<10}{label}" + (f"  {o.where}" if o.status != "ok" else ""))
         lines += [f"          {p}" for p in o.problems]
         if o.status == "mismatch":
-            lines += [f"          {name}: {_describe(c)}" for name, c in o.names.items()
-                      if not c["match"]]
+            lines += [f"          {m}" for m in mismatches(o)]
     counts = _counts(outcomes)
     summary = ", ".join(f"{n} {s}" for s, n in counts.items())
     plural = "s" * (len(load_errors) != 1)
     errors = f"; {len(load_errors)} load error{plural}" if load_errors else ""
     lines.append(f"{len(outcomes)} checks: {summary}{errors}")
     return "\n".join(lines)
+
+
+def mismatches(outcome: Outcome) -> list[str]:
+    """`name: why` for each compared name that did not match."""
+    return [f"{name}: {_describe(c)}" for name, c in outcome.names.items() if not c["match"]]
 
 
 def _describe(c: dict[str, Any]) -> str:

@@ -87,7 +87,26 @@ CREATE TABLE class_passes (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_INITIAL, _CLASSES)
+# 3: lesson packs uploaded by authors, each upload an immutable version.
+_PACKS = """
+CREATE TABLE uploaded_packs (
+    id TEXT PRIMARY KEY,
+    author_digest TEXT NOT NULL,    -- SHA-256 of the author's token
+    published INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);
+CREATE TABLE pack_versions (
+    pack TEXT NOT NULL REFERENCES uploaded_packs (id),
+    version INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    status TEXT NOT NULL,           -- checking, ready, failed
+    report TEXT NOT NULL DEFAULT '[]',  -- JSON: the check's findings
+    created_at REAL NOT NULL,
+    PRIMARY KEY (pack, version)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_INITIAL, _CLASSES, _PACKS)
 
 
 class SchemaTooNew(RuntimeError):

@@ -1,0 +1,160 @@
+"""The library of uploaded packs: versions on disk, owners and checks in SQLite.
+
+    data_dir/packs/<pack>/<version>/   one immutable folder per upload
+
+An upload is unpacked safely (`unpack.py`) into a staging folder, loaded
+strictly like any pack (YAML safe-loaded, Markdown sanitised), and moved
+into place; then every step runs in the sandbox in the background, on the
+server's own pool behind learners' runs, and the version becomes `ready`
+or `failed` with a report naming file and line. The first upload of a pack
+id makes the uploader its author (a 128-bit token); later versions need
+that token. Bundled packs' ids are taken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import io
+import logging
+import re
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from app.classes.tokens import digest, new_token
+from app.packs.check import Outcome, check_on, mismatches
+from app.packs.loader import PackError, load_pack
+from app.packs.models import Catalog, Pack
+from app.packs.unpack import UnpackError, UnpackLimits, unpack
+from app.store import packs as store
+from app.store.db import Database
+from sandbox.fairqueue import Client
+from sandbox.pool import Pool
+
+log = logging.getLogger(__name__)
+CHECKS_IN_FLIGHT = 1  # pairs of one upload's check at once: learners' runs go first
+_WHERE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):\s*(?P<message>.*)$", re.S)
+
+
+class UploadRefused(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+@dataclasses.dataclass(frozen=True)
+class Receipt:
+    pack: str
+    version: int
+    author_token: str | None  # only when this upload made the pack
+
+
+class Library:
+    def __init__(self, root: Path, db: Database, bundled: Catalog, pool: Pool,
+                 limits: UnpackLimits | None = None) -> None:
+        self.root, self.db, self.bundled, self.pool = root, db, bundled, pool
+        self.limits = limits or UnpackLimits()
+        self._checks: set[asyncio.Task[None]] = set()
+
+    def folder(self, pack: str, version: int) -> Path:
+        return self.root / pack / str(version)
+
+    async def upload(self, data: bytes, token: str | None) -> Receipt:
+        staging = self.root / ".incoming" / new_token()
+        try:
+            unpack(data, staging, self.limits)
+            pack = load_pack(staging)
+        except UnpackError as exc:
+            raise UploadRefused(422, str(exc)) from None
+        except PackError as exc:
+            raise UploadRefused(422, _relative(str(exc), staging)) from None
+        try:
+            if self.bundled.pack(pack.id) is not None:
+                raise UploadRefused(409, f"pack id '{pack.id}' is taken by a bundled pack")
+            made = await store.owner(self.db, pack.id)
+            if made is not None and (token is None or digest(token) != made.author_digest):
+                raise UploadRefused(403, f"pack '{pack.id}' belongs to another author: "
+                                         "send its author token to add a version")
+            author = token if token is not None and made is not None else new_token()
+            try:
+                version = await store.add_version(self.db, pack.id, digest(author), pack.title)
+            except PermissionError:
+                raise UploadRefused(403, f"pack '{pack.id}' belongs to another author") from None
+            target = self.folder(pack.id, version)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self._start_check(pack.id, version)
+        return Receipt(pack.id, version, None if made is not None else author)
+
+    def _start_check(self, pack: str, version: int) -> None:
+        task = asyncio.get_running_loop().create_task(self._check(pack, version))
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def _check(self, pack_id: str, version: int) -> None:
+        folder = self.folder(pack_id, version)
+        try:
+            pack = load_pack(folder)
+            client = Client(learner=f"author:{pack_id}", address="local", capped=False)
+            lessons = pack.lessons
+            outcomes = await check_on(self.pool, lessons, client, in_flight=CHECKS_IN_FLIGHT)
+            report = [_finding(o, folder) for o in outcomes]
+            ok = all(o.status == "ok" for o in outcomes)
+            await store.finish_check(self.db, pack_id, version, "ready" if ok else "failed",
+                                     report)
+        except asyncio.CancelledError:
+            raise  # the server is stopping: checked again at the next start
+        except Exception as exc:
+            log.exception("checking %s v%d failed", pack_id, version)
+            await store.finish_check(self.db, pack_id, version, "failed", [
+                {"step": "", "status": "error", "message": f"the check failed: {exc}",
+                 "file": "", "line": None}])
+
+    async def resume(self) -> None:
+        """Check again what a restart interrupted."""
+        for version in await store.checking(self.db):
+            self._start_check(version.pack, version.version)
+
+    async def stop(self) -> None:
+        for task in list(self._checks):
+            task.cancel()
+        await asyncio.gather(*self._checks, return_exceptions=True)
+
+    def load(self, pack: str, version: int) -> Pack:
+        return load_pack(self.folder(pack, version))
+
+    def zip_bytes(self, pack: str, version: int) -> bytes:
+        folder = self.folder(pack, version)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    archive.write(path, f"{pack}/{path.relative_to(folder)}")
+        return buffer.getvalue()
+
+    async def delete(self, pack: str, version: int) -> None:
+        await store.delete_version(self.db, pack, version)
+        with contextlib.suppress(OSError):
+            shutil.rmtree(self.folder(pack, version))
+
+
+def _relative(message: str, folder: Path) -> str:
+    return message.replace(str(folder.resolve()) + "/", "").replace(str(folder) + "/", "")
+
+
+def _finding(outcome: Outcome, folder: Path) -> dict[str, Any]:
+    """One check as the report shows it: the step, what went wrong, and where (file:line)."""
+    where = _WHERE.match(_relative(outcome.problems[0] if outcome.problems
+                                   else outcome.where + ": ", folder))
+    if outcome.problems:
+        message = where["message"] if where else outcome.problems[0]
+    else:
+        message = "; ".join(mismatches(outcome))
+    step = outcome.step + (" (exercise)" if outcome.kind == "exercise" else "")
+    return {"step": f"{outcome.lesson}/{step}", "status": outcome.status, "message": message,
+            "file": where["file"] if where else "", "line": int(where["line"]) if where else None}

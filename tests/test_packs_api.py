@@ -1,0 +1,131 @@
+"""Uploaded packs on a real server: checked in the real sandbox, owned by a token, versioned."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from app.settings import ROOT
+from tests.conftest import ADMIN_TOKEN
+
+EXAMPLE = ROOT / "lessons" / "example"
+
+
+def example_zip(pack_id: str, *, break_compare: bool = False, evil: str = "") -> bytes:
+    """The example pack, as an author copies it: under their own pack id."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(EXAMPLE.iterdir()):
+            text = path.read_text()
+            if path.name == "pack.yaml":
+                text = text.replace("id: example", f"id: {pack_id}")
+            if break_compare:  # the PyTorch side of the first step computes something else
+                text = text.replace("total = torch.sum(x, dim=0)", "total = torch.sum(x, dim=1)")
+            archive.writestr(f"{pack_id}/{path.name}", text)
+        if evil:
+            archive.writestr(evil, "x")
+    return buffer.getvalue()
+
+
+def upload(api: httpx.Client, data: bytes, token: str | None = None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return api.post("/api/packs", files={"file": ("pack.zip", data, "application/zip")},
+                    headers=headers)
+
+
+def finished_report(api: httpx.Client, url: str, token: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        report = api.get(url, headers={"Authorization": f"Bearer {token}"}).json()
+        if report["status"] != "checking":
+            return report  # type: ignore[no-any-return]
+        time.sleep(0.5)
+    raise AssertionError("the check did not finish")
+
+
+def test_an_uploaded_pack_is_checked_versioned_and_owned(api: httpx.Client) -> None:
+    first = upload(api, example_zip("uploaded-example"))
+    assert first.status_code == 202, first.text
+    body = first.json()
+    token = body["author_token"]
+    assert body["pack"] == "uploaded-example" and body["version"] == 1
+    assert body["status"] == "checking" and len(token) >= 22  # 128 bits, url-safe
+    report = finished_report(api, body["report_url"], token)
+    assert report["status"] == "ready", report
+    assert [c["status"] for c in report["checks"]] == ["ok"] * 4
+    # a second version needs the author's token; with it, it is version 2
+    assert upload(api, example_zip("uploaded-example")).status_code == 403
+    assert upload(api, example_zip("uploaded-example"), token="not-the-token").status_code == 403
+    second = upload(api, example_zip("uploaded-example"), token=token)
+    assert second.status_code == 202 and second.json()["version"] == 2
+    assert second.json()["author_token"] is None
+    mine = api.get("/api/packs/uploaded-example", headers={"Authorization": f"Bearer {token}"})
+    assert [v["version"] for v in mine.json()["versions"]] == [1, 2] and mine.json()["yours"]
+    # the download is the pack as uploaded
+    download = api.get("/api/packs/uploaded-example/1.zip",
+                       headers={"Authorization": f"Bearer {token}"})
+    assert download.status_code == 200
+    names = zipfile.ZipFile(io.BytesIO(download.content)).namelist()
+    assert sorted(names) == ["uploaded-example/01-layers.md", "uploaded-example/pack.yaml"]
+    # the author removes a version; the other stays
+    removed = api.delete("/api/packs/uploaded-example/2",
+                         headers={"Authorization": f"Bearer {token}"})
+    assert removed.status_code == 204
+    mine = api.get("/api/packs/uploaded-example", headers={"Authorization": f"Bearer {token}"})
+    assert [v["version"] for v in mine.json()["versions"]] == [1]
+
+
+def test_a_failing_version_is_reported_at_its_file_and_line(api: httpx.Client) -> None:
+    accepted = upload(api, example_zip("broken-example", break_compare=True)).json()
+    report = finished_report(api, accepted["report_url"], accepted["author_token"])
+    assert report["status"] == "failed", report
+    failing = [c for c in report["checks"] if c["status"] != "ok"]
+    assert len(failing) == 1 and failing[0]["step"].endswith("/sum-along-an-axis")
+    assert failing[0]["file"] == "01-layers.md" and failing[0]["line"] > 1
+    assert "total" in failing[0]["message"]
+
+
+def test_a_refused_zip_says_which_file_and_why_and_writes_nothing(
+        api: httpx.Client, data_dir: Path) -> None:
+    before = sorted((data_dir / "packs").rglob("*")) if (data_dir / "packs").exists() else []
+    refused = upload(api, example_zip("slipping", evil="../../escape.md"))
+    assert refused.status_code == 422
+    assert "../../escape.md" in refused.json()["detail"] and "leaves" in refused.json()["detail"]
+    not_a_pack = upload(api, b"this is not a zip")
+    assert not_a_pack.status_code == 422 and "not a zip" in not_a_pack.json()["detail"]
+    bundled = upload(api, example_zip("example"))
+    assert bundled.status_code == 409 and "bundled" in bundled.json()["detail"]
+    after = sorted((data_dir / "packs").rglob("*")) if (data_dir / "packs").exists() else []
+    assert [p for p in after if p not in before and ".incoming" not in p.parts] == []
+    assert not any((data_dir / "packs" / ".incoming").glob("*"))
+    too_big = upload(api, b"PK" + b"\0" * (5 * 1024 * 1024))
+    assert too_big.status_code == 413
+    assert api.post("/api/packs", json={"file": "x"}).status_code == 422
+
+
+def test_a_pack_is_private_until_an_administrator_publishes_it(api: httpx.Client) -> None:
+    accepted = upload(api, example_zip("private-example")).json()
+    token = accepted["author_token"]
+    listed = [p["pack"] for p in api.get("/api/packs").json()]
+    assert "private-example" not in listed and "tf-to-torch" in listed  # bundled: listed
+    assert api.get("/api/packs/private-example").status_code == 404
+    assert api.get("/api/packs/private-example/1.zip").status_code == 404
+    assert api.delete("/api/packs/private-example/1").status_code == 401
+    mine = api.get("/api/packs", headers={"Authorization": f"Bearer {token}"}).json()
+    assert any(p["pack"] == "private-example" and p["yours"] for p in mine)
+
+    def publish(value: str, admin: str) -> int:
+        return api.put(f"/api/packs/private-example/published?published={value}",
+                       headers={"Authorization": f"Bearer {admin}"}).status_code
+
+    assert publish("true", token) == 403  # the author is not the administrator
+    assert publish("true", ADMIN_TOKEN) == 204
+    assert "private-example" in [p["pack"] for p in api.get("/api/packs").json()]
+    assert api.get("/api/packs/private-example").status_code == 200
+    assert publish("false", ADMIN_TOKEN) == 204
+    assert "private-example" not in [p["pack"] for p in api.get("/api/packs").json()]
