@@ -266,7 +266,7 @@ def test_bad_input_gets_a_4xx_with_a_message(tmp_path: Path) -> None:
             ("POST", f"/api/classes/{code}/join", {"name": 5}, 422),
             ("POST", "/api/classes/ZZZZZZ/join", {"name": "Ana"}, 404),
             ("POST", "/api/classes/not-a-code-at-all/join", {"name": "Ana"}, 404),
-            ("GET", "/api/classes/%00%00/roster", None, 404),
+            ("GET", "/api/classes/%00%00/roster", None, 401),
         ]
         for method, path, body, status in cases:
             kwargs: dict[str, Any] = (
@@ -310,8 +310,31 @@ def test_joins_are_rate_limited_per_address_and_classes_capped(tmp_path: Path) -
         assert [g.status_code for g in guesses] == [404, 429]  # the 5th attempt in a minute
         assert int(guesses[1].headers["retry-after"]) >= 1
         assert "Too many join attempts" in guesses[1].json()["detail"]
+        # the join page can't be used to look codes up instead
+        assert (await http.get(f"/join/{code}")).status_code == 429
 
     scenario(tmp_path, go, class_max_learners=2, class_joins_per_minute=4)
+
+
+def test_only_the_join_page_tells_live_codes_from_dead_ones(tmp_path: Path) -> None:
+    async def go(http: httpx.AsyncClient, pool: QuickPool) -> None:
+        made = await new_class(http)
+        live, dead = made["code"], "ZZZZZZ" if made["code"] != "ZZZZZZ" else "YYYYYY"
+        for path in ("", "/roster", "/events", "/export.csv"):
+            for token in (None, "x" * 22):
+                answers = [await http.get(f"/api/classes/{code}{path}",
+                                          headers=bearer(token) if token else {})
+                           for code in (live, dead)]
+                assert answers[0].status_code == answers[1].status_code in (401, 403)
+                assert answers[0].json() == answers[1].json()
+        pages = [await http.get(f"/classes/{code}/teach") for code in (live, dead)]
+        assert pages[0].status_code == pages[1].status_code == 200
+        assert "Tuesday" not in pages[0].text
+        misses = [(await http.get(f"/join/Q{i}QQQQ")).status_code for i in range(2, 5)]
+        assert misses == [404, 404, 429]  # wrong codes count against the address
+        assert (await http.get("/join/" + live)).status_code == 429
+
+    scenario(tmp_path, go, class_joins_per_minute=2)
 
 
 def test_csv_export_has_every_learner_and_defuses_formulas(tmp_path: Path) -> None:

@@ -23,6 +23,15 @@ class RateLimit:
         self._seen: collections.OrderedDict[str, collections.deque[float]] = (
             collections.OrderedDict())
 
+    def wait_s(self, address: str, now: float | None = None) -> int:
+        """0 if an attempt would be allowed now, else the seconds until one is; counts nothing."""
+        now = time.monotonic() if now is None else now
+        times = self._seen.get(address)
+        live = [t for t in times or () if t > now - WINDOW_S]
+        if len(live) >= self.per_minute:
+            return max(1, math.ceil(live[0] + WINDOW_S - now))
+        return 0
+
     def attempt(self, address: str, now: float | None = None) -> int:
         """Count an attempt; 0 if allowed, else the seconds until one is."""
         now = time.monotonic() if now is None else now

@@ -75,13 +75,28 @@ class ClassService:
         return klass
 
     async def as_instructor(self, code: str, token: str | None) -> Class:
-        """The class, if `token` is its instructor's; 401 without one, 403 with another."""
-        klass = await self.get(code)
+        """The class, if `token` is its instructor's; 401 without one, 403 with another.
+
+        An unknown code gets the same answers as a known one, so these calls
+        can't be used to find live codes; only the join page, which is
+        rate-limited, tells them apart.
+        """
         if not token:
             raise NotSignedIn("This needs the class's instructor token.")
-        if not tokens.same(token, klass.instructor_digest):
-            raise NotTheInstructor("That is not this class's instructor token.")
+        normal = tokens.normal_code(code)
+        klass = await classes.get(self.db, normal) if normal else None
+        if klass is None or not tokens.same(token, klass.instructor_digest):
+            raise NotTheInstructor("That is not the instructor token of a class with this code.")
         return klass
+
+    async def find_to_join(self, code: str, address: str) -> Class:
+        """The class behind a join code; a miss counts against the address's join limit."""
+        self._joins_left(address, count=False)
+        try:
+            return await self.get(code)
+        except NoSuchClass:
+            self._joins_left(address, count=True)
+            raise
 
     async def roster(self, klass: Class) -> list[RosterEntry]:
         return roster.entries(await class_learners.roster(self.db, klass.code), self.catalog)
@@ -117,9 +132,7 @@ class ClassService:
     # ---- learners -----------------------------------------------------------
 
     async def join(self, code: str, name: str, address: str) -> tuple[Seat, str]:
-        wait_s = self.joins.attempt(address)
-        if wait_s:
-            raise TooManyJoins(f"Too many join attempts; try again in {wait_s} s.", wait_s)
+        self._joins_left(address, count=True)
         klass = await self.get(code)
         self._still_open(klass)
         lesson = self.catalog.lesson(klass.lessons[0])
@@ -193,6 +206,11 @@ class ClassService:
             kind="run", learner=seat.learner.id, name=seat.learner.name, lesson=done.lesson,
             step=done.step, status=done.status, error=done.error))
         return result
+
+    def _joins_left(self, address: str, *, count: bool) -> None:
+        wait_s = self.joins.attempt(address) if count else self.joins.wait_s(address)
+        if wait_s:
+            raise TooManyJoins(f"Too many join attempts; try again in {wait_s} s.", wait_s)
 
     def _still_open(self, klass: Class) -> None:
         if klass.ended:

@@ -58,7 +58,7 @@ async def read_join_code(request: Request,
 
 @router.get("/join/{code}", response_class=HTMLResponse)
 async def read_join(request: Request, code: str, classes: ClassesDep) -> HTMLResponse:
-    klass = await classes.get(code)
+    klass = await classes.find_to_join(code, _address(request))
     return render(request, "pages/join.html", {"klass": klass, "code": klass.code,
                                                "error": None, "name": ""})
 
@@ -67,10 +67,9 @@ async def read_join(request: Request, code: str, classes: ClassesDep) -> HTMLRes
 async def create_join_page(request: Request, code: str, classes: ClassesDep,
                            name: Annotated[str, Form(max_length=200)],
                            ) -> HTMLResponse | RedirectResponse:
-    klass = await classes.get(code)
-    address = request.client.host if request.client else "unknown"
+    klass = await classes.find_to_join(code, _address(request))
     try:
-        seat, token = await classes.join(code, JoinClass(name=name).name, address)
+        seat, token = await classes.join(code, JoinClass(name=name).name, _address(request))
     except (ValidationError, ClassRefused) as exc:
         status = exc.status_code if isinstance(exc, ClassRefused) else 422
         return render(request, "pages/join.html", {"klass": klass, "code": klass.code,
@@ -82,9 +81,9 @@ async def create_join_page(request: Request, code: str, classes: ClassesDep,
 
 
 @router.get("/classes/{code}/teach", response_class=HTMLResponse)
-async def read_teach(request: Request, code: str, classes: ClassesDep) -> HTMLResponse:
-    klass = await classes.get(code)
-    return render(request, "pages/teach.html", {"klass": klass, "error": None})
+async def read_teach(request: Request, code: str) -> HTMLResponse:
+    # The same page for any code: whether a class exists is for the join page to say.
+    return render(request, "pages/teach.html", {"code": code[:12], "error": None})
 
 
 @posts.post("/classes/{code}/teach", response_class=HTMLResponse, response_model=None)
@@ -94,8 +93,7 @@ async def create_teach_session(request: Request, code: str, classes: ClassesDep,
     try:
         klass = await classes.as_instructor(code, key.strip())
     except NotTheInstructor as exc:
-        klass = await classes.get(code)
-        return render(request, "pages/teach.html", {"klass": klass, "error": exc.message},
+        return render(request, "pages/teach.html", {"code": code[:12], "error": exc.message},
                       status_code=403)
     response = RedirectResponse(f"/classes/{klass.code}/dashboard", status_code=303)
     set_teach_cookie(response, klass.code, key.strip())
@@ -119,6 +117,10 @@ async def read_class_stream(request: Request, code: str, seat: SeatDep,
     return StreamingResponse(
         streams.follow(classes.bus, code, everything, one, class_wide_only=True),
         media_type="text/event-stream", headers=streams.HEADERS)
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def _say(exc: Exception) -> str:

@@ -59,8 +59,8 @@ async def create_class(body: CreateClass, request: Request,
 @router.post("/{code}/join", status_code=201, response_model=Joined)
 async def create_join(code: str, body: JoinClass, request: Request, response: Response,
                       classes: ClassesDep) -> Joined:
-    address = request.client.host if request.client else "unknown"
-    seat, token = await classes.join(code, body.name, address)
+    seat, token = await classes.join(code, body.name, request.client.host if request.client
+                                     else "unknown")
     set_class_cookie(response, token)  # a browser calling the API is in the class too
     return Joined(student_token=token, lesson_url=first_lesson_url(request, seat.klass))
 
