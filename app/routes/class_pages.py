@@ -52,7 +52,8 @@ async def create_class_page(request: Request, catalog: CatalogDep, classes: Clas
 async def read_join_code(request: Request,
                          code: str | None = None) -> HTMLResponse | RedirectResponse:
     if code:
-        return RedirectResponse(f"/join/{code.strip().upper()[:12]}", status_code=303)
+        typed = "".join(c for c in code.upper() if c.isalnum())[:12]  # a path segment, no more
+        return RedirectResponse(f"/join/{typed}", status_code=303)
     return render(request, "pages/join.html", {"klass": None, "code": "", "error": None})
 
 
