@@ -38,7 +38,8 @@ def _serve(args: argparse.Namespace) -> int:
     from app.main import create_app
     from app.settings import Settings
 
-    overrides: dict[str, object] = {"host": args.host, "port": args.port}
+    overrides: dict[str, object] = {"host": args.host, "port": args.port,
+                                    "packs_dir": args.packs, "reload_packs": args.reload or None}
     if args.insecure_no_sandbox:
         overrides["insecure_no_sandbox"] = True
     settings = Settings.model_validate({k: v for k, v in overrides.items() if v is not None})
@@ -86,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="start the web server")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--packs", default=None, help="folder of lesson packs to serve")
+    serve.add_argument("--reload", action="store_true",
+                       help="live preview: re-read the packs and refresh pages on every change")
     serve.add_argument("--insecure-no-sandbox", action="store_true",
                        help="run snippets without isolation (flagged on every page)")
     serve.set_defaults(func=_serve)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from fastapi import FastAPI
 from app import errors
 from app.packs.library import Library
 from app.packs.loader import load_packs
+from app.packs.watch import PackWatcher
 from app.routes import (
     class_pages,
     classes,
@@ -21,6 +23,7 @@ from app.routes import (
     packs,
     pages,
     pairs,
+    reload,
     runs,
     steps,
 )
@@ -48,10 +51,15 @@ def create_app(settings: Settings | None = None, pool: Pool | None = None) -> Fa
         try:
             async with web_setup.running(app):
                 await app.state.library.resume()
+                watching = (asyncio.get_running_loop().create_task(app.state.watcher.run())
+                            if app.state.watcher else None)
                 try:
                     yield
                 finally:
                     await app.state.library.stop()
+                    if watching is not None:
+                        app.state.watcher.stop()
+                        await asyncio.gather(watching, return_exceptions=True)
         finally:
             if own_pool:
                 await pool.stop()
@@ -68,9 +76,12 @@ def create_app(settings: Settings | None = None, pool: Pool | None = None) -> Fa
         log.error("lesson pack: %s", error)
 
     web_setup.install(app)  # the store, /static, CSP and CSRF
+    app.state.watcher = PackWatcher(settings.packs_dir, lambda catalog: setattr(
+        app.state, "catalog", catalog)) if settings.reload_packs else None
     app.state.library = Library(settings.data_dir / "packs", app.state.db, app.state.catalog,
                                 pool)
-    for module in (runs, pairs, lessons, classes, packs, health, docs, pages, steps):
+    for module in (runs, pairs, lessons, classes, packs, health, docs, reload, pages,
+                   steps):
         app.include_router(module.router)
     for module in (class_pages, dashboard):  # page routes and their CSRF-checked forms
         app.include_router(module.router)

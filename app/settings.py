@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         60, ge=1, description=(
             "Join attempts one client address may make per minute (right code or wrong); "
             "a classroom behind one NAT joins from one address."))
+    reload_packs: bool = Field(
+        False, description=("Watch the packs folder: re-read the packs on every change and "
+                            "refresh open pages (an author's live preview)."))
     admin_token: SecretStr | None = Field(
         None, description=("Administrator's token: publishes uploaded packs to everyone's "
                            "list (Authorization: Bearer). Unset: nobody can publish."))

@@ -56,9 +56,18 @@ def render(request: Request, page: str, context: dict[str, Any], *,
            headers: dict[str, str] | None = None) -> HTMLResponse:
     name = partial if partial and is_fragment(request) else page
     context = {"csrf_token": request.state.csrf, "style_nonce": request.state.style_nonce,
-               "insecure": _insecure(request), **context}
+               "insecure": _insecure(request), **_preview(request), **context}
     return templates().TemplateResponse(request, name, context, status_code=status_code,
                                         headers=headers)
+
+
+def _preview(request: Request) -> dict[str, Any]:
+    """In an author's live preview: the page refreshes itself and shows every pack error."""
+    if getattr(request.app.state, "watcher", None) is None:
+        return {"reload": False}
+    folder = f"{request.app.state.settings.packs_dir.resolve()}/"
+    return {"reload": True,
+            "pack_errors": [e.replace(folder, "") for e in request.app.state.catalog.errors]}
 
 
 def _insecure(request: Request) -> bool:
