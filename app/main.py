@@ -20,6 +20,7 @@ from app.routes import (
     docs,
     health,
     lessons,
+    pack_pages,
     packs,
     pages,
     pairs,
@@ -83,7 +84,7 @@ def create_app(settings: Settings | None = None, pool: Pool | None = None) -> Fa
     for module in (runs, pairs, lessons, classes, packs, health, docs, reload, pages,
                    steps):
         app.include_router(module.router)
-    for module in (class_pages, dashboard):  # page routes and their CSRF-checked forms
+    for module in (class_pages, dashboard, pack_pages):  # pages and their CSRF-checked forms
         app.include_router(module.router)
         app.include_router(module.posts)
     return app

@@ -7,7 +7,8 @@ strictly like any pack (YAML safe-loaded, Markdown sanitised), and moved
 into place; then every step runs in the sandbox in the background, on the
 server's own pool behind learners' runs, and the version becomes `ready`
 or `failed` with a report naming file and line. The first upload of a pack
-id makes the uploader its author (a 128-bit token); later versions need
+id makes the uploader its author: the token it sent, or a new 128-bit one,
+so one author can own several packs with one token; later versions need
 that token. Bundled packs' ids are taken.
 """
 
@@ -35,6 +36,7 @@ from sandbox.fairqueue import Client
 from sandbox.pool import Pool
 
 log = logging.getLogger(__name__)
+MIN_TOKEN_CHARS = 22  # 128 bits, URL-safe base64
 CHECKS_IN_FLIGHT = 1  # pairs of one upload's check at once: learners' runs go first
 _WHERE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):\s*(?P<message>.*)$", re.S)
 
@@ -49,7 +51,7 @@ class UploadRefused(Exception):
 class Receipt:
     pack: str
     version: int
-    author_token: str | None  # only when this upload made the pack
+    author_token: str | None  # only when this upload made the pack (the one it sent, if any)
 
 
 class Library:
@@ -78,7 +80,10 @@ class Library:
             if made is not None and (token is None or digest(token) != made.author_digest):
                 raise UploadRefused(403, f"pack '{pack.id}' belongs to another author: "
                                          "send its author token to add a version")
-            author = token if token is not None and made is not None else new_token()
+            if made is None and token is not None and len(token) < MIN_TOKEN_CHARS:
+                raise UploadRefused(422, "an author token has at least 22 characters: "
+                                         "leave it out to be given one")
+            author = token if token is not None else new_token()
             try:
                 version = await store.add_version(self.db, pack.id, digest(author), pack.title)
             except PermissionError:
@@ -90,6 +95,14 @@ class Library:
             shutil.rmtree(staging, ignore_errors=True)
         self._start_check(pack.id, version)
         return Receipt(pack.id, version, None if made is not None else author)
+
+    async def authored(self, token: str | None) -> list[tuple[str, list[store.Version]]]:
+        """The packs this token is the author of, with their versions."""
+        if not token:
+            return []
+        mine = [p for p in await store.visible(self.db, digest(token))
+                if p.author_digest == digest(token)]
+        return [(p.id, await store.versions(self.db, p.id)) for p in mine]
 
     def _start_check(self, pack: str, version: int) -> None:
         task = asyncio.get_running_loop().create_task(self._check(pack, version))

@@ -67,10 +67,9 @@ class PackInfo(BaseModel):
     versions: list[VersionInfo]
 
 
-async def _readable(library: Library, pack: str, request: Request) -> bool:
+async def _readable(library: Library, pack: str, token: str | None) -> bool:
     """Whether the caller may see the pack: published, or theirs. False for an unknown pack."""
     made = await store.owner(library.db, pack)
-    token = bearer_token(request)
     return made is not None and (made.published or (
         token is not None and hmac.compare_digest(digest(token), made.author_digest)))
 
@@ -127,7 +126,7 @@ async def read_packs(request: Request, library: LibraryDep) -> list[PackInfo]:
 
 @router.get("/{pack}", response_model=PackInfo, responses={404: {}})
 async def read_pack(pack: str, request: Request, library: LibraryDep) -> PackInfo:
-    if not await _readable(library, pack, request):
+    if not await _readable(library, pack, bearer_token(request)):
         raise HTTPException(404, f"No uploaded pack '{pack}' you can see.")
     made = await store.owner(library.db, pack)
     assert made is not None
@@ -138,8 +137,10 @@ async def read_pack(pack: str, request: Request, library: LibraryDep) -> PackInf
                     versions=versions)
 
 
-async def _version(library: Library, pack: str, version: int, request: Request) -> store.Version:
-    if not await _readable(library, pack, request):
+async def readable_version(library: Library, pack: str, version: int,
+                           token: str | None) -> store.Version:
+    """A version the caller may see; 404 otherwise (unknown and private look alike)."""
+    if not await _readable(library, pack, token):
         raise HTTPException(404, f"No uploaded pack '{pack}' you can see.")
     found = next((v for v in await store.versions(library.db, pack) if v.version == version),
                  None)
@@ -150,7 +151,7 @@ async def _version(library: Library, pack: str, version: int, request: Request) 
 
 @router.get("/{pack}/{version}/report", response_model=Report, responses={404: {}})
 async def read_report(pack: str, version: int, request: Request, library: LibraryDep) -> Any:
-    found = await _version(library, pack, version, request)
+    found = await readable_version(library, pack, version, bearer_token(request))
     return {"status": found.status, "checks": found.report}
 
 
@@ -158,7 +159,7 @@ async def read_report(pack: str, version: int, request: Request, library: Librar
             responses={200: {"content": {"application/zip": {}}}, 404: {}})
 async def read_pack_zip(pack: str, version: int, request: Request,
                         library: LibraryDep) -> Response:
-    await _version(library, pack, version, request)
+    await readable_version(library, pack, version, bearer_token(request))
     return Response(library.zip_bytes(pack, version), media_type="application/zip",
                     headers={"content-disposition":
                              f'attachment; filename="{pack}-{version}.zip"'})
@@ -168,7 +169,7 @@ async def read_pack_zip(pack: str, version: int, request: Request,
 async def delete_pack_version(pack: str, version: int, request: Request,
                               library: LibraryDep) -> Response:
     await _own(library, pack, request)
-    await _version(library, pack, version, request)
+    await readable_version(library, pack, version, bearer_token(request))
     await library.delete(pack, version)
     return Response(status_code=204)
 
