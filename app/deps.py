@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from app.classes.service import ClassService
+from app.packs.library import Library
 from app.packs.models import Catalog
 from app.settings import Settings
 from app.store.class_learners import Seat
-from app.web.security import CLASS_COOKIE
+from app.web.security import AUTHOR_COOKIE, CLASS_COOKIE
 from app.web.setup import Pages
 from sandbox.fairqueue import Client
 from sandbox.pool import Pool
@@ -71,9 +72,29 @@ def get_client_id(request: Request, seat: Annotated[Seat | None, Depends(get_sea
     return Client(learner=learner, address=address)
 
 
+def get_library(request: Request) -> Library:
+    return request.app.state.library  # type: ignore[no-any-return]
+
+
+async def get_visible_catalog(request: Request) -> Catalog:
+    """The catalog as this caller may see it: uploaded packs only where `Library` allows
+    (their author: the Bearer token or the author cookie; their class; published).
+    A Bearer token here may be an author's or a learner's: neither is refused."""
+    catalog = get_catalog(request)
+    bearer = bearer_token(request)
+    author = bearer or request.cookies.get(AUTHOR_COOKIE) or None
+    learner = bearer or request.cookies.get(CLASS_COOKIE)
+    seat = await get_classes(request).seat(learner) if learner else None
+    class_pack = seat.klass.pack if seat is not None else None
+    packs = await get_library(request).listed(catalog.packs, author, class_pack)
+    return catalog.model_copy(update={"packs": packs})
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PoolDep = Annotated[Pool, Depends(get_pool)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+VisibleCatalogDep = Annotated[Catalog, Depends(get_visible_catalog)]
+LibraryDep = Annotated[Library, Depends(get_library)]
 ClientDep = Annotated[Client, Depends(get_client_id)]
 ClassesDep = Annotated[ClassService, Depends(get_classes)]
 PagesDep = Annotated[Pages, Depends(get_pages)]

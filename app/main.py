@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from app import errors
 from app.packs.library import Library
 from app.packs.loader import load_packs
+from app.packs.models import Catalog
 from app.packs.watch import PackWatcher
 from app.routes import (
     class_pages,
@@ -72,15 +73,27 @@ def create_app(settings: Settings | None = None, pool: Pool | None = None) -> Fa
     app.state.pool = pool
     errors.install(app)
     # Lenient: a broken lesson is logged and left out; `sidebyside check` is the gate.
-    app.state.catalog = load_packs(settings.packs_dir, strict=False)
-    for error in app.state.catalog.errors:
+    app.state.bundled = app.state.catalog = load_packs(settings.packs_dir, strict=False)
+    for error in app.state.bundled.errors:
         log.error("lesson pack: %s", error)
 
     web_setup.install(app)  # the store, /static, CSP and CSRF
-    app.state.watcher = PackWatcher(settings.packs_dir, lambda catalog: setattr(
-        app.state, "catalog", catalog)) if settings.reload_packs else None
-    app.state.library = Library(settings.data_dir / "packs", app.state.db, app.state.catalog,
-                                pool)
+
+    def publish() -> None:
+        """The site's catalog: the bundled packs and every uploaded version, as one."""
+        bundled, uploaded = app.state.bundled, list(app.state.library.packs.values())
+        app.state.catalog = app.state.classes.catalog = Catalog(
+            packs=[*bundled.packs, *uploaded], errors=bundled.errors)
+
+    def reloaded(catalog: Catalog) -> None:
+        app.state.bundled = catalog
+        publish()
+
+    app.state.watcher = PackWatcher(settings.packs_dir, reloaded) if settings.reload_packs \
+        else None
+    app.state.library = Library(settings.data_dir / "packs", app.state.db,
+                                lambda: app.state.bundled, pool, on_change=publish)
+    publish()
     for module in (runs, pairs, lessons, classes, packs, health, docs, reload, pages,
                    steps):
         app.include_router(module.router)

@@ -129,3 +129,39 @@ def test_a_pack_is_private_until_an_administrator_publishes_it(api: httpx.Client
     assert api.get("/api/packs/private-example").status_code == 200
     assert publish("false", ADMIN_TOKEN) == 204
     assert "private-example" not in [p["pack"] for p in api.get("/api/packs").json()]
+
+
+def test_a_class_pins_a_ready_version_that_its_learners_then_see(api: httpx.Client) -> None:
+    first = upload(api, example_zip("class-example")).json()
+    token = first["author_token"]
+    author = {"Authorization": f"Bearer {token}"}
+    assert finished_report(api, first["report_url"], token)["status"] == "ready"
+    lesson = "class-example--v1--example-layers"
+    # private: only its author previews it, or teaches from it
+    assert api.get(f"/api/lessons/{lesson}").status_code == 404
+    assert api.get(f"/api/lessons/{lesson}", headers=author).status_code == 200
+    assert [x["id"] for x in api.get("/api/lessons?pack=class-example", headers=author).json()] \
+        == [lesson]
+    body = {"pack": "class-example", "title": "Authors' class"}
+    assert api.post("/api/classes", json=body).status_code == 404
+    created = api.post("/api/classes", json=body, headers=author)
+    assert created.status_code == 201, created.text
+    code = created.json()["code"]
+    student = api.post(f"/api/classes/{code}/join", json={"name": "Ada"}).json()["student_token"]
+    learner = {"Authorization": f"Bearer {student}"}
+    assert api.get(f"/api/lessons/{lesson}", headers=learner).status_code == 200
+    # a later version does not move the class; a failing one can't start a class
+    broken = upload(api, example_zip("class-example", break_compare=True), token=token).json()
+    assert finished_report(api, broken["report_url"], token)["status"] == "failed"
+    refused = api.post("/api/classes", json={**body, "version": 2}, headers=author)
+    assert refused.status_code == 409 and "passed its check" in refused.json()["detail"]
+    assert api.get("/api/lessons/class-example--v2--example-layers",
+                   headers=learner).status_code == 404
+    state = api.get(f"/api/classes/{code}/roster",
+                    headers={"Authorization": f"Bearer {created.json()['instructor_token']}"})
+    assert state.status_code == 200 and [r["name"] for r in state.json()] == ["Ada"]
+    # the version a class uses stays
+    kept = api.delete("/api/packs/class-example/1", headers=author)
+    assert kept.status_code == 409 and "class" in kept.json()["detail"]
+    assert api.post("/api/classes", json={"pack": "example", "title": "x", "version": 1}
+                    ).status_code == 422  # bundled packs have no versions

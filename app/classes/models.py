@@ -33,6 +33,9 @@ class _Strict(BaseModel):
 
 class CreateClass(_Strict):
     pack: Id
+    version: int | None = Field(None, ge=1, description=(
+        "an uploaded pack's version to pin (default: its latest ready one); "
+        "bundled packs have none"))
     title: Annotated[str, Field(max_length=MAX_TITLE_CHARS * 4)]
     lessons: Annotated[list[Id], Field(max_length=MAX_LESSONS)] | None = Field(
         None, description="a subset of the pack's lessons, in class order; default: all")

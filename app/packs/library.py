@@ -22,6 +22,7 @@ import logging
 import re
 import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +55,46 @@ class Receipt:
     author_token: str | None  # only when this upload made the pack (the one it sent, if any)
 
 
+def versioned_id(pack: str, version: int) -> str:
+    """A version's pack id in the site's catalog; `--` never occurs in an author's ids."""
+    return f"{pack}--v{version}"
+
+
+def _versioned(pack: Pack, version: int) -> Pack:
+    """The version as the site serves it: its ids namespaced, so versions never clash."""
+    prefix = versioned_id(pack.id, version)
+    ids = {lesson.id: f"{prefix}--{lesson.id}" for lesson in pack.lessons}
+    lessons = [lesson.model_copy(update={
+        "id": ids[lesson.id], "pack": prefix,
+        "prerequisites": [ids.get(p, p) for p in lesson.prerequisites]})
+        for lesson in pack.lessons]
+    return pack.model_copy(update={"id": prefix, "title": f"{pack.title} (version {version})",
+                                   "lessons": lessons})
+
+
 class Library:
-    def __init__(self, root: Path, db: Database, bundled: Catalog, pool: Pool,
-                 limits: UnpackLimits | None = None) -> None:
+    def __init__(self, root: Path, db: Database, bundled: Callable[[], Catalog], pool: Pool,
+                 limits: UnpackLimits | None = None,
+                 on_change: Callable[[], None] | None = None) -> None:
         self.root, self.db, self.bundled, self.pool = root, db, bundled, pool
         self.limits = limits or UnpackLimits()
+        self.on_change = on_change
         self._checks: set[asyncio.Task[None]] = set()
+        # Every version on disk, loaded: the site's catalog includes them (who may
+        # see which is decided per request: `listed`, `may_view`).
+        self.packs: dict[str, Pack] = {}
+        for folder in sorted(root.glob("*/*")) if root.is_dir() else []:
+            if folder.name.isdigit() and not folder.parent.name.startswith("."):
+                self._add(folder.parent.name, int(folder.name), announce=False)
+
+    def _add(self, pack: str, version: int, announce: bool = True) -> None:
+        try:
+            self.packs[versioned_id(pack, version)] = _versioned(self.load(pack, version),
+                                                                 version)
+        except PackError as exc:  # a pack loaded once loads again, unless its folder was hurt
+            log.error("uploaded pack %s v%d no longer loads: %s", pack, version, exc)
+        if announce and self.on_change is not None:
+            self.on_change()
 
     def folder(self, pack: str, version: int) -> Path:
         return self.root / pack / str(version)
@@ -74,7 +109,7 @@ class Library:
         except PackError as exc:
             raise UploadRefused(422, _relative(str(exc), staging)) from None
         try:
-            if self.bundled.pack(pack.id) is not None:
+            if self.bundled().pack(pack.id) is not None:
                 raise UploadRefused(409, f"pack id '{pack.id}' is taken by a bundled pack")
             made = await store.owner(self.db, pack.id)
             if made is not None and (token is None or digest(token) != made.author_digest):
@@ -93,6 +128,7 @@ class Library:
             staging.rename(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        self._add(pack.id, version)
         self._start_check(pack.id, version)
         return Receipt(pack.id, version, None if made is not None else author)
 
@@ -152,8 +188,58 @@ class Library:
 
     async def delete(self, pack: str, version: int) -> None:
         await store.delete_version(self.db, pack, version)
+        self.packs.pop(versioned_id(pack, version), None)
+        if self.on_change is not None:
+            self.on_change()
         with contextlib.suppress(OSError):
             shutil.rmtree(self.folder(pack, version))
+
+    # ---- who sees what ------------------------------------------------------------
+
+    async def may_view(self, versioned: str, token: str | None, class_pack: str | None) -> bool:
+        """A version's lessons: its author always; others once it is ready, and only
+        if the pack is published or their class was made from this version."""
+        pack, _, number = versioned.rpartition("--v")
+        made = await store.owner(self.db, pack)
+        if made is None or not number.isdigit():
+            return False
+        if token is not None and digest(token) == made.author_digest:
+            return True
+        found = [v for v in await store.versions(self.db, pack) if v.version == int(number)]
+        return bool(found) and found[0].status == "ready" and (
+            made.published or class_pack == versioned)
+
+    async def listed(self, packs: list[Pack], token: str | None,
+                     class_pack: str | None) -> list[Pack]:
+        """The packs a catalog shows this caller: the bundled ones, every version of their
+        own packs, their class's version, and of others' published packs the latest ready."""
+        mine = {name for name, _ in await self.authored(token)}
+        shown: list[Pack] = []
+        published: dict[str, Pack] = {}  # the latest ready version, per pack name
+        for pack in packs:
+            name, versioned, number = pack.id.rpartition("--v")
+            if not versioned or name in mine or pack.id == class_pack:
+                shown.append(pack)
+            elif (name not in published or int(number) > int(
+                    published[name].id.rpartition("--v")[2])) and await self.may_view(
+                    pack.id, None, None):  # ready and published
+                published[name] = pack
+        return shown + list(published.values())
+
+    async def class_pack(self, pack: str, version: int | None, token: str | None) -> str:
+        """The catalog id of the version a new class pins: a ready one the caller may use."""
+        made = await store.owner(self.db, pack)
+        mine = made is not None and token is not None and digest(token) == made.author_digest
+        if made is None or not (made.published or mine):
+            raise UploadRefused(404, f"No pack '{pack}' you can teach from.")
+        ready = [v.version for v in await store.versions(self.db, pack) if v.status == "ready"]
+        if version is None and ready:
+            version = ready[-1]
+        if version is None or version not in ready:
+            raise UploadRefused(409, f"Pack '{pack}' has no ready version "
+                                     f"{version if version is not None else ''}".rstrip()
+                                + ": a class needs one that passed its check.")
+        return versioned_id(pack, version)
 
 
 def _relative(message: str, folder: Path) -> str:

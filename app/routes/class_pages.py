@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from pydantic import ValidationError
 
@@ -16,31 +16,39 @@ from app.classes import streams
 from app.classes.bus import ClassEvent
 from app.classes.errors import ClassRefused, NotTheInstructor
 from app.classes.models import CreateClass, JoinClass
-from app.deps import CatalogDep, ClassesDep, SeatDep
+from app.deps import ClassesDep, LibraryDep, SeatDep, VisibleCatalogDep
+from app.routes.classes import pinned_pack
 from app.web.classbanner import banner_frames
 from app.web.classlinks import first_lesson_url, set_class_cookie, set_teach_cookie
 from app.web.render import render
-from app.web.security import CsrfDep
+from app.web.security import AUTHOR_COOKIE, CsrfDep
 
 router = APIRouter(tags=["class pages"], include_in_schema=False)
 posts = APIRouter(tags=["class pages"], include_in_schema=False, dependencies=[CsrfDep])
 
 
 @router.get("/classes/new", response_class=HTMLResponse)
-async def read_new_class(request: Request, catalog: CatalogDep) -> HTMLResponse:
+async def read_new_class(request: Request, catalog: VisibleCatalogDep) -> HTMLResponse:
     return render(request, "pages/class_new.html", {"packs": catalog.packs, "error": None})
 
 
 @posts.post("/classes/new", response_class=HTMLResponse, response_model=None)
-async def create_class_page(request: Request, catalog: CatalogDep, classes: ClassesDep,
-                            pack: Annotated[str, Form(max_length=200)],
+async def create_class_page(request: Request, catalog: VisibleCatalogDep, classes: ClassesDep,
+                            library: LibraryDep, pack: Annotated[str, Form(max_length=200)],
                             title: Annotated[str, Form(max_length=500)],
                             lessons: Annotated[list[str] | None, Form()] = None,
                             ) -> HTMLResponse | RedirectResponse:
+    # The form names an uploaded pack's version as the catalog does: `name--vN`.
+    name, versioned, number = pack.rpartition("--v")
+    prefix = f"{pack}--"
     try:
-        body = CreateClass(pack=pack, title=title, lessons=lessons or None)
-        klass, token = await classes.create(body.pack, body.title, body.lessons)
-    except (ValidationError, ClassRefused) as exc:
+        body = CreateClass(
+            pack=name if versioned else pack, version=int(number) if versioned else None,
+            title=title, lessons=[x.removeprefix(prefix) for x in lessons or []] or None)
+        chosen, chosen_lessons = await pinned_pack(body, library, classes,
+                                                   request.cookies.get(AUTHOR_COOKIE))
+        klass, token = await classes.create(chosen, body.title, chosen_lessons)
+    except (ValidationError, ClassRefused, HTTPException, ValueError) as exc:
         return render(request, "pages/class_new.html", {
             "packs": catalog.packs, "error": _say(exc)}, status_code=422)
     response = RedirectResponse(f"/classes/{klass.code}/dashboard", status_code=303)
@@ -127,4 +135,6 @@ def _address(request: Request) -> str:
 def _say(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+    if isinstance(exc, HTTPException):
+        return str(exc.detail)
     return exc.message if isinstance(exc, ClassRefused) else str(exc)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
 
 from app.classes import roster, streams
@@ -27,7 +27,8 @@ from app.classes.models import (
     RosterEntry,
 )
 from app.classes.service import ClassService
-from app.deps import ClassesDep, bearer_token
+from app.deps import ClassesDep, LibraryDep, bearer_token
+from app.packs.library import Library, UploadRefused
 from app.store.classes import Class
 from app.web.classlinks import first_lesson_url, join_url, set_class_cookie, teach_url
 
@@ -47,10 +48,35 @@ async def instructor_class(code: str, request: Request, classes: ClassesDep) -> 
 InstructorClass = Annotated[Class, Depends(instructor_class)]
 
 
-@router.post("", status_code=201, response_model=ClassCreated)
-async def create_class(body: CreateClass, request: Request,
-                       classes: ClassesDep) -> ClassCreated:
-    klass, token = await classes.create(body.pack, body.title, body.lessons)
+async def pinned_pack(body: CreateClass, library: Library, classes: ClassService,
+                      author: str | None) -> tuple[str, list[str] | None]:
+    """The catalog pack a new class uses, and its lessons' catalog ids.
+
+    A bundled pack is itself. An uploaded pack is one version, pinned for the
+    class's life: a ready one, published or the caller's own (`author`: their
+    token); its lessons are named as in the author's files.
+    """
+    bundled = classes.catalog.pack(body.pack)
+    if bundled is not None and "--" not in body.pack:
+        if body.version is not None:
+            raise HTTPException(422, f"'{body.pack}' is a bundled pack: it has no versions.")
+        return body.pack, body.lessons
+    try:
+        pinned = await library.class_pack(body.pack, body.version, author)
+    except UploadRefused as exc:
+        raise HTTPException(exc.status, exc.detail) from None
+    lessons = [f"{pinned}--{lesson}" for lesson in body.lessons] if body.lessons else None
+    return pinned, lessons
+
+
+@router.post("", status_code=201, response_model=ClassCreated,
+             responses={404: {}, 409: {}, 422: {}})
+async def create_class(body: CreateClass, request: Request, classes: ClassesDep,
+                       library: LibraryDep) -> ClassCreated:
+    """Start a class from a bundled pack, or from a version of an uploaded one (the
+    author's Bearer token lets them teach from their own unpublished pack)."""
+    pack, lessons = await pinned_pack(body, library, classes, bearer_token(request))
+    klass, token = await classes.create(pack, body.title, lessons)
     return ClassCreated(code=klass.code, join_url=join_url(request, klass.code),
                         instructor_url=teach_url(request, klass.code, token),
                         instructor_token=token)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
-from app.deps import CatalogDep
+from app.deps import VisibleCatalogDep
 from app.packs.models import Compare, GraphSpec, Lesson, Level, Step
 from app.packs.render import render_markdown
 from sandbox.protocol import Framework
@@ -59,13 +59,17 @@ class LessonOut(BaseModel):
 
 
 @router.get("")
-def read_lessons(catalog: CatalogDep) -> list[LessonSummary]:
+def read_lessons(catalog: VisibleCatalogDep, pack: str | None = None) -> list[LessonSummary]:
+    """Every lesson the caller may see; `pack`: one pack's (an uploaded pack's name
+    gives its versions the caller may see, e.g. `name--v2`, by itself)."""
+    lessons = [x for x in catalog.lessons
+               if pack is None or pack in (x.pack, x.pack.rpartition("--v")[0])]
     return [LessonSummary(id=x.id, title=x.title, pack=x.pack, summary=x.summary, level=x.level,
-                          minutes=x.minutes, steps=len(x.steps)) for x in catalog.lessons]
+                          minutes=x.minutes, steps=len(x.steps)) for x in lessons]
 
 
 @router.get("/{lesson_id}", responses={404: {"description": "No lesson has this id"}})
-def read_lesson(lesson_id: str, catalog: CatalogDep) -> LessonOut:
+def read_lesson(lesson_id: str, catalog: VisibleCatalogDep) -> LessonOut:
     lesson = catalog.lesson(lesson_id)
     if lesson is None:
         raise HTTPException(404, f"no lesson with id '{lesson_id}'")

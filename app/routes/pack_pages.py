@@ -11,14 +11,14 @@ from typing import Annotated
 from fastapi import APIRouter, File, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from app.deps import LibraryDep
 from app.packs.library import UploadRefused
-from app.routes.packs import LibraryDep, readable_version
+from app.routes.packs import readable_version
 from app.web.render import render
-from app.web.security import CsrfDep
+from app.web.security import AUTHOR_COOKIE, CsrfDep
 
 router = APIRouter(tags=["author pages"], include_in_schema=False)
 posts = APIRouter(tags=["author pages"], include_in_schema=False, dependencies=[CsrfDep])
-AUTHOR_COOKIE = "sbs_author"
 AUTHOR_COOKIE_MAX_AGE_S = 400 * 24 * 3600
 
 

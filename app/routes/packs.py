@@ -10,23 +10,16 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, HTTPException, Request, Response, UploadFile
+from fastapi import APIRouter, File, HTTPException, Request, Response, UploadFile
 from pydantic import BaseModel
 
 from app.classes.tokens import digest
-from app.deps import SettingsDep, bearer_token
-from app.packs.library import Library, UploadRefused
+from app.deps import LibraryDep, SettingsDep, bearer_token
+from app.packs.library import Library, UploadRefused, versioned_id
 from app.store import packs as store
 
 router = APIRouter(prefix="/api/packs", tags=["packs"])
 PACK_ID = r"^[a-z0-9]+(-[a-z0-9]+)*$"
-
-
-def get_library(request: Request) -> Library:
-    return request.app.state.library  # type: ignore[no-any-return]
-
-
-LibraryDep = Annotated[Library, Depends(get_library)]
 
 
 class PackAccepted(BaseModel):
@@ -116,7 +109,7 @@ async def read_packs(request: Request, library: LibraryDep) -> list[PackInfo]:
     token = bearer_token(request)
     mine = digest(token) if token else None
     listed = [PackInfo(pack=p.id, bundled=True, published=True, yours=False, versions=[])
-              for p in library.bundled.packs]
+              for p in library.bundled().packs]
     for made in await store.visible(library.db, mine):
         versions = [_version_info(v) for v in await store.versions(library.db, made.id)]
         listed.append(PackInfo(pack=made.id, bundled=False, published=made.published,
@@ -165,11 +158,15 @@ async def read_pack_zip(pack: str, version: int, request: Request,
                              f'attachment; filename="{pack}-{version}.zip"'})
 
 
-@router.delete("/{pack}/{version}", status_code=204, responses={401: {}, 403: {}, 404: {}})
+@router.delete("/{pack}/{version}", status_code=204,
+               responses={401: {}, 403: {}, 404: {}, 409: {}})
 async def delete_pack_version(pack: str, version: int, request: Request,
                               library: LibraryDep) -> Response:
     await _own(library, pack, request)
     await readable_version(library, pack, version, bearer_token(request))
+    used = await store.classes_using(library.db, versioned_id(pack, version))
+    if used:
+        raise HTTPException(409, f"{used} class(es) use version {version}: it stays.")
     await library.delete(pack, version)
     return Response(status_code=204)
 

@@ -7,9 +7,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from app.deps import get_catalog as catalog_of
+from app.deps import VisibleCatalogDep
 from app.deps import get_pages as pages_of
-from app.packs.models import Lesson
 from app.store import progress, shares
 from app.web.lesson import lesson_context
 from app.web.render import render
@@ -19,8 +18,8 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 
 
 @router.get("/", response_class=HTMLResponse)
-async def read_catalog(request: Request, learner: LearnerDep) -> HTMLResponse:
-    catalog = catalog_of(request)
+async def read_catalog(request: Request, learner: LearnerDep,
+                       catalog: VisibleCatalogDep) -> HTMLResponse:
     db = pages_of(request).db
     mine = await progress.for_learner(db, learner)
     summary: dict[str, dict[str, Any]] = {}
@@ -49,8 +48,10 @@ async def read_catalog(request: Request, learner: LearnerDep) -> HTMLResponse:
 
 @router.get("/lessons/{lesson_id}", response_class=HTMLResponse)
 async def read_lesson(request: Request, lesson_id: str, learner: LearnerDep,
-                      share: str | None = None) -> HTMLResponse:
-    lesson = _lesson(request, lesson_id)
+                      catalog: VisibleCatalogDep, share: str | None = None) -> HTMLResponse:
+    lesson = catalog.lesson(lesson_id)
+    if lesson is None:
+        raise HTTPException(404, f"No lesson '{lesson_id}'.")
     shared = await shares.get(pages_of(request).db, share) if share else None
     if shared and shared.lesson != lesson.id:
         shared = None
@@ -72,9 +73,3 @@ async def read_share(request: Request, share_id: str) -> RedirectResponse:
     return RedirectResponse(f"/lessons/{shared.lesson}?share={share_id}#step-{shared.step}",
                             status_code=303)
 
-
-def _lesson(request: Request, lesson_id: str) -> Lesson:
-    lesson = catalog_of(request).lesson(lesson_id)
-    if lesson is None:
-        raise HTTPException(404, f"No lesson '{lesson_id}'.")
-    return lesson

@@ -109,3 +109,12 @@ async def delete_version(db: Database, pack: str, version: int) -> None:
 async def set_published(db: Database, pack: str, published: bool) -> None:
     await db.write(lambda conn: conn.execute(
         "UPDATE uploaded_packs SET published = ? WHERE id = ?", (int(published), pack)))
+
+
+async def classes_using(db: Database, catalog_pack: str) -> int:
+    """Classes made from this version (`name--vN`), ended ones included: they stay readable."""
+    def read(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("SELECT COUNT(*) FROM classes WHERE pack = ?",
+                                (catalog_pack,)).fetchone()[0])
+
+    return await db.read(read)

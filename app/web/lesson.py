@@ -27,9 +27,11 @@ async def lesson_context(request: Request, lesson: Lesson, learner: str, *,
     if replace is not None:
         views = [replace if v.step.id == replace.step.id else v for v in views]
     await fill_cached(pages.runner, pages.jobs, [v for v in views if v is not replace])
-    lessons = catalog_of(request).lessons
-    at = lessons.index(lesson)
+    # Previous and next within the lesson's own pack: another pack may not be the
+    # learner's to see (uploaded packs), and is another course anyway.
     pack = next(p for p in catalog_of(request).packs if p.id == lesson.pack)
+    lessons = pack.lessons
+    at = lessons.index(lesson)
     context: dict[str, Any] = {
         "lesson": lesson, "pack": pack, "steps": views,
         "prev_lesson": lessons[at - 1] if at > 0 else None,

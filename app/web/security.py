@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 LEARNER_COOKIE = "sbs_learner"  # app.deps.get_client_id reads it too
 CSRF_COOKIE = "sbs_csrf"
 CLASS_COOKIE = "sbs_class"  # a learner's student token in a live class
+AUTHOR_COOKIE = "sbs_author"  # the token of the packs this browser uploaded
 
 
 def teach_cookie(code: str) -> str:
