@@ -29,6 +29,16 @@ def test_an_author_uploads_a_pack_and_watches_its_check(
     download = page.request.get(f"{live_server.url}/packs/browser-example/1.zip")
     assert download.ok
     assert "browser-example/pack.yaml" in zipfile.ZipFile(io.BytesIO(download.body())).namelist()
+    # its author previews a lesson, then starts a class from this version
+    page.get_by_role("link", name="Reductions, dense layers and shapes").click()
+    expect(page.locator("h1")).to_contain_text("Reductions, dense layers and shapes")
+    assert "/lessons/browser-example--v1--example-layers" in page.url
+    page.goto(f"{live_server.url}/classes/new")
+    page.get_by_label("Title").fill("Our own pack")
+    page.get_by_label("Example pack (version 1)").check()
+    page.get_by_role("button", name="Create the class").click()
+    expect(page.locator("h1")).to_contain_text("Our own pack")
+    expect(page.locator(".dashboard")).to_be_visible()
     # the same browser is the pack's author: a second upload is version 2, listed on /packs
     page.goto(f"{live_server.url}/packs")
     page.set_input_files("#pack-file", str(zipped))
