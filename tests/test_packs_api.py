@@ -58,6 +58,7 @@ def test_an_uploaded_pack_is_checked_versioned_and_owned(api: httpx.Client) -> N
     report = finished_report(api, body["report_url"], token)
     assert report["status"] == "ready", report
     assert [c["status"] for c in report["checks"]] == ["ok"] * 4
+    assert all(c["message"] == "" and c["file"] == "01-layers.md" for c in report["checks"])
     # a second version needs the author's token; with it, it is version 2
     assert upload(api, example_zip("uploaded-example")).status_code == 403
     assert upload(api, example_zip("uploaded-example"), token="not-the-token").status_code == 403
