@@ -199,3 +199,25 @@ def test_a_new_pack_passes_check_as_it_stands(tmp_path: Path) -> None:
     again = subprocess.run([sys.executable, "-m", "app.cli", "new", str(folder)], cwd=ROOT,
                            capture_output=True, text=True, timeout=60, check=False)
     assert again.returncode == 2 and "not an empty folder" in again.stderr
+
+
+@pytest.mark.slow
+def test_a_graph_block_that_draws_nothing_fails_check(tmp_path: Path) -> None:
+    folder = tmp_path / "graphs"
+    subprocess.run([sys.executable, "-m", "app.cli", "new", str(folder)], cwd=ROOT, check=True,
+                   capture_output=True)
+    lesson = folder / "01-first-steps.md"
+    lesson.write_text(lesson.read_text().replace(
+        "```yaml compare\nnames: [total]\n```",
+        "```yaml compare\nnames: [total]\n```\n\n```yaml graph\npytorch: no_such_name\n```", 1))
+    done = sidebyside_check(folder, "--json")
+    assert done.returncode == 1, done.stdout + done.stderr
+    first = json.loads(done.stdout)["results"][0]
+    assert first["status"] == "error"
+    assert "graph: nothing could be drawn for `no_such_name` on the pytorch side" in \
+        first["problems"][0]
+    # a name with an autograd history draws
+    lesson.write_text(lesson.read_text().replace("pytorch: no_such_name", "pytorch: total").replace(
+        "a = torch.tensor([1.0, 2.0, 3.0])\ntotal", "a = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)\ntotal", 1))
+    fixed = sidebyside_check(folder)
+    assert fixed.returncode == 0, fixed.stdout

@@ -114,11 +114,17 @@ async def check_pair(pool: Pool, lesson: Lesson, step: Step, client: Client = CL
         names=spec.names if spec else [], rtol=spec.rtol if spec else 0.0,
         atol=spec.atol if spec else 0.0,
         tensorflow_exprs=spec.exprs("tensorflow") if spec else {},
-        pytorch_exprs=spec.exprs("pytorch") if spec else {}, client=client)
+        pytorch_exprs=spec.exprs("pytorch") if spec else {}, client=client,
+        # a graph block is drawn as the site draws it: it must give a real drawing
+        graph=step.graph is not None, draw=_draw(step))
     outcome = Outcome(lesson.id, step.id, "pair", f"{step.file}:{step.line}", "ok")
     for side in FRAMEWORKS:
         if problem := run_problem(step.snippet(side), getattr(result, side), side):
             outcome.problems.append(problem)
+        elif (target := _draw(step).get(side)) and not any(
+                g.nodes > 0 for g in getattr(result, side).graphs):
+            outcome.problems.append(f"{step.file}:{step.line}: graph: nothing could be drawn "
+                                    f"for `{target}` on the {side} side")
     if outcome.problems:
         outcome.status = "error"
         return outcome
@@ -128,6 +134,12 @@ async def check_pair(pool: Pool, lesson: Lesson, step: Step, client: Client = CL
     if not result.comparison.match:
         outcome.status = "mismatch"
     return outcome
+
+
+def _draw(step: Step) -> dict[str, str]:
+    graph = step.graph
+    return {side: name for side in FRAMEWORKS
+            if graph is not None and (name := getattr(graph, side))}
 
 
 async def check_exercise(pool: Pool, lesson: Lesson, step: Step, ex: Exercise,
