@@ -141,6 +141,9 @@ def test_a_class_pins_a_ready_version_that_its_learners_then_see(api: httpx.Clie
     # private: only its author previews it, or teaches from it
     assert api.get(f"/api/lessons/{lesson}").status_code == 404
     assert api.get(f"/api/lessons/{lesson}", headers=author).status_code == 200
+    exercise = f"/lessons/{lesson}/steps/reshape-to-a-column/exercise"
+    assert api.get(exercise).status_code == 404  # the steps' own routes too
+    assert api.get(exercise, headers={"Cookie": f"sbs_author={token}"}).status_code == 200
     assert [x["id"] for x in api.get("/api/lessons?pack=class-example", headers=author).json()] \
         == [lesson]
     body = {"pack": "class-example", "title": "Authors' class"}

@@ -16,8 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from app.classes import outcomes
 from app.classes.errors import ClassRefused
 from app.classes.service import ClassService
-from app.deps import ClassesDep, ClientDep, PoolDep, SeatDep
-from app.deps import get_catalog as catalog_of
+from app.deps import ClassesDep, ClientDep, PoolDep, SeatDep, get_visible_catalog
 from app.deps import get_pages as pages_of
 from app.packs.models import Lesson, Step
 from app.store import progress, shares
@@ -129,7 +128,7 @@ async def create_check(request: Request, lesson_id: str, step_id: str, learner: 
 @router.get(STEP + "/exercise", response_class=HTMLResponse)
 async def read_exercise(request: Request, lesson_id: str, step_id: str, learner: LearnerDep,
                         hints: int = 0, solution: bool = False) -> HTMLResponse:
-    lesson, step = _step(request, lesson_id, step_id)
+    lesson, step = await _step(request, lesson_id, step_id)
     mine = await progress.for_lesson(pages_of(request).db, learner, lesson_id)
     view = build_step(lesson, step, progress=mine.get(step_id))
     if view.exercise is None:
@@ -161,7 +160,7 @@ async def create_share(request: Request, lesson_id: str, step_id: str,
 @router.post(STEP + "/viewed", status_code=204)
 async def create_step_view(request: Request, lesson_id: str, step_id: str,
                            learner: LearnerDep, seat: SeatDep, classes: ClassesDep) -> Response:
-    _step(request, lesson_id, step_id)
+    await _step(request, lesson_id, step_id)
     await progress.mark(pages_of(request).db, learner, lesson_id, step_id, "viewed")
     if seat is not None:  # the instructor's map shows where each learner is reading
         await classes.moved(seat, lesson_id, step_id)
@@ -175,7 +174,7 @@ async def read_job(request: Request, job_id: str, learner: LearnerDep,
     if job is None:
         raise HTTPException(404, "That run is no longer known; run it again.")
     meta = job.meta
-    lesson, step = _step(request, meta.lesson, meta.step)
+    lesson, step = await _step(request, meta.lesson, meta.step)
     position = pool.queue.position(job.client)
     if isinstance(meta, SideRun):
         view = build_step(lesson, step, codes={meta.side: meta.code})
@@ -234,7 +233,7 @@ async def _respond(request: Request, view: StepView, learner: str, partial: str,
 
 async def _posted_view(request: Request, lesson_id: str, step_id: str,
                        learner: str) -> StepView:
-    lesson, step = _step(request, lesson_id, step_id)
+    lesson, step = await _step(request, lesson_id, step_id)
     form = await request.form()
     codes: dict[str, str] = {}
     for fw in FRAMEWORKS:
@@ -248,8 +247,9 @@ async def _posted_view(request: Request, lesson_id: str, step_id: str,
     return build_step(lesson, step, codes=codes, progress=mine.get(step_id))
 
 
-def _step(request: Request, lesson_id: str, step_id: str) -> tuple[Lesson, Step]:
-    lesson = catalog_of(request).lesson(lesson_id)
+async def _step(request: Request, lesson_id: str, step_id: str) -> tuple[Lesson, Step]:
+    """A step of a lesson the caller may see (uploaded packs: see `Library.listed`)."""
+    lesson = (await get_visible_catalog(request)).lesson(lesson_id)
     step = lesson.step(step_id) if lesson else None
     if lesson is None or step is None:
         raise HTTPException(404, "No such lesson step.")
