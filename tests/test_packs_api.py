@@ -151,7 +151,10 @@ def test_a_class_pins_a_ready_version_that_its_learners_then_see(api: httpx.Clie
     created = api.post("/api/classes", json=body, headers=author)
     assert created.status_code == 201, created.text
     code = created.json()["code"]
-    student = api.post(f"/api/classes/{code}/join", json={"name": "Ada"}).json()["student_token"]
+    with httpx.Client(base_url=api.base_url) as ada:  # her cookie stays in her client
+        student = ada.post(f"/api/classes/{code}/join", json={"name": "Ada"}).json()[
+            "student_token"]
+    assert "sbs_class" not in api.cookies
     learner = {"Authorization": f"Bearer {student}"}
     assert api.get(f"/api/lessons/{lesson}", headers=learner).status_code == 200
     # a later version does not move the class; a failing one can't start a class
