@@ -56,6 +56,8 @@ TEMPLATE_START_S = 180.0  # importing both frameworks on a cold disk can be slow
 # kills the run, so a slot is always free again within wall + grace.
 RESULT_GRACE_S = 2.0
 RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+RESERVE_FLOOR_DIVISOR = 4  # while runs are in flight, refill only below target / 4
+IDLE_REFILL_S = 0.1  # after a run, how long the pool waits before it refills
 PSS_EVERY_S = 5.0  # reading smaps of every process is not free
 MAX_SLOTS = 256  # the uids the sandbox's /etc/passwd knows
 
@@ -230,10 +232,20 @@ class Pool:
     # ---- spares -------------------------------------------------------------
 
     def refill(self) -> None:
-        """Spawn spares up to each framework's target; retire ready ones beyond it."""
+        """Spawn spares up to each framework's target; retire ready ones beyond it.
+
+        While runs are in flight the reserve is drawn down to a quarter of its
+        target before anything is spawned: a burst is served from spares made
+        in the quiet before it, and its runs don't share the CPU (nor the
+        template's loop) with forks and warm-ups. Each run calls this again
+        `IDLE_REFILL_S` after it ends: once no run is in flight, the reserve
+        fills up behind the burst.
+        """
+        running = self.queue.busy > 0 or self.queue.waiting > 0
         for framework, target in self.reserve.targets().items():
             ready = self._ready[framework]
-            while ready.qsize() + self._warming[framework] < target:
+            floor = max(1, target // RESERVE_FLOOR_DIVISOR) if running else target
+            while ready.qsize() + self._warming[framework] < floor:
                 if not self.spawn_spare(framework):
                     break
             while ready.qsize() > target:  # demand moved on: give its memory to the other kind
@@ -326,6 +338,9 @@ class Pool:
             if task is not None:
                 self._running.discard(task)
             self.queue.release(time.monotonic() - started)
+            # Once runs stop for a moment, the reserve fills up again (a run
+            # coming straight after this one would find the refill in its way).
+            asyncio.get_running_loop().call_later(IDLE_REFILL_S, self.refill)
 
     async def _run_on_spare(self, request: RunRequest) -> RunResult:
         limits = self.limits.with_timeout(request.timeout_s)

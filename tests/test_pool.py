@@ -256,3 +256,33 @@ def test_the_template_logs_no_error_over_runs_that_end_every_way() -> None:
                          text=True, timeout=300)
     assert out.stdout.strip() == "['error', 'killed', 'ok', 'output_limit', 'timeout']", out.stderr
     assert "Traceback" not in out.stderr, out.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_a_burst_is_served_from_the_reserve_which_fills_up_behind_it() -> None:
+    async def scenario() -> None:
+        pool = Pool(Limits(), size=2, spares_memory_mb=200)
+        for _ in range(40):
+            pool.reserve.record("pytorch")
+        await pool.start()
+        try:
+            target = pool.reserve.targets()["pytorch"]
+            assert target >= 12
+            for _ in range(300):
+                if pool.stats()["reserve"]["pytorch"]["ready"] >= target:
+                    break
+                await asyncio.sleep(0.2)
+            burst = await asyncio.gather(*(pool.run(QUICK, _c(f"learner-{i}")) for i in range(8)))
+            assert all(r.stdout == "hi\n" for r in burst)
+            during = pool.stats()["reserve"]["pytorch"]
+            # nothing was forked while the burst ran: it drew on the reserve
+            assert during["ready"] == target - 8 and during["warming"] == 0, during
+            for _ in range(300):
+                if pool.stats()["reserve"]["pytorch"]["ready"] >= target:
+                    break
+                await asyncio.sleep(0.1)
+            assert pool.stats()["reserve"]["pytorch"]["ready"] == target  # then it filled up
+        finally:
+            await pool.stop()
+
+    asyncio.run(scenario())
