@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.deps import LibraryDep
 from app.packs.library import UploadRefused, versioned_id
-from app.routes.packs import readable_version
+from app.routes.packs import readable_version, zip_download
 from app.web.render import render
 from app.web.security import AUTHOR_COOKIE, CsrfDep
 
@@ -63,9 +63,7 @@ async def create_pack_page(request: Request, library: LibraryDep,
 async def read_pack_version_zip(request: Request, pack: str, version: int,
                                 library: LibraryDep) -> Response:
     await readable_version(library, pack, version, _token(request))
-    return Response(library.zip_bytes(pack, version), media_type="application/zip",
-                    headers={"content-disposition":
-                             f'attachment; filename="{pack}-{version}.zip"'})
+    return zip_download(library, pack, version)
 
 
 @router.get("/packs/{pack}/{version}", response_class=HTMLResponse)

@@ -153,6 +153,10 @@ async def read_report(pack: str, version: int, request: Request, library: Librar
 async def read_pack_zip(pack: str, version: int, request: Request,
                         library: LibraryDep) -> Response:
     await readable_version(library, pack, version, bearer_token(request))
+    return zip_download(library, pack, version)
+
+
+def zip_download(library: Library, pack: str, version: int) -> Response:
     return Response(library.zip_bytes(pack, version), media_type="application/zip",
                     headers={"content-disposition":
                              f'attachment; filename="{pack}-{version}.zip"'})
