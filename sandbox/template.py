@@ -21,9 +21,14 @@ import selectors
 import signal
 import socket
 import sys
+import time
 import traceback
+from typing import TYPE_CHECKING
 
 from sandbox.protocol import ProtocolError, SpareSpawned, SpawnSpare, TemplateHello, parse_frame
+
+if TYPE_CHECKING:  # imported once the template's namespaces are its own (main)
+    from sandbox.supervisor import Supervision, Timer
 
 
 def import_frameworks() -> None:
@@ -41,11 +46,45 @@ def import_frameworks() -> None:
     sandbox.isolation.prepare()
 
 
+class Refold:
+    """Folds the heap into huge pages again once spares stop being asked for a while.
+
+    The template's own writes after a fork (refcounts, its loop's objects)
+    split the huge pages they land in, a few per hundred spares; left alone,
+    a long day would bring back the small pages and the costly forks.
+    Folding again is cheap where pages are still huge.
+    """
+
+    EVERY = 64  # spares between refolds
+    QUIET_S = 2.0  # no spawn for this long: the pool is not in a burst
+
+    def __init__(self, loop: Supervision) -> None:
+        self.loop, self.count, self.last = loop, 0, 0.0
+        self.timer: Timer | None = None
+
+    def spawned(self) -> None:
+        self.count += 1
+        self.last = time.monotonic()
+        if self.count >= self.EVERY and self.timer is None:
+            self.timer = self.loop.later(self.QUIET_S, self._fold)
+
+    def _fold(self) -> None:
+        self.timer = None
+        if time.monotonic() - self.last < self.QUIET_S:  # still busy: later
+            self.timer = self.loop.later(self.QUIET_S, self._fold)
+            return
+        from sandbox.hugepages import collapse_heap
+
+        collapse_heap()
+        self.count = 0
+
+
 def serve(ctrl: socket.socket, secure: bool) -> None:
     from sandbox.supervisor import Supervision, supervise
 
     loop = Supervision(secure)
     loop.owned.add(ctrl.fileno())
+    refold = Refold(loop)
 
     def on_order() -> None:
         try:
@@ -73,6 +112,7 @@ def serve(ctrl: socket.socket, secure: bool) -> None:
             raise SystemExit(0) from None  # the pool is gone: so are we
         finally:
             pool_end.close()
+        refold.spawned()
 
     loop.watch(ctrl.fileno(), selectors.EVENT_READ, on_order)
     loop.run_forever()

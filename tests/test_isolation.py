@@ -80,3 +80,23 @@ def test_what_a_tensorflow_snippet_needs_is_read_from_its_text() -> None:
     assert needs("ds = ds.map(lambda x: x + 1)") == {"functions"}
     assert needs("with tf.GradientTape() as tape:\n    y = v * v") == {"gradients"}
     assert needs("y = tf.reduce_sum(x)  # nothing more") == set()
+
+
+def test_the_template_folds_its_heap_again_after_many_spares_once_quiet(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox import hugepages, template
+    from sandbox.supervisor import Supervision
+
+    folds: list[int] = []
+    monkeypatch.setattr(hugepages, "collapse_heap", lambda: folds.append(1) or 0)
+    refold = template.Refold(Supervision(secure=False))
+    for _ in range(template.Refold.EVERY - 1):
+        refold.spawned()
+    assert refold.timer is None
+    refold.spawned()
+    assert refold.timer is not None
+    refold._fold()  # a spare was asked for just now: a burst may be on, so later
+    assert folds == [] and refold.timer is not None
+    refold.last -= template.Refold.QUIET_S
+    refold._fold()
+    assert folds == [1] and refold.count == 0
