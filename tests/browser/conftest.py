@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -25,9 +26,12 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1360, "height": 900}, color_scheme="light")
+@contextlib.contextmanager
+def watched_page(browser: Browser, width: int, height: int) -> Iterator[Page]:
+    """A tab in its own context (its own cookies) that fails the test on any script
+    error or CSP violation."""
+    context = browser.new_context(viewport={"width": width, "height": height},
+                                  color_scheme="light")
     tab = context.new_page()
     problems: list[str] = []
     tab.on("pageerror", lambda e: problems.append(str(e)))
@@ -35,6 +39,12 @@ def page(browser: Browser) -> Iterator[Page]:
     yield tab
     context.close()
     assert not problems, problems  # no script errors, no CSP violations
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    with watched_page(browser, 1360, 900) as tab:
+        yield tab
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.browser.conftest import watched_page
 from tests.conftest import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -30,14 +31,8 @@ def new_class(live_server: LiveServer, title: str = "Tuesday: TF to PyTorch") ->
 @pytest.fixture
 def learner(browser: Browser) -> Iterator[Page]:
     """A second browser: the learner's, with its own cookies."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    tab = context.new_page()
-    problems: list[str] = []
-    tab.on("pageerror", lambda e: problems.append(str(e)))
-    tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    yield tab
-    context.close()
-    assert not problems, problems
+    with watched_page(browser, 1280, 800) as tab:
+        yield tab
 
 
 def join_in_browser(learner: Page, url: str, name: str) -> None:
