@@ -8,7 +8,7 @@ from fastapi import Depends, HTTPException, Request
 
 from app.classes.service import ClassService
 from app.packs.library import Library
-from app.packs.models import Catalog
+from app.packs.models import Catalog, Lesson
 from app.settings import Settings
 from app.store.class_learners import Seat
 from app.web.security import AUTHOR_COOKIE, CLASS_COOKIE
@@ -81,13 +81,29 @@ async def get_visible_catalog(request: Request) -> Catalog:
     (their author: the Bearer token or the author cookie; their class; published).
     A Bearer token here may be an author's or a learner's: neither is refused."""
     catalog = get_catalog(request)
+    author, class_pack = await _viewer(request)
+    packs = await get_library(request).listed(catalog.packs, author, class_pack)
+    return catalog.model_copy(update={"packs": packs})
+
+
+async def get_visible_lesson(request: Request, lesson_id: str) -> Lesson | None:
+    """One lesson, if the caller may see it: the check `get_visible_catalog` makes, for
+    one pack only (the lesson routes are the hot path)."""
+    lesson = get_catalog(request).lesson(lesson_id)
+    if lesson is None or "--v" not in lesson.pack:
+        return lesson
+    author, class_pack = await _viewer(request)
+    return lesson if await get_library(request).may_view(lesson.pack, author, class_pack) \
+        else None
+
+
+async def _viewer(request: Request) -> tuple[str | None, str | None]:
+    """(author token, the pack of the caller's class): a Bearer token may be either."""
     bearer = bearer_token(request)
     author = bearer or request.cookies.get(AUTHOR_COOKIE) or None
     learner = bearer or request.cookies.get(CLASS_COOKIE)
     seat = await get_classes(request).seat(learner) if learner else None
-    class_pack = seat.klass.pack if seat is not None else None
-    packs = await get_library(request).listed(catalog.packs, author, class_pack)
-    return catalog.model_copy(update={"packs": packs})
+    return author, seat.klass.pack if seat is not None else None
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

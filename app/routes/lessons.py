@@ -6,10 +6,10 @@ field for them, so they cannot leak through a later change to a handler.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
-from app.deps import VisibleCatalogDep
+from app.deps import VisibleCatalogDep, get_visible_lesson
 from app.packs.models import Compare, GraphSpec, Lesson, Level, Step
 from app.packs.render import render_markdown
 from sandbox.protocol import Framework
@@ -69,8 +69,8 @@ def read_lessons(catalog: VisibleCatalogDep, pack: str | None = None) -> list[Le
 
 
 @router.get("/{lesson_id}", responses={404: {"description": "No lesson has this id"}})
-def read_lesson(lesson_id: str, catalog: VisibleCatalogDep) -> LessonOut:
-    lesson = catalog.lesson(lesson_id)
+async def read_lesson(lesson_id: str, request: Request) -> LessonOut:
+    lesson = await get_visible_lesson(request, lesson_id)
     if lesson is None:
         raise HTTPException(404, f"no lesson with id '{lesson_id}'")
     return lesson_out(lesson)

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from app.deps import VisibleCatalogDep
+from app.deps import VisibleCatalogDep, get_visible_lesson
 from app.deps import get_pages as pages_of
 from app.store import progress, shares
 from app.web.lesson import lesson_context
@@ -48,8 +48,8 @@ async def read_catalog(request: Request, learner: LearnerDep,
 
 @router.get("/lessons/{lesson_id}", response_class=HTMLResponse)
 async def read_lesson(request: Request, lesson_id: str, learner: LearnerDep,
-                      catalog: VisibleCatalogDep, share: str | None = None) -> HTMLResponse:
-    lesson = catalog.lesson(lesson_id)
+                      share: str | None = None) -> HTMLResponse:
+    lesson = await get_visible_lesson(request, lesson_id)
     if lesson is None:
         raise HTTPException(404, f"No lesson '{lesson_id}'.")
     shared = await shares.get(pages_of(request).db, share) if share else None

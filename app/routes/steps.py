@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from app.classes import outcomes
 from app.classes.errors import ClassRefused
 from app.classes.service import ClassService
-from app.deps import ClassesDep, ClientDep, PoolDep, SeatDep, get_visible_catalog
+from app.deps import ClassesDep, ClientDep, PoolDep, SeatDep, get_visible_lesson
 from app.deps import get_pages as pages_of
 from app.packs.models import Lesson, Step
 from app.store import progress, shares
@@ -249,7 +249,7 @@ async def _posted_view(request: Request, lesson_id: str, step_id: str,
 
 async def _step(request: Request, lesson_id: str, step_id: str) -> tuple[Lesson, Step]:
     """A step of a lesson the caller may see (uploaded packs: see `Library.listed`)."""
-    lesson = (await get_visible_catalog(request)).lesson(lesson_id)
+    lesson = await get_visible_lesson(request, lesson_id)
     step = lesson.step(step_id) if lesson else None
     if lesson is None or step is None:
         raise HTTPException(404, "No such lesson step.")
