@@ -213,7 +213,8 @@ class Library:
                      class_pack: str | None) -> list[Pack]:
         """The packs a catalog shows this caller: the bundled ones, every version of their
         own packs, their class's version, and of others' published packs the latest ready."""
-        mine = {name for name, _ in await self.authored(token)}
+        mine = {p.id for p in await store.visible(self.db, digest(token))
+                if p.author_digest == digest(token)} if token else set()
         shown: list[Pack] = []
         published: dict[str, Pack] = {}  # the latest ready version, per pack name
         for pack in packs:

@@ -29,7 +29,8 @@ async def lesson_context(request: Request, lesson: Lesson, learner: str, *,
     await fill_cached(pages.runner, pages.jobs, [v for v in views if v is not replace])
     # Previous and next within the lesson's own pack: another pack may not be the
     # learner's to see (uploaded packs), and is another course anyway.
-    pack = next(p for p in catalog_of(request).packs if p.id == lesson.pack)
+    pack = catalog_of(request).pack(lesson.pack)
+    assert pack is not None  # the lesson was found in this catalog
     lessons = pack.lessons
     at = lessons.index(lesson)
     context: dict[str, Any] = {
