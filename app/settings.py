@@ -12,9 +12,11 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.resources import LESSONS
 from sandbox.limits import Limits
 from sandbox.reserve import default_memory_mb, total_ram_mb
 
+# The checkout's top (tests and tools); the app's own folders are in app.resources.
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -24,7 +26,7 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the server listens on.")
     port: int = Field(8000, description="Port the server listens on.")
     data_dir: Path = Field(Path("./data"), description="SQLite database and run caches.")
-    packs_dir: Path = Field(ROOT / "lessons", description="Folder searched for lesson packs.")
+    packs_dir: Path = Field(LESSONS, description="Folder searched for lesson packs.")
     pool_size: int = Field(
         default_factory=lambda: os.cpu_count() or 2,
         description="Runs executed at once.",

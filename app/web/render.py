@@ -17,12 +17,9 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
 from app.packs.render import highlight_python, render_markdown
-from app.settings import ROOT
+from app.resources import STATIC, TEMPLATES
 from app.web import views
 from app.web.runs import TIMING_REPEAT
-
-TEMPLATES = ROOT / "templates"
-STATIC = ROOT / "static"
 
 
 @functools.cache
