@@ -109,7 +109,7 @@ class FairQueue:
         return None  # not reached: the learner is in the line
 
     def retry_after_s(self) -> int:
-        return max(1, math.ceil((self.waiting + 1) / self.slots * self.average_run_s))
+        return max(1, math.ceil((self.waiting + 1) / max(1, self.slots) * self.average_run_s))
 
     async def acquire(self, client: Client) -> None:
         if self.closed:
@@ -185,16 +185,32 @@ class FairQueue:
                 return
         self.free += 1
 
-    def close(self) -> None:
-        """Refuse new runs and fail every waiting one."""
-        self.closed = True
+    def resize(self, slots: int) -> None:
+        """Follow a capacity that changes (remote workers come and go).
+
+        Runs already holding a slot keep it: after a shrink, `free` stays
+        below zero until enough of them end.
+        """
+        self.free += slots - self.slots
+        self.slots = slots
+        while self.free > 0 and self._groups:
+            self.free -= 1
+            self.release()  # hands the new slot to the next waiter in turn
+
+    def fail_waiting(self, error: Exception) -> None:
+        """Fail every waiting run with `error` (a device's last worker went away)."""
         for learners in self._groups.values():
             for queue in learners.values():
                 for future, _ in queue:
                     if not future.done():
-                        future.set_exception(QueueClosed())
+                        future.set_exception(error)
         self._groups.clear()
         self._by_address.clear()
+
+    def close(self) -> None:
+        """Refuse new runs and fail every waiting one."""
+        self.closed = True
+        self.fail_waiting(QueueClosed())
 
 
 def _runs(n: int) -> str:

@@ -23,6 +23,8 @@ from sandbox.limits import Limits
 M = TypeVar("M", bound=BaseModel)
 Framework = Literal["tensorflow", "pytorch"]
 FRAMEWORKS: tuple[Framework, ...] = ("tensorflow", "pytorch")
+Device = Literal["cpu", "gpu"]  # the kind of worker a run asks for (remote workers)
+DEVICES: tuple[Device, ...] = ("cpu", "gpu")
 WarmUp = Literal["gradients", "functions"]  # a TF spare's optional warm-ups (reserve.py)
 
 MAX_CODE_BYTES = 64 * 1024
@@ -87,6 +89,9 @@ class RunRequest(_Strict):
     capture: dict[str, str] = Field(default_factory=dict, max_length=32)
     # what to draw when graph is true (a name in the snippet); None: default
     draw: str | None = None
+    # Which kind of remote worker runs it; the in-process pool runs every
+    # request itself, whatever it asks for.
+    device: Device = "cpu"
 
     @field_validator("code")
     @classmethod
@@ -153,6 +158,7 @@ class RunResult(BaseModel):
     device: Short = ""
     versions: dict[Short, Short] = Field(default_factory=dict, max_length=MAX_MAP_ITEMS)
     graphs: list[Graph] = Field(default_factory=list, max_length=MAX_GRAPHS)
+    worker: Short = ""  # the remote worker that ran it; "" for the in-process pool
     captured: dict[Short, CapturedArray] = Field(default_factory=dict, exclude=True,
                                                  max_length=MAX_CAPTURED)
 
@@ -231,6 +237,30 @@ class RunFinished(_Strict):
         frame = self.model_dump()
         frame["result"]["captured"] = {k: v.model_dump() for k, v in self.result.captured.items()}
         return frame
+
+
+# ---- between the web server and remote workers, through Redis ---------------
+
+class RemoteRun(_Strict):
+    """web → worker, through the device's queue: one request, and when the web stops waiting."""
+
+    request: RunRequest
+    deadline: float  # Unix time; a worker that gets the run later drops it unrun
+
+
+class WorkerBeat(_Strict):
+    """worker → web, every couple of seconds (a Redis key with a TTL): who, what, how free."""
+
+    name: Short  # the Celery node name; a result's `worker`
+    device: Device
+    device_name: Short  # the GPU's name, or the CPU's model
+    memory_mb: int | None = Field(default=None, ge=0)  # the GPU's memory
+    cuda: Short | None = None  # the driver's CUDA version
+    versions: dict[Short, Short] = Field(default_factory=dict, max_length=MAX_MAP_ITEMS)
+    slots: int = Field(ge=1, le=256)
+    busy: int = Field(ge=0)
+    free: int = Field(ge=0)
+    degraded: Short | None = None  # the worker's sandbox is restarting: it takes no runs
 
 
 class ProtocolError(ValueError):
