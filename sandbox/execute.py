@@ -15,7 +15,7 @@ import traceback
 import types
 from typing import Any
 
-from sandbox import values
+from sandbox import gpu, values
 from sandbox.protocol import TIMED_MARKER
 
 SNIPPET_FILE = "<snippet>"
@@ -78,9 +78,7 @@ def error_info(exc: BaseException) -> dict[str, Any]:
 
 def _force(namespace: dict[str, Any], names: list[str]) -> None:
     """Make sure queued device work is done before the clock stops."""
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_initialized():
-        torch.cuda.synchronize()
+    gpu.sync()
     for name in names:
         value = namespace.get(name)
         if type(value).__name__ == "EagerTensor":

@@ -9,10 +9,11 @@ its own (so not even the server's loopback is reachable).
 
 from __future__ import annotations
 
-import glob
 import os
 import sys
 from pathlib import Path
+
+from sandbox.gpu_binds import Gpu, bwrap_args
 
 SANDBOX_DIR = Path(__file__).resolve().parent
 
@@ -70,26 +71,8 @@ def identity_fds() -> tuple[int, int]:
     return fds[0], fds[1]
 
 
-# What CUDA and NVML read besides the device nodes: the driver's module
-# parameters, the PCI devices (to match a GPU to its node) and the CPU and
-# NUMA topology. Not the rest of /sys.
-GPU_SYS_PATHS = ("/sys/module/nvidia", "/sys/bus/pci",
-                 "/sys/devices/system/cpu", "/sys/devices/system/node")
-
-
-def _gpu_binds() -> list[str]:
-    args: list[str] = []
-    for dev in sorted(glob.glob("/dev/nvidia*")):
-        args += ["--dev-bind", dev, dev]
-    if args:
-        args += ["--ro-bind-try", "/proc/driver/nvidia", "/proc/driver/nvidia"]
-        for path in [*GPU_SYS_PATHS, *sorted(glob.glob("/sys/devices/pci*"))]:
-            args += ["--ro-bind-try", path, path]
-    return args
-
-
 def bwrap_command(argv: list[str], passwd_fd: int, group_fd: int,
-                  cgroup_dir: str | None = None) -> list[str]:
+                  cgroup_dir: str | None = None, gpu: Gpu | None = None) -> list[str]:
     args = ["bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--die-with-parent", "--new-session",
             "--hostname", "sandbox",
@@ -116,7 +99,7 @@ def bwrap_command(argv: list[str], passwd_fd: int, group_fd: int,
     for root in roots:
         args += ["--ro-bind", root, root]
     args += ["--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp"]
-    args += _gpu_binds()
+    args += bwrap_args(gpu)  # one GPU's nodes and sysfs folder, when the pool uses one
     if cgroup_dir:  # supervisors make each run's memory cgroup in here
         args += ["--bind", cgroup_dir, cgroup_dir]
     # The root bwrap built is a tmpfs the template's uid may own (rootless):

@@ -1,7 +1,9 @@
 """Every limit a run is held to, in one place.
 
 The web side builds a `Limits` from its settings; the spare applies all of
-them in `isolation.apply_limits` before it runs a snippet.
+them in `isolation.apply_limits` before it runs a snippet, and its GPU caps
+in its warm-up (`gpu.py`). The GPU fields also say how the pool shares its
+one GPU out (`gpu_binds.py`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ class Limits:
     output_bytes: int = 256 * 1024  # per stream; more ends the run (output_limit)
     result_bytes: int = 8 * 1024 * 1024  # values, graphs and captured arrays
     max_timeout_s: float = 60.0  # the most a request may ask for
+    gpu_device: int = 0  # N of /dev/nvidiaN, the one GPU the sandbox sees; -1: none
+    gpu_memory_mb: int = 4096  # each framework's allocator cap on the GPU, per run
+    gpu_runs_per_device: int = 1  # runs at once on the GPU: the pool's slots there
+    gpu_spares: int = 8  # ready spares at most on a GPU pool: each holds a CUDA context
 
     def with_timeout(self, requested_s: float | None) -> Limits:
         wall = self.wall_s if requested_s is None else min(requested_s, self.max_timeout_s)

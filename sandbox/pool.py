@@ -26,6 +26,7 @@ from typing import Any
 from sandbox import launcher, wire
 from sandbox.cgroups import CgroupBase
 from sandbox.fairqueue import Client, FairQueue, QueueClosed, QueueFull
+from sandbox.gpu_binds import find_gpu, run_slots
 from sandbox.limits import Limits
 from sandbox.memory import tree_pss_mb
 from sandbox.protocol import (
@@ -79,10 +80,12 @@ class Pool:
                  queue_size: int = 64, queue_per_learner: int = 4,
                  queue_per_address: int = 32, spares_memory_mb: int | None = None) -> None:
         self.limits = limits
-        self.size = max(1, size)
+        self.gpu = find_gpu(limits.gpu_device)  # the one GPU bound into the sandbox, if any
+        self.size = run_slots(size, self.gpu, limits.gpu_runs_per_device)
         self.insecure = insecure
         self.queue = FairQueue(self.size, queue_size, queue_per_learner, queue_per_address)
-        self.reserve = Reserve(spares_memory_mb or default_memory_mb(total_ram_mb()))
+        self.reserve = Reserve(spares_memory_mb or default_memory_mb(total_ram_mb()),
+                               most=limits.gpu_spares if self.gpu else None)
         self.context: dict[str, Any] = {"device": "", "versions": {}}
         self._ready: dict[Framework, asyncio.Queue[Spare]] = {
             f: asyncio.Queue() for f in FRAMEWORKS}
@@ -135,7 +138,8 @@ class Pool:
         if not self.insecure:
             identity = launcher.identity_fds()
             argv = launcher.bwrap_command(argv, *identity,
-                                          cgroup_dir=str(self.cgroup.path) if self.cgroup else None)
+                                          cgroup_dir=str(self.cgroup.path) if self.cgroup else None,
+                                          gpu=self.gpu)
             fds += identity
         env = None if not self.insecure else {**launcher.RUN_ENV, "PYTHONPATH": str(
             launcher.SANDBOX_DIR.parent), "TMPDIR": os.environ.get("TMPDIR", "/tmp")}

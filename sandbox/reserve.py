@@ -57,8 +57,11 @@ def total_ram_mb() -> int:
 
 
 class Reserve:
-    def __init__(self, memory_mb: int) -> None:
+    def __init__(self, memory_mb: int, most: int | None = None) -> None:
         self.memory_mb = memory_mb
+        # On a GPU each spare holds a CUDA context (hundreds of MiB of device
+        # memory): there the count is capped too, whatever the host's memory.
+        self.most = most
         self.share: dict[Framework, float] = {f: 1 / len(FRAMEWORKS) for f in FRAMEWORKS}
         self.needs_share = dict(FIRST_SHARES)  # of recent TensorFlow runs
 
@@ -82,5 +85,8 @@ class Reserve:
 
     def targets(self) -> dict[Framework, int]:
         """Ready spares to keep per framework: the budget split by recent demand, one at least."""
-        return {f: max(1, math.floor(self.memory_mb * self.share[f] / self.spare_cost_mb(f)))
-                for f in FRAMEWORKS}
+        targets = {f: max(1, math.floor(self.memory_mb * self.share[f] / self.spare_cost_mb(f)))
+                   for f in FRAMEWORKS}
+        if self.most is not None and sum(targets.values()) > self.most:
+            targets = {f: max(1, math.floor(self.most * self.share[f])) for f in FRAMEWORKS}
+        return targets

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sandbox import execute, wire
+from sandbox import execute, gpu, wire
 from sandbox.cgroups import RunCgroup
 from sandbox.limits import Limits
 
@@ -70,24 +70,28 @@ WARM_UPS = {"pytorch": _warm_torch, "tensorflow": _warm_tensorflow}
 OPTIONAL_WARM_UPS = {"gradients": _warm_tf_gradients, "functions": _warm_tf_functions}
 
 
-def warm_up(framework: str, extras: Sequence[str] = ()) -> dict[str, Any]:
+def warm_up(framework: str, extras: Sequence[str] = (),
+            gpu_memory_mb: int = Limits.gpu_memory_mb) -> dict[str, Any]:
     """Pay one framework's per-process start-up now, before any code arrives.
 
     A spare serves one framework: a PyTorch run never pays for TensorFlow's
     runtime (≈ 100 ms) and the reverse. A snippet may still import the other
     framework (both are imported in the template); it then starts it itself.
     `extras`: the optional TensorFlow warm-ups recent runs needed (reserve.py).
+    Where the sandbox holds a GPU, the spare makes its own CUDA context first
+    (capped at `gpu_memory_mb`), so the CPU warm-ups below find the device set.
     """
     import numpy as np
     import tensorflow as tf
     import torch
 
+    device = _cpu_model()
+    if gpu.present():
+        gpu.prepare(framework, gpu_memory_mb)
+        device = gpu.describe()
     WARM_UPS[framework]()
     for name in extras:
         OPTIONAL_WARM_UPS[name]()
-    device = _cpu_model()
-    if torch.cuda.is_available():
-        device = torch.cuda.get_device_name(0)
     import keras
 
     return {
@@ -141,7 +145,7 @@ def serve_one(request_fd: int, result_fd: int, limits: Limits, slot: int, secure
         import tempfile
 
         os.environ["TMPDIR"] = tempfile.tempdir = os.getcwd()
-    context = warm_up(framework, warm_ups)
+    context = warm_up(framework, warm_ups, limits.gpu_memory_mb)
     wire.write_frame(result_fd, {"type": "ready", "framework": framework, **context})
     message = wire.read_frame(request_fd)
     if message is None:

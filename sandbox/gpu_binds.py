@@ -1,0 +1,102 @@
+"""Which GPU files a sandbox sees: one NVIDIA GPU's device nodes and its sysfs folder.
+
+Read on the host, by the pool, before bubblewrap starts the template. Only
+what the CUDA driver and NVML open for one device is bound in:
+
+- `/dev/nvidiactl` (the driver's control node, opened by `cuInit` and NVML),
+  `/dev/nvidia-uvm` (unified memory: every CUDA context maps it) and
+  `/dev/nvidiaN` for the one GPU this pool uses, N being its device minor;
+  `/dev/nvidia-caps/*` where present (MIG instances are opened through them).
+- Not `/dev/nvidia-uvm-tools` (profilers' event interface, CUPTI), not
+  `/dev/nvidia-modeset` (display), not other GPUs' nodes: the driver can only
+  be asked about devices whose node a process can open, so the run's GPU is
+  the only one it can reach, and it is `cuda:0` / `GPU:0` in both frameworks.
+- From /sys, read-only: that GPU's PCI device folder (NUMA node, local CPUs,
+  link speed; its `resource*` and `config` files are root's, mode 0600),
+  the link to it under `/sys/bus/pci/devices`, the driver module's
+  parameters, and the CPU and NUMA topology. Nothing else of /sys.
+- `/proc/driver/nvidia` needs no bind: it is part of every procfs mount,
+  the one each run mounts for itself (`isolation.confine_run`) included.
+
+Every path is looked up under `root`, so tests can build a fake tree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from pathlib import Path
+
+NO_GPU = -1  # `gpu_device` value that keeps every GPU out of the sandbox
+TOPOLOGY = ("sys/module/nvidia", "sys/devices/system/cpu", "sys/devices/system/node")
+_MINOR = re.compile(r"^Device Minor:\s*(\d+)\s*$", re.MULTILINE)
+
+
+@dataclasses.dataclass(frozen=True)
+class Gpu:
+    minor: int  # N of /dev/nvidiaN
+    bus_id: str | None  # PCI address, e.g. 0000:01:00.0; None when the driver doesn't say
+    sys_dir: str | None  # its real folder under /sys/devices, as seen from the host
+
+
+def _bus_id(root: Path, minor: int) -> str | None:
+    """The PCI address of the GPU whose device minor is `minor` (/proc/driver/nvidia/gpus)."""
+    gpus = root / "proc/driver/nvidia/gpus"
+    if not gpus.is_dir():
+        return None
+    for folder in sorted(gpus.iterdir()):
+        try:
+            found = _MINOR.search((folder / "information").read_text())
+        except OSError:
+            continue
+        if found and int(found.group(1)) == minor:
+            return folder.name
+    return None
+
+
+def find_gpu(minor: int, root: str = "/") -> Gpu | None:
+    """The GPU `/dev/nvidia<minor>`, when it and the driver's shared nodes exist."""
+    if minor == NO_GPU:
+        return None
+    top = Path(root)
+    nodes = [top / "dev/nvidiactl", top / "dev/nvidia-uvm", top / f"dev/nvidia{minor}"]
+    if not all(node.exists() for node in nodes):
+        return None
+    bus_id = _bus_id(top, minor)
+    sys_dir = None
+    if bus_id is not None:
+        link = top / "sys/bus/pci/devices" / bus_id
+        if link.exists():
+            sys_dir = "/" + str(link.resolve().relative_to(top.resolve()))
+    return Gpu(minor, bus_id, sys_dir)
+
+
+def bwrap_args(gpu: Gpu | None, root: str = "/") -> list[str]:
+    """bubblewrap arguments that bring `gpu` (and nothing of any other) into the view."""
+    if gpu is None:
+        return []
+    top = Path(root)
+    args: list[str] = []
+    nodes = ["/dev/nvidiactl", "/dev/nvidia-uvm", f"/dev/nvidia{gpu.minor}"]
+    caps = top / "dev/nvidia-caps"
+    if caps.is_dir():
+        nodes += sorted(f"/dev/nvidia-caps/{name}" for name in os.listdir(caps))
+    for node in nodes:
+        args += ["--dev-bind", node, node]
+    if gpu.sys_dir is not None and gpu.bus_id is not None:
+        args += ["--ro-bind", gpu.sys_dir, gpu.sys_dir,
+                 "--symlink", gpu.sys_dir, f"/sys/bus/pci/devices/{gpu.bus_id}"]
+    for path in TOPOLOGY:
+        if (top / path).exists():
+            args += ["--ro-bind", f"/{path}", f"/{path}"]
+    return args
+
+
+def run_slots(pool_size: int, gpu: Gpu | None, runs_per_device: int) -> int:
+    """Runs at once: on a GPU pool, no more than its one GPU takes (`gpu_runs_per_device`).
+
+    Every spare holds a CUDA context and any snippet may use the device, so
+    the pool's slots are what bounds the GPU's concurrent runs.
+    """
+    return max(1, pool_size if gpu is None else min(pool_size, runs_per_device))
