@@ -52,6 +52,17 @@ class Settings(BaseSettings):
         256, description="stdout/stderr kept per stream before the run ends.")
     run_file_size_mb: int = Field(
         16, description="Largest file a run may write in its scratch dir.")
+    run_gpu_memory_mb: int = Field(
+        4096, ge=64, description=(
+            "GPU memory one run's allocator may take, per framework (TF's logical device "
+            "limit, torch's per-process fraction); GPU hosts only."))
+    gpu_device: int = Field(
+        0, ge=-1, description=(
+            "The GPU runs see: N of /dev/nvidiaN (one per pool; -1: none, even on a GPU host)."))
+    gpu_runs_per_device: int = Field(
+        1, ge=1, description="Runs at once on the GPU: on a GPU host, the pool's slots.")
+    gpu_spares: int = Field(
+        8, ge=2, description="Ready spares at most on a GPU host (each holds a CUDA context).")
     class_max_learners: int = Field(
         200, ge=1, description="Learners one live class may seat; joins beyond it get 409.")
     class_joins_per_minute: int = Field(
@@ -77,4 +88,8 @@ class Settings(BaseSettings):
             file_size_mb=self.run_file_size_mb,
             output_bytes=self.run_output_kb * 1024,
             max_timeout_s=self.run_max_timeout_s,
+            gpu_device=self.gpu_device,
+            gpu_memory_mb=self.run_gpu_memory_mb,
+            gpu_runs_per_device=self.gpu_runs_per_device,
+            gpu_spares=self.gpu_spares,
         )
