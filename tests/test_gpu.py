@@ -1,0 +1,203 @@
+"""The GPU path, on machines without a GPU.
+
+The GPU lies outside these machines: the host's device tree is built as a
+fake one under tmp_path, and the calls that would reach CUDA are stood in
+for, so what is checked is which files are bound, which calls are made in
+which order, with which values. What CUDA itself does with them is checked
+by `bench/gpu_check.sh` on a GPU host.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.settings import Settings
+from sandbox import gpu, gpu_binds, launcher, runner
+from sandbox.gpu_binds import NO_GPU, Gpu, bwrap_args, find_gpu, run_slots
+from sandbox.limits import Limits
+from sandbox.protocol import SpawnSpare, parse_frame
+from sandbox.reserve import Reserve
+
+GPU_BUS = "0000:41:00.0"
+GPU_SYS = "sys/devices/pci0000:40/0000:40:01.1/" + GPU_BUS
+
+
+def fake_host(root: Path, with_driver_info: bool = True) -> Path:
+    """Two GPUs (minors 0 and 1), the driver's shared nodes and those runs must not get."""
+    dev = root / "dev"
+    (dev / "nvidia-caps").mkdir(parents=True)
+    for name in ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset",
+                 "nvidia0", "nvidia1", "nvidia-caps/nvidia-cap1", "nvidia-caps/nvidia-cap2"):
+        (dev / name).touch()
+    other_bus = "0000:01:00.0"
+    for bus, minor, folder in ((other_bus, 0, "sys/devices/pci0000:00/" + other_bus),
+                               (GPU_BUS, 1, GPU_SYS)):
+        (root / folder).mkdir(parents=True)
+        (root / folder / "numa_node").write_text("0\n")
+        links = root / "sys/bus/pci/devices"
+        links.mkdir(parents=True, exist_ok=True)
+        os.symlink(os.path.relpath(root / folder, links), links / bus)
+        if with_driver_info:
+            info = root / "proc/driver/nvidia/gpus" / bus
+            info.mkdir(parents=True)
+            (info / "information").write_text(
+                f"Model: \t\t NVIDIA H200\nIRQ:   \t\t 42\nDevice Minor: \t {minor}\n")
+    for path in gpu_binds.TOPOLOGY:
+        (root / path).mkdir(parents=True)
+    (root / "sys/kernel").mkdir(parents=True)  # the rest of /sys, which must stay out
+    return root
+
+
+def test_only_the_chosen_gpus_nodes_and_sysfs_folder_are_bound(tmp_path: Path) -> None:
+    root = str(fake_host(tmp_path))
+    found = find_gpu(1, root)
+    assert found == Gpu(1, GPU_BUS, "/" + GPU_SYS)
+    args = bwrap_args(found, root)
+    triples = [tuple(args[i:i + 3]) for i in range(0, len(args), 3)]
+    assert triples == [
+        ("--dev-bind", "/dev/nvidiactl", "/dev/nvidiactl"),
+        ("--dev-bind", "/dev/nvidia-uvm", "/dev/nvidia-uvm"),
+        ("--dev-bind", "/dev/nvidia1", "/dev/nvidia1"),
+        ("--dev-bind", "/dev/nvidia-caps/nvidia-cap1", "/dev/nvidia-caps/nvidia-cap1"),
+        ("--dev-bind", "/dev/nvidia-caps/nvidia-cap2", "/dev/nvidia-caps/nvidia-cap2"),
+        ("--ro-bind", "/" + GPU_SYS, "/" + GPU_SYS),
+        ("--symlink", "/" + GPU_SYS, f"/sys/bus/pci/devices/{GPU_BUS}"),
+        ("--ro-bind", "/sys/module/nvidia", "/sys/module/nvidia"),
+        ("--ro-bind", "/sys/devices/system/cpu", "/sys/devices/system/cpu"),
+        ("--ro-bind", "/sys/devices/system/node", "/sys/devices/system/node"),
+    ]
+
+
+def test_without_the_drivers_gpu_list_the_nodes_are_bound_and_no_sysfs_folder(
+        tmp_path: Path) -> None:
+    root = str(fake_host(tmp_path, with_driver_info=False))
+    found = find_gpu(0, root)
+    assert found == Gpu(0, None, None)
+    args = bwrap_args(found, root)
+    assert "/dev/nvidia0" in args and "/dev/nvidia1" not in args and "--symlink" not in args
+    assert not any(a.startswith("/sys/devices/pci") for a in args)
+
+
+def test_no_gpu_is_found_without_its_nodes_or_when_turned_off(tmp_path: Path) -> None:
+    root = fake_host(tmp_path)
+    assert find_gpu(NO_GPU, str(root)) is None
+    assert find_gpu(2, str(root)) is None  # no /dev/nvidia2
+    (root / "dev/nvidia-uvm").unlink()
+    assert find_gpu(1, str(root)) is None  # CUDA can't make a context without it
+    assert bwrap_args(None, str(root)) == []
+
+
+def test_the_sandbox_command_holds_the_gpu_binds_only_on_a_gpu_pool(tmp_path: Path) -> None:
+    plain = launcher.bwrap_command(["true"], 3, 4)
+    assert not any("nvidia" in a for a in plain) and "/sys" not in plain
+    on_gpu = launcher.bwrap_command(["true"], 3, 4, gpu=Gpu(1, GPU_BUS, "/" + GPU_SYS))
+    assert "/dev/nvidia1" in on_gpu and "/" + GPU_SYS in on_gpu and "/sys" not in on_gpu
+    # after --dev /dev (which would hide them) and before the command
+    assert on_gpu.index("/dev/nvidia1") > on_gpu.index("--dev") > 0
+    assert on_gpu.index("/dev/nvidia1") < on_gpu.index("--")
+
+
+def test_one_run_per_gpu_caps_the_pools_slots() -> None:
+    on_gpu = Gpu(0, None, None)
+    assert run_slots(8, None, 1) == 8
+    assert run_slots(8, on_gpu, 1) == 1
+    assert run_slots(8, on_gpu, 3) == 3
+    assert run_slots(2, on_gpu, 3) == 2
+
+
+def test_spares_on_a_gpu_pool_are_capped_by_count() -> None:
+    host = Reserve(2048)
+    assert sum(host.targets().values()) > 8
+    capped = Reserve(2048, most=8)
+    assert sum(capped.targets().values()) <= 8 and min(capped.targets().values()) >= 1
+    for _ in range(50):
+        capped.record("pytorch")
+    assert capped.targets()["pytorch"] > capped.targets()["tensorflow"] >= 1
+
+
+def test_a_gpu_is_present_only_where_its_control_node_is(tmp_path: Path) -> None:
+    assert not gpu.present(str(tmp_path))
+    (tmp_path / "nvidiactl").touch()
+    assert gpu.present(str(tmp_path))
+
+
+def _recording_warm_up(monkeypatch: pytest.MonkeyPatch, present: bool) -> list[Any]:
+    calls: list[Any] = []
+    monkeypatch.setattr(gpu, "present", lambda: present)
+    monkeypatch.setattr(gpu, "prepare", lambda fw, mb: calls.append(("gpu", fw, mb)))
+    monkeypatch.setattr(gpu, "describe", lambda: "Fake GPU, 16 GiB, CUDA 12.8")
+    for name in runner.WARM_UPS:
+        monkeypatch.setitem(runner.WARM_UPS, name, lambda name=name: calls.append(("cpu", name)))
+    return calls
+
+
+def test_warm_up_makes_a_cuda_context_only_when_a_gpu_is_present(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _recording_warm_up(monkeypatch, present=False)
+    context = runner.warm_up("pytorch", (), gpu_memory_mb=1000)
+    assert calls == [("cpu", "pytorch")] and "GPU" not in context["device"]
+
+    calls = _recording_warm_up(monkeypatch, present=True)
+    context = runner.warm_up("tensorflow", (), gpu_memory_mb=1000)
+    # the GPU first: TF's memory limit must be set before its runtime starts
+    assert calls == [("gpu", "tensorflow", 1000), ("cpu", "tensorflow")]
+    assert context["device"] == "Fake GPU, 16 GiB, CUDA 12.8"
+
+
+def test_prepare_caps_both_frameworks_before_warming_the_spares_own(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Any] = []
+    monkeypatch.setattr(gpu, "cap_tensorflow", lambda mb: calls.append(("cap tf", mb)))
+    monkeypatch.setattr(gpu, "cap_torch", lambda mb: calls.append(("cap torch", mb)))
+    monkeypatch.setattr(gpu, "warm_torch", lambda: calls.append("warm torch"))
+    monkeypatch.setattr(gpu, "warm_tensorflow", lambda: calls.append("warm tf"))
+    gpu.prepare("pytorch", 512)
+    gpu.prepare("tensorflow", 512)
+    assert calls == [("cap tf", 512), ("cap torch", 512), "warm torch",
+                     ("cap tf", 512), ("cap torch", 512), "warm tf"]
+
+
+def test_torch_cap_is_the_memory_as_a_fraction_of_the_device(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    class Props:
+        total_memory = 16 * 2**30
+
+    asked: list[tuple[float, int]] = []
+    # raising=True (the default): these names must exist in this torch
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: Props())
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction",
+                        lambda f, d: asked.append((f, d)))
+    assert gpu.cap_torch(4096) == 0.25 and asked == [(0.25, 0)]
+    assert gpu.cap_torch(10**6) == 1.0  # more than the device: all of it
+
+
+def test_tensorflow_cap_is_one_logical_gpu_with_a_memory_limit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import tensorflow as tf
+
+    device = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
+    asked: list[Any] = []
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind: [device] if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config, "set_logical_device_configuration",
+                        lambda d, configs: asked.append((d, configs)))
+    gpu.cap_tensorflow(4096)
+    assert asked == [(device, [tf.config.LogicalDeviceConfiguration(memory_limit=4096)])]
+
+
+def test_gpu_settings_reach_the_spare(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in (("RUN_GPU_MEMORY_MB", "1536"), ("GPU_DEVICE", "-1"),
+                        ("GPU_RUNS_PER_DEVICE", "2"), ("GPU_SPARES", "6")):
+        monkeypatch.setenv(f"SIDEBYSIDE_{name}", value)
+    limits = Settings().limits()
+    assert (limits.gpu_memory_mb, limits.gpu_device, limits.gpu_runs_per_device,
+            limits.gpu_spares) == (1536, -1, 2, 6)
+    order = SpawnSpare(id=1, slot=0, framework="pytorch", name="1-1", limits=limits)
+    received = parse_frame(SpawnSpare, order.model_dump_json().encode())
+    assert received.limits == limits and isinstance(received.limits, Limits)
