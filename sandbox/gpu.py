@@ -36,13 +36,15 @@ def present(dev: str = "/dev") -> bool:
     return os.path.exists(os.path.join(dev, os.path.basename(CONTROL_NODE)))
 
 
-def cap_tensorflow(memory_mb: int) -> None:
-    """One logical GPU of at most `memory_mb` MiB; before TF's runtime starts."""
+def cap_tensorflow(memory_mb: int) -> bool:
+    """One logical GPU of at most `memory_mb` MiB, before TF starts its runtime; False: none."""
     import tensorflow as tf
 
-    for device in tf.config.list_physical_devices("GPU"):
+    devices = tf.config.list_physical_devices("GPU")
+    for device in devices:
         tf.config.set_logical_device_configuration(
             device, [tf.config.LogicalDeviceConfiguration(memory_limit=memory_mb)])
+    return bool(devices)
 
 
 def cap_torch(memory_mb: int) -> float:
@@ -74,21 +76,26 @@ def warm_tensorflow() -> None:
     _state["tensorflow"] = True
 
 
-def prepare(framework: str, memory_mb: int) -> None:
-    """Caps for both frameworks, then this spare's own framework's start-up on the GPU."""
-    cap_tensorflow(memory_mb)  # first: TF's device list must not be initialised yet
-    cap_torch(memory_mb)
-    if framework == "pytorch":
-        warm_torch()
-    else:
-        warm_tensorflow()
+def prepare(framework: str, memory_mb: int) -> str:
+    """Caps for both frameworks, then this spare's own framework's start-up on the GPU.
 
-
-def describe() -> str:
-    """`NVIDIA H200, 140 GiB, CUDA 12.8`: the device string results carry."""
+    Returns the device string. A framework whose build has no CUDA (a CPU
+    wheel left on a GPU host) is left on the CPU rather than failing the spare.
+    """
     import torch
 
-    props = torch.cuda.get_device_properties(0)
+    tf_sees_it = cap_tensorflow(memory_mb)  # first: TF's device list must not be initialised yet
+    torch_sees_it = torch.cuda.is_available()
+    if torch_sees_it:
+        cap_torch(memory_mb)
+    if framework == "pytorch" and torch_sees_it:
+        warm_torch()
+    elif framework == "tensorflow" and tf_sees_it:
+        warm_tensorflow()
+    if not torch_sees_it:
+        missing = "torch" if tf_sees_it else "torch and TensorFlow"
+        return f"NVIDIA GPU ({missing} built without CUDA)"
+    props = torch.cuda.get_device_properties(0)  # `NVIDIA H200, 140 GiB, CUDA 12.8`
     return f"{props.name}, {props.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda}"
 
 

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import tempfile
 
+from sandbox import gpu
 from sandbox.limits import Limits
 
 CLONE_NEWNS = 0x00020000
@@ -279,9 +280,16 @@ def tasks_in_view(proc: int | None = None) -> int:
 
 def apply_limits(limits: Limits, shared_tasks: int = 0) -> None:
     mib = 1024 * 1024
+    # With a GPU in view, no RLIMIT_AS: the CUDA driver reserves address space
+    # for unified addressing as large as the device's and the host's memory
+    # together, and a context can't be made under a smaller one. Those
+    # reservations map nothing (PROT_NONE): RLIMIT_DATA and the cgroup still
+    # bound what a run writes.
+    address_space = (resource.RLIM_INFINITY if gpu.present()
+                     else limits.address_space_mb * mib)
     for which, value in (
         (resource.RLIMIT_DATA, limits.memory_mb * mib),
-        (resource.RLIMIT_AS, limits.address_space_mb * mib),
+        (resource.RLIMIT_AS, address_space),
         # CPU: the hard limit leaves room for the longest timeout a request may
         # ask for; the run lowers its soft limit once it knows its request.
         (resource.RLIMIT_CPU, int(limits.max_timeout_s * 2) + 2),

@@ -87,8 +87,7 @@ def warm_up(framework: str, extras: Sequence[str] = (),
 
     device = _cpu_model()
     if gpu.present():
-        gpu.prepare(framework, gpu_memory_mb)
-        device = gpu.describe()
+        device = gpu.prepare(framework, gpu_memory_mb)
     WARM_UPS[framework]()
     for name in extras:
         OPTIONAL_WARM_UPS[name]()

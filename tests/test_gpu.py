@@ -10,13 +10,14 @@ by `bench/gpu_check.sh` on a GPU host.
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app.settings import Settings
-from sandbox import gpu, gpu_binds, launcher, runner
+from sandbox import gpu, gpu_binds, isolation, launcher, runner
 from sandbox.gpu_binds import NO_GPU, Gpu, bwrap_args, find_gpu, run_slots
 from sandbox.limits import Limits
 from sandbox.protocol import SpawnSpare, parse_frame
@@ -128,8 +129,12 @@ def test_a_gpu_is_present_only_where_its_control_node_is(tmp_path: Path) -> None
 def _recording_warm_up(monkeypatch: pytest.MonkeyPatch, present: bool) -> list[Any]:
     calls: list[Any] = []
     monkeypatch.setattr(gpu, "present", lambda: present)
-    monkeypatch.setattr(gpu, "prepare", lambda fw, mb: calls.append(("gpu", fw, mb)))
-    monkeypatch.setattr(gpu, "describe", lambda: "Fake GPU, 16 GiB, CUDA 12.8")
+
+    def prepare(framework: str, memory_mb: int) -> str:
+        calls.append(("gpu", framework, memory_mb))
+        return "Fake GPU, 16 GiB, CUDA 12.8"
+
+    monkeypatch.setattr(gpu, "prepare", prepare)
     for name in runner.WARM_UPS:
         monkeypatch.setitem(runner.WARM_UPS, name, lambda name=name: calls.append(("cpu", name)))
     return calls
@@ -148,25 +153,62 @@ def test_warm_up_makes_a_cuda_context_only_when_a_gpu_is_present(
     assert context["device"] == "Fake GPU, 16 GiB, CUDA 12.8"
 
 
+class Props:
+    name = "Fake GPU"
+    total_memory = 16 * 2**30
+
+
 def test_prepare_caps_both_frameworks_before_warming_the_spares_own(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
     calls: list[Any] = []
-    monkeypatch.setattr(gpu, "cap_tensorflow", lambda mb: calls.append(("cap tf", mb)))
+
+    def cap_tensorflow(memory_mb: int) -> bool:
+        calls.append(("cap tf", memory_mb))
+        return True
+
+    monkeypatch.setattr(gpu, "cap_tensorflow", cap_tensorflow)
     monkeypatch.setattr(gpu, "cap_torch", lambda mb: calls.append(("cap torch", mb)))
     monkeypatch.setattr(gpu, "warm_torch", lambda: calls.append("warm torch"))
     monkeypatch.setattr(gpu, "warm_tensorflow", lambda: calls.append("warm tf"))
-    gpu.prepare("pytorch", 512)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: Props())
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    assert gpu.prepare("pytorch", 512) == "Fake GPU, 16 GiB, CUDA 12.8"
     gpu.prepare("tensorflow", 512)
     assert calls == [("cap tf", 512), ("cap torch", 512), "warm torch",
                      ("cap tf", 512), ("cap torch", 512), "warm tf"]
 
 
+def test_a_gpu_with_cpu_builds_of_the_frameworks_leaves_spares_on_the_cpu() -> None:
+    # This machine's builds have no CUDA: a spare that finds a device node
+    # anyway (a CPU wheel left on a GPU host) must still come up, and say so.
+    assert gpu.prepare("pytorch", 512) == "NVIDIA GPU (torch and TensorFlow built without CUDA)"
+
+
+def test_address_space_is_unlimited_only_with_a_gpu_in_view(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def limit_in_child() -> int:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            isolation.apply_limits(Limits())
+            os.write(write, str(resource.getrlimit(resource.RLIMIT_AS)[0]).encode())
+            os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        with os.fdopen(read) as f:
+            return int(f.read())
+
+    assert limit_in_child() == Limits().address_space_mb * 2**20
+    monkeypatch.setattr(gpu, "present", lambda: True)
+    assert limit_in_child() == resource.RLIM_INFINITY
+
+
 def test_torch_cap_is_the_memory_as_a_fraction_of_the_device(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
-
-    class Props:
-        total_memory = 16 * 2**30
 
     asked: list[tuple[float, int]] = []
     # raising=True (the default): these names must exist in this torch
