@@ -1,4 +1,4 @@
-"""The `sidebyside` command: serve the app, check lesson packs."""
+"""The `sidebyside` command: serve the app, run a remote worker, check lesson packs."""
 
 from __future__ import annotations
 
@@ -60,6 +60,36 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    import socket
+
+    from app.settings import Settings
+    from sandbox.isolation import SandboxUnavailable, check_sandbox
+    from sandbox.pool import Pool
+    from sandbox.protocol import Device
+    from sandbox.remote.device import describe, has_gpu
+    from sandbox.remote.worker import WorkerHost, serve
+
+    settings = Settings()
+    if not settings.broker_url:
+        print("sidebyside: a worker needs SIDEBYSIDE_BROKER_URL (redis://host:6379/0)",
+              file=sys.stderr)
+        return 2
+    insecure = args.insecure_no_sandbox or settings.insecure_no_sandbox
+    if not insecure:
+        try:
+            check_sandbox()
+        except SandboxUnavailable as exc:
+            print(f"sidebyside: cannot isolate runs: {exc}", file=sys.stderr)
+            return 2
+    device: Device = args.device or ("gpu" if has_gpu() else "cpu")
+    name = args.name or f"{device}@{socket.gethostname()}"
+    pool = Pool(settings.limits(), size=settings.pool_size, insecure=insecure,
+                queue_size=settings.queue_size, spares_memory_mb=settings.spares_memory_mb)
+    serve(WorkerHost(pool, name, describe(device), settings.broker_url))
+    return 0
+
+
 def _check(args: argparse.Namespace) -> int:
     from app.packs.check import run_check_command
 
@@ -93,6 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--insecure-no-sandbox", action="store_true",
                        help="run snippets without isolation (flagged on every page)")
     serve.set_defaults(func=_serve)
+
+    worker = commands.add_parser(
+        "worker", help="run snippets for web servers: a local pool fed from the Redis queue")
+    worker.add_argument("--device", choices=("cpu", "gpu"), default=None,
+                        help="the queue to take runs from (default: gpu when one is present)")
+    worker.add_argument("--name", default=None, help="node name (default: DEVICE@HOSTNAME)")
+    worker.add_argument("--insecure-no-sandbox", action="store_true",
+                        help="run snippets without isolation (development only)")
+    worker.set_defaults(func=_worker)
 
     check = commands.add_parser("check", help="validate a lesson pack and run its snippets")
     check.add_argument("path")

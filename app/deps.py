@@ -13,15 +13,15 @@ from app.settings import Settings
 from app.store.class_learners import Seat
 from app.web.security import AUTHOR_COOKIE, CLASS_COOKIE
 from app.web.setup import Pages
+from sandbox.executor import Executor
 from sandbox.fairqueue import Client
-from sandbox.pool import Pool
 
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_pool(request: Request) -> Pool:
+def get_pool(request: Request) -> Executor:
     return request.app.state.pool  # type: ignore[no-any-return]
 
 
@@ -107,7 +107,7 @@ async def _viewer(request: Request) -> tuple[str | None, str | None]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-PoolDep = Annotated[Pool, Depends(get_pool)]
+PoolDep = Annotated[Executor, Depends(get_pool)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 VisibleCatalogDep = Annotated[Catalog, Depends(get_visible_catalog)]
 LibraryDep = Annotated[Library, Depends(get_library)]

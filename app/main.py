@@ -31,20 +31,17 @@ from app.routes import (
 )
 from app.settings import Settings
 from app.web import setup as web_setup
+from sandbox.executor import Executor
 from sandbox.pool import Pool
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, pool: Pool | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, pool: Executor | None = None) -> FastAPI:
     settings = settings or Settings()
     # A pool handed in is owned by the caller (tests share one between apps).
     own_pool = pool is None
-    pool = pool or Pool(settings.limits(), size=settings.pool_size,
-                        insecure=settings.insecure_no_sandbox, queue_size=settings.queue_size,
-                        queue_per_learner=settings.queue_per_learner,
-                        queue_per_address=settings.queue_per_address,
-                        spares_memory_mb=settings.spares_memory_mb)
+    pool = pool or make_executor(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -101,3 +98,18 @@ def create_app(settings: Settings | None = None, pool: Pool | None = None) -> Fa
         app.include_router(module.router)
         app.include_router(module.posts)
     return app
+
+
+def make_executor(settings: Settings) -> Executor:
+    """Remote workers when a broker is set; otherwise today's pool, in this process."""
+    if settings.broker_url:
+        from sandbox.remote.client import RemoteExecutor  # Celery is loaded only when used
+
+        return RemoteExecutor(settings.broker_url, settings.limits(),
+                              queue_size=settings.queue_size,
+                              queue_per_learner=settings.queue_per_learner,
+                              queue_per_address=settings.queue_per_address)
+    return Pool(settings.limits(), size=settings.pool_size, insecure=settings.insecure_no_sandbox,
+                queue_size=settings.queue_size, queue_per_learner=settings.queue_per_learner,
+                queue_per_address=settings.queue_per_address,
+                spares_memory_mb=settings.spares_memory_mb)

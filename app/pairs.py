@@ -7,8 +7,8 @@ import asyncio
 from pydantic import BaseModel
 
 from app.compare import Comparison, compare_results
+from sandbox.executor import Executor
 from sandbox.fairqueue import Client
-from sandbox.pool import Pool
 from sandbox.protocol import RunRequest, RunResult
 
 
@@ -18,7 +18,7 @@ class PairResult(BaseModel):
     comparison: Comparison
 
 
-async def run_pair(pool: Pool, tensorflow: str, pytorch: str, *, names: list[str],
+async def run_pair(pool: Executor, tensorflow: str, pytorch: str, *, names: list[str],
                    rtol: float = 1e-5, atol: float = 1e-6,
                    tensorflow_exprs: dict[str, str] | None = None,
                    pytorch_exprs: dict[str, str] | None = None, client: Client,

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         None, description=("Administrator's token: publishes uploaded packs to everyone's "
                            "list (Authorization: Bearer). Unset: nobody can publish."))
+    broker_url: str | None = Field(
+        None, description=("Redis URL of the run queue (redis://host:6379/0). Set: runs go to "
+                           "remote workers (`sidebyside worker`); unset: the in-process pool."))
     insecure_no_sandbox: bool = Field(
         False, description="Run snippets without isolation (development only; flagged everywhere)."
     )

@@ -23,6 +23,7 @@ from app.packs.loader import MANIFEST, PackError, load_lesson, load_packs
 from app.packs.models import Exercise, Lesson, Snippet, Step
 from app.pairs import run_pair
 from app.settings import Settings
+from sandbox.executor import Executor
 from sandbox.fairqueue import Client
 from sandbox.pool import Pool
 from sandbox.protocol import FRAMEWORKS, RunRequest, RunResult, RunStatus
@@ -86,7 +87,7 @@ async def check_lessons(lessons: list[Lesson], settings: Settings) -> list[Outco
         await pool.stop()
 
 
-async def check_on(pool: Pool, lessons: list[Lesson], client: Client = CLIENT,
+async def check_on(pool: Executor, lessons: list[Lesson], client: Client = CLIENT,
                    in_flight: int | None = None) -> list[Outcome]:
     """Every step's pair and exercise, at most `in_flight` pairs at once (one per slot)."""
     # Enough to fill the pool, never enough to overflow its queue; a server
@@ -107,7 +108,8 @@ async def check_on(pool: Pool, lessons: list[Lesson], client: Client = CLIENT,
     return list(await asyncio.gather(*jobs))
 
 
-async def check_pair(pool: Pool, lesson: Lesson, step: Step, client: Client = CLIENT) -> Outcome:
+async def check_pair(pool: Executor, lesson: Lesson, step: Step,
+                     client: Client = CLIENT) -> Outcome:
     spec = step.compare
     result = await run_pair(
         pool, step.tensorflow.code, step.pytorch.code,
@@ -142,7 +144,7 @@ def _draw(step: Step) -> dict[str, str]:
             if graph is not None and (name := getattr(graph, side))}
 
 
-async def check_exercise(pool: Pool, lesson: Lesson, step: Step, ex: Exercise,
+async def check_exercise(pool: Executor, lesson: Lesson, step: Step, ex: Exercise,
                          client: Client = CLIENT) -> Outcome:
     capture = {name: name for name in ex.compare}
     solution, starter = await asyncio.gather(*(

@@ -33,8 +33,8 @@ from app.packs.models import Catalog, Pack
 from app.packs.unpack import UnpackError, UnpackLimits, unpack
 from app.store import packs as store
 from app.store.db import Database
+from sandbox.executor import Executor
 from sandbox.fairqueue import Client
-from sandbox.pool import Pool
 
 log = logging.getLogger(__name__)
 MIN_TOKEN_CHARS = 22  # 128 bits, URL-safe base64
@@ -73,7 +73,7 @@ def _versioned(pack: Pack, version: int) -> Pack:
 
 
 class Library:
-    def __init__(self, root: Path, db: Database, bundled: Callable[[], Catalog], pool: Pool,
+    def __init__(self, root: Path, db: Database, bundled: Callable[[], Catalog], pool: Executor,
                  limits: UnpackLimits | None = None,
                  on_change: Callable[[], None] | None = None) -> None:
         self.root, self.db, self.bundled, self.pool = root, db, bundled, pool

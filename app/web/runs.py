@@ -21,8 +21,8 @@ from app.packs.models import Step
 from app.store import outputs
 from app.store.db import Database
 from app.web.bytecache import ByteLRU
+from sandbox.executor import Executor
 from sandbox.fairqueue import Client
-from sandbox.pool import Pool
 from sandbox.protocol import CapturedArray, Framework, RunRequest, RunResult
 
 log = logging.getLogger("sidebyside.pages")
@@ -47,7 +47,7 @@ def request_for(step: Step, side: Framework, code: str, *, repeat: int = 1,
 
 @dataclasses.dataclass
 class Runner:
-    pool: Pool
+    pool: Executor
     db: Database
     inflight: dict[str, asyncio.Future[RunResult]] = dataclasses.field(default_factory=dict)
     # parsed cache entries: the lesson page reads the same few on every view

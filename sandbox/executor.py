@@ -1,0 +1,36 @@
+"""The one interface the web side runs snippets through.
+
+Two implementations: the in-process pool (`sandbox.pool.Pool`, the default)
+and the client of remote workers (`sandbox.remote.client.RemoteExecutor`).
+Both put a fair queue in front of their slots, so fairness per learner and
+per class holds whichever one runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from sandbox.fairqueue import Client
+from sandbox.protocol import RunRequest, RunResult
+
+
+class Positions(Protocol):
+    def position(self, client: Client) -> int | None: ...
+
+
+class Executor(Protocol):
+    context: dict[str, Any]  # "device" and "versions": part of the output cache's key
+
+    @property
+    def size(self) -> int: ...  # runs at once
+
+    @property
+    def queue(self) -> Positions: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def run(self, request: RunRequest, client: Client) -> RunResult: ...
+
+    def stats(self) -> dict[str, Any]: ...

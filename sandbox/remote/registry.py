@@ -1,0 +1,72 @@
+"""The web side's view of the workers: their heartbeats, read from Redis every second.
+
+A worker writes one key with a TTL every couple of seconds; a worker that
+dies stops writing and its key expires. Each beat is a worker's claim, so
+it is validated like any other message (`protocol.WorkerBeat`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import redis.asyncio
+
+from sandbox.protocol import Device, ProtocolError, WorkerBeat, parse_frame
+from sandbox.remote.celeryapp import BEAT_PREFIX
+
+log = logging.getLogger("sidebyside.remote")
+POLL_EVERY_S = 1.0
+MAX_WORKERS = 1000  # keys read per poll: a flood of made-up beats can't grow the web's memory
+
+
+class WorkerRegistry:
+    def __init__(self, client: redis.asyncio.Redis, on_change: Callable[[], None]) -> None:
+        self.client = client
+        self.on_change = on_change
+        self.workers: dict[str, WorkerBeat] = {}
+        self.polled_at = 0.0  # monotonic time the last successful poll began
+        self.error: str | None = None  # why the last poll failed, if it did
+
+    def slots(self, device: Device) -> int:
+        """Runs the device's workers take at once (a worker whose sandbox restarts takes none)."""
+        return sum(b.slots for b in self.workers.values() if b.device == device and not b.degraded)
+
+    def gone_since(self, name: str, since: float) -> bool:
+        """True once a poll that began after `since` no longer finds the worker's beat."""
+        return self.polled_at > since and name not in self.workers
+
+    async def poll(self) -> None:
+        began = time.monotonic()
+        try:
+            keys = []
+            async for key in self.client.scan_iter(match=BEAT_PREFIX + "*", count=200):
+                keys.append(key)
+                if len(keys) >= MAX_WORKERS:
+                    break
+            values = await self.client.mget(keys) if keys else []
+        except (redis.RedisError, OSError) as exc:
+            # Keep the last view: runs in flight keep their deadlines, new ones still route.
+            if self.error is None:
+                log.warning("cannot read the workers' heartbeats: %r", exc)
+            self.error = f"Redis unreachable: {exc}"
+            return
+        workers: dict[str, WorkerBeat] = {}
+        for key, raw in zip(keys, values, strict=True):
+            if not isinstance(raw, bytes):  # expired between the scan and the read
+                continue
+            try:
+                beat = parse_frame(WorkerBeat, raw)
+            except ProtocolError as exc:
+                log.warning("ignoring a malformed heartbeat under %r: %s", key, exc)
+                continue
+            workers[beat.name] = beat
+        self.workers, self.polled_at, self.error = workers, began, None
+        self.on_change()
+
+    async def watch(self) -> None:
+        while True:
+            await self.poll()
+            await asyncio.sleep(POLL_EVERY_S)

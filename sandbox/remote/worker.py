@@ -1,0 +1,164 @@
+"""A worker host: the local sandbox pool, fed by a Celery worker from its device's queue.
+
+    sidebyside worker (this process)
+     ├── main thread: the Celery worker (threads pool, concurrency = the pool's slots),
+     │    └── task threads: one per run in flight, each handing its run to the loop
+     │        below (`asyncio.run_coroutine_threadsafe`) and waiting for the answer
+     ├── "pool-loop" thread: the asyncio loop that owns the Pool and the heartbeat
+     └── bwrap ─ template ─ spares / runs   (sandbox/pool.py; dies with this process)
+
+The Pool is asyncio through and through, so it lives on one loop; Celery's
+threads pool gives each run a thread that only waits, which costs far less
+than a process per slot (prefork would need a Pool, and a template, each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import redis.asyncio
+from celery.utils.nodenames import default_nodename
+
+from sandbox.fairqueue import Client
+from sandbox.pool import RESULT_GRACE_S, TEMPLATE_START_S, Pool
+from sandbox.protocol import (
+    ProtocolError,
+    RemoteRun,
+    RunFinished,
+    RunResult,
+    RunStatus,
+    WorkerBeat,
+    parse_frame,
+)
+from sandbox.remote.celeryapp import (
+    BEAT_EVERY_S,
+    BEAT_PREFIX,
+    BEAT_TTL_S,
+    RUN_TASK,
+    make_celery,
+    queue_for,
+)
+from sandbox.remote.device import HostDevice
+
+log = logging.getLogger("sidebyside.worker")
+T = TypeVar("T")
+# The web side's fair queue already chose whose turn it is; here runs go first come, first served.
+REMOTE_CLIENT = Client(learner="remote", address="queue", capped=False)
+
+
+class WorkerHost:
+    def __init__(self, pool: Pool, name: str, device: HostDevice, broker_url: str) -> None:
+        self.pool, self.device, self.broker_url = pool, device, broker_url
+        self.name = default_nodename(name)  # as Celery names the node: "celery@" + a bare name
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="pool-loop",
+                                        daemon=True)
+        self._beating: concurrent.futures.Future[None] | None = None
+
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def start(self) -> None:
+        """Start the pool (the template imports both frameworks), then advertise."""
+        self._thread.start()
+        self._call(self._start_pool()).result()
+        self._beating = self._call(self.beat_forever())
+
+    async def _start_pool(self) -> None:
+        await self.pool.start()
+        # The first ready spare brings the versions a beat advertises (and the web
+        # keys its output cache on): until then the worker is not one to send runs to.
+        deadline = time.monotonic() + TEMPLATE_START_S
+        while not self.pool.context.get("versions") and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._beating is not None:
+            self._beating.cancel()
+        self._call(self.pool.stop()).result(timeout=30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+
+    # ---- the heartbeat --------------------------------------------------------
+
+    def beat(self) -> WorkerBeat:
+        stats = self.pool.stats()
+        return WorkerBeat(
+            name=self.name, device=self.device.device, device_name=self.device.name,
+            memory_mb=self.device.memory_mb, cuda=self.device.cuda,
+            versions=self.pool.context.get("versions", {}), slots=stats["slots"],
+            busy=stats["busy"], free=max(0, stats["slots"] - stats["busy"] - stats["queued"]),
+            degraded=stats["degraded"])
+
+    async def beat_forever(self) -> None:
+        key = f"{BEAT_PREFIX}{self.device.device}:{self.name}"
+        client = redis.asyncio.Redis.from_url(self.broker_url)
+        try:
+            while True:
+                try:
+                    await client.set(key, self.beat().model_dump_json(), px=int(BEAT_TTL_S * 1000))
+                except (redis.RedisError, OSError) as exc:  # Redis restarting: beat again later
+                    log.warning("heartbeat not sent: %r", exc)
+                await asyncio.sleep(BEAT_EVERY_S)
+        finally:  # a clean stop leaves at once; a killed worker's key expires
+            try:
+                await client.delete(key)
+            finally:
+                await client.aclose()
+
+    # ---- runs (called in Celery's task threads) --------------------------------
+
+    def run(self, payload: object) -> dict[str, object]:
+        result = self._run(payload)
+        result.worker = self.name
+        return RunFinished(result=result).to_wire()
+
+    def _run(self, payload: object) -> RunResult:
+        try:
+            order = parse_frame(RemoteRun, payload)  # type: ignore[arg-type]
+        except ProtocolError as exc:
+            return RunResult.failed(RunStatus.rejected, "ProtocolError", str(exc))
+        request = order.request
+        # The web stops waiting at the deadline: the run must end, and report, before it.
+        left = order.deadline - time.time() - RESULT_GRACE_S
+        if left <= 0.1:
+            return RunResult.failed(RunStatus.rejected, "Expired",
+                                    "the run waited too long for a worker",
+                                    framework=request.framework)
+        wall = self.pool.limits.with_timeout(request.timeout_s).wall_s
+        if wall > left:
+            request = request.model_copy(update={"timeout_s": left})
+        future = self._call(self.pool.run(request, REMOTE_CLIENT))
+        try:
+            return future.result(timeout=left + RESULT_GRACE_S + 1)
+        except concurrent.futures.TimeoutError:  # the pool's own deadline failed: never hang
+            future.cancel()
+            return RunResult.failed(RunStatus.killed, "SandboxLost",
+                                    "the worker's sandbox did not answer in time",
+                                    framework=request.framework)
+
+
+def serve(host: WorkerHost, loglevel: str = "INFO") -> None:
+    """Run a Celery worker for `host` until it is told to stop (SIGTERM, SIGINT)."""
+    celery = make_celery(host.broker_url)
+
+    @celery.task(name=RUN_TASK)  # type: ignore[untyped-decorator]
+    def run(payload: object) -> dict[str, object]:
+        return host.run(payload)
+
+    host.start()
+    try:
+        worker = celery.Worker(
+            hostname=host.name, pool_cls="threads", concurrency=host.pool.size,
+            queues=[queue_for(host.device.device)], loglevel=loglevel,
+            without_mingle=True, without_gossip=True, without_heartbeat=True,
+            prefetch_multiplier=1)
+        worker.start()
+    finally:
+        host.stop()
