@@ -5,9 +5,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.install-stamp
-# What the sandbox needs from the system, and what the browser tests drive.
+# What the sandbox needs from the system; what the browser tests drive, and the
+# remote workers' tests' Redis.
 RUN_PACKAGES := bubblewrap libseccomp2 graphviz
-TEST_PACKAGES := chromium
+TEST_PACKAGES := chromium redis-server
 
 .PHONY: install run test lint test-rootless bench editor system-packages test-packages clean
 

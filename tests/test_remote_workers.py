@@ -1,0 +1,268 @@
+"""Remote workers end to end: a real Redis, real `sidebyside worker` processes, a real server.
+
+Two CPU workers share the module (each starts one template); the test that
+kills one restarts it, so it runs last.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+import uvicorn
+
+from app.main import create_app
+from app.settings import ROOT, Settings
+from sandbox.protocol import RemoteRun, RunRequest
+from sandbox.remote.celeryapp import BEAT_PREFIX, BEAT_TTL_S, RUN_TASK, make_celery, queue_for
+from sandbox.remote.client import TRANSPORT_GRACE_S
+
+pytestmark = pytest.mark.slow
+START_S = 300  # two templates importing both frameworks at once on a busy machine
+RUN_GRACE_S = 2.0 + TRANSPORT_GRACE_S  # the pool's grace and the transport's
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(folder)], stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            redis.Redis.from_url(url).ping()
+            break
+        except redis.ConnectionError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+    yield url
+    server.terminate()
+    server.wait(timeout=10)
+
+
+class Worker:
+    """One `sidebyside worker` process, by name, that can be killed and started again."""
+
+    def __init__(self, name: str, redis_url: str, log: Path) -> None:
+        self.name, self.node, self.redis_url, self.log = name, f"celery@{name}", redis_url, log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "SIDEBYSIDE_BROKER_URL": self.redis_url,
+               "SIDEBYSIDE_POOL_SIZE": "2", "SIDEBYSIDE_SPARES_MEMORY_MB": "300"}
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "worker", "--device", "cpu", "--name",
+                 self.name], cwd=ROOT, env=env, stdout=out, stderr=out)
+
+    def registered(self) -> bool:
+        return redis.Redis.from_url(self.redis_url).exists(f"{BEAT_PREFIX}cpu:{self.node}") == 1
+
+    def wait_registered(self) -> None:
+        deadline = time.monotonic() + START_S
+        while not self.registered():
+            assert self.process is not None and self.process.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, f"{self.name} did not register"
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture(scope="module")
+def workers(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Worker]]:
+    logs = tmp_path_factory.mktemp("workers")
+    both = [Worker(name, redis_url, logs / f"{name}.log") for name in ("cpu-a", "cpu-b")]
+    for worker in both:
+        worker.start()
+    try:
+        for worker in both:
+            worker.wait_registered()
+        yield both
+    finally:
+        for worker in both:
+            worker.stop()
+
+
+@pytest.fixture(scope="module")
+def web(redis_url: str, workers: list[Worker],
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    settings = Settings(host="127.0.0.1", port=free_port(), data_dir=tmp_path_factory.mktemp("d"),
+                        packs_dir=ROOT / "lessons", broker_url=redis_url, run_timeout_s=10.0,
+                        queue_per_learner=30, queue_per_address=64)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=settings.host,
+                                           port=settings.port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    with httpx.Client(base_url=f"http://{settings.host}:{settings.port}", timeout=90) as client:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if len(client.get("/api/health").json()["workers"]) == len(workers):
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the server never saw the workers"
+            time.sleep(0.1)
+        yield client
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+def run(web: httpx.Client, framework: str, code: str, **extra: object) -> dict:
+    response = web.post("/api/runs", json={"framework": framework, "code": code, **extra})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_runs_cross_the_queue_in_both_frameworks_and_say_which_worker_ran_them(
+        web: httpx.Client, workers: list[Worker]) -> None:
+    torch_run = run(web, "pytorch", "import torch\nx = torch.arange(6.).reshape(2, 3)\nprint(x.sum().item())")
+    tf_run = run(web, "tensorflow", "import tensorflow as tf\ny = tf.ones([2]) * 3\nprint(y.numpy().tolist())")
+    assert torch_run["status"] == "ok" and torch_run["stdout"] == "15.0\n", torch_run
+    assert tf_run["status"] == "ok" and tf_run["stdout"] == "[3.0, 3.0]\n", tf_run
+    nodes = {w.node for w in workers}
+    for result in (torch_run, tf_run):
+        assert result["worker"] in nodes
+        assert result["device"] and result["versions"]["torch"].startswith("2.13")
+    assert {v["name"] for v in torch_run["values"]} == {"x"}
+
+
+def test_a_pair_compares_arrays_that_came_back_through_redis(web: httpx.Client) -> None:
+    body = {"tensorflow": "import tensorflow as tf\ny = tf.linspace(0., 1., 5) ** 2",
+            "pytorch": "import torch\ny = torch.linspace(0, 1, 5) ** 2", "compare": ["y"]}
+    pair = web.post("/api/pairs", json=body).json()
+    assert pair["comparison"]["match"] is True, pair
+    assert pair["comparison"]["names"]["y"]["shapes"] == [[5], [5]]
+
+
+def test_health_lists_each_worker_with_its_device_versions_and_capacity(
+        web: httpx.Client, workers: list[Worker]) -> None:
+    health = web.get("/api/health").json()
+    listed = {w["name"]: w for w in health["workers"]}
+    assert set(listed) == {w.node for w in workers}
+    for worker in listed.values():
+        assert worker["device"] == "cpu" and worker["device_name"]
+        assert worker["slots"] == 2 and 0 <= worker["free"] <= 2
+        assert worker["versions"]["tensorflow"].startswith("2.21")
+    assert health["status"] == "ok" and health["pool"]["devices"]["cpu"]["slots"] == 4
+    assert health["pool"]["devices"]["gpu"]["slots"] == 0
+
+
+def test_a_run_for_a_device_with_no_worker_is_refused_at_once_and_pages_still_serve(
+        web: httpx.Client) -> None:
+    started = time.monotonic()
+    result = run(web, "pytorch", "print(1)", device="gpu")
+    assert time.monotonic() - started < 1.0
+    assert result["status"] == "rejected"
+    assert result["error"]["message"] == "no worker available for gpu"
+    assert web.get("/lessons/tensors").status_code == 200
+
+
+def test_a_forged_heartbeat_is_not_listed(web: httpx.Client, redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    client.set(f"{BEAT_PREFIX}gpu:forged", b'{"name": "forged", "device": "gpu", "slots": 9999}',
+               ex=30)
+    try:
+        time.sleep(1.5)  # a poll or two
+        health = web.get("/api/health").json()
+        assert "forged" not in {w["name"] for w in health["workers"]}
+        assert health["pool"]["devices"]["gpu"]["slots"] == 0
+    finally:
+        client.delete(f"{BEAT_PREFIX}gpu:forged")
+
+
+def test_a_run_that_expired_before_a_worker_took_it_is_dropped_unrun(redis_url: str,
+                                                                     workers: list[Worker]) -> None:
+    # Sent straight to the queue the way the web sends one, with its deadline past.
+    late = RemoteRun(request=RunRequest(framework="pytorch", code="print('ran')"),
+                     deadline=time.time() - 1)
+    celery = make_celery(redis_url)
+    sent = celery.send_task(RUN_TASK, args=[late.model_dump(mode="json")], queue=queue_for("cpu"))
+    answer = sent.get(timeout=30)
+    assert answer["result"]["status"] == "rejected" and answer["result"]["stdout"] == ""
+    assert answer["result"]["error"]["type"] == "Expired"
+
+
+def test_a_burst_of_30_is_split_over_both_workers_and_none_is_lost(
+        web: httpx.Client, workers: list[Worker]) -> None:
+    code = "import torch\nprint(torch.ones(4).sum().item())"
+
+    def one(i: int) -> dict:
+        return run(web, "pytorch" if i % 3 else "tensorflow",
+                   code if i % 3 else "import tensorflow as tf\nprint(float(tf.reduce_sum(tf.ones([4]))))",
+                   timeout_s=30)
+
+    with concurrent.futures.ThreadPoolExecutor(30) as threads:
+        results = list(threads.map(one, range(30)))
+    assert [r["status"] for r in results] == ["ok"] * 30, [r["error"] for r in results]
+    assert {r["stdout"] for r in results} == {"4.0\n"}
+    assert {r["worker"] for r in results} == {w.node for w in workers}
+
+
+def test_a_worker_killed_mid_run_fails_the_run_in_time_and_rejoins_when_restarted(
+        web: httpx.Client, workers: list[Worker]) -> None:
+    timeout_s = 20.0
+    answer: dict = {}
+    asked = time.monotonic()
+    sleeper = threading.Thread(target=lambda: answer.update(run(
+        web, "pytorch", "import time\nprint('started', flush=True)\ntime.sleep(60)",
+        timeout_s=timeout_s)))
+    sleeper.start()
+    deadline = time.monotonic() + 15
+    busy = None
+    while busy is None:  # the worker that took it says so in its heartbeat
+        assert time.monotonic() < deadline, "no worker took the run"
+        listed = web.get("/api/health").json()["workers"]
+        busy = next((w["name"] for w in listed if w["busy"] > 0), None)
+        time.sleep(0.1)
+    victim = next(w for w in workers if w.node == busy)
+    victim.kill()
+    killed_at = time.monotonic()
+    sleeper.join(timeout=timeout_s + RUN_GRACE_S + 5)
+    answered_at = time.monotonic()
+    assert answer, "no answer"
+    assert answer["status"] == "killed" and answer["error"]["type"] == "WorkerLost", answer
+    assert answer["worker"] == victim.node
+    # Found by its missing heartbeat, well before the run's own time limit ran out.
+    assert answered_at - killed_at < BEAT_TTL_S + 3
+    assert answered_at - asked < timeout_s + RUN_GRACE_S
+
+    victim.start()
+    victim.wait_registered()
+    deadline = time.monotonic() + 10
+    while victim.node not in {w["name"] for w in web.get("/api/health").json()["workers"]}:
+        assert time.monotonic() < deadline, "the restarted worker was not listed again"
+        time.sleep(0.2)
+    results = [run(web, "pytorch", "print(2)") for _ in range(6)]
+    assert {r["status"] for r in results} == {"ok"}
