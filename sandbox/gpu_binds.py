@@ -90,7 +90,14 @@ def bwrap_args(gpu: Gpu | None, root: str = "/") -> list[str]:
     for path in TOPOLOGY:
         if (top / path).exists():
             args += ["--ro-bind", f"/{path}", f"/{path}"]
-    return args
+    return _parents_open(args) + args
+
+
+def _parents_open(args: list[str]) -> list[str]:
+    """bwrap makes missing parent folders 0700, which a run's plain uid can't enter."""
+    targets = [args[i + 2] for i in range(0, len(args), 3)]
+    parents = sorted({str(p) for t in targets for p in Path(t).parents} - {"/", "/dev"})
+    return [arg for parent in parents for arg in ("--perms", "0755", "--dir", parent)]
 
 
 def run_slots(pool_size: int, gpu: Gpu | None, runs_per_device: int) -> int:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,14 @@ def test_only_the_chosen_gpus_nodes_and_sysfs_folder_are_bound(tmp_path: Path) -
     found = find_gpu(1, root)
     assert found == Gpu(1, GPU_BUS, "/" + GPU_SYS)
     args = bwrap_args(found, root)
+    opened = [tuple(args[i:i + 4]) for i in range(0, len(args), 4) if args[i] == "--perms"]
+    # every folder above a bound path is made first, open to the run's uid
+    assert [folder for *_, folder in opened] == [
+        "/dev/nvidia-caps", "/sys", "/sys/bus", "/sys/bus/pci", "/sys/bus/pci/devices",
+        "/sys/devices", "/sys/devices/pci0000:40", "/sys/devices/pci0000:40/0000:40:01.1",
+        "/sys/devices/system", "/sys/module"]
+    assert all(a[:3] == ("--perms", "0755", "--dir") for a in opened)
+    args = args[4 * len(opened):]
     triples = [tuple(args[i:i + 3]) for i in range(0, len(args), 3)]
     assert triples == [
         ("--dev-bind", "/dev/nvidiactl", "/dev/nvidiactl"),
@@ -94,9 +104,11 @@ def test_no_gpu_is_found_without_its_nodes_or_when_turned_off(tmp_path: Path) ->
 
 def test_the_sandbox_command_holds_the_gpu_binds_only_on_a_gpu_pool(tmp_path: Path) -> None:
     plain = launcher.bwrap_command(["true"], 3, 4)
-    assert not any("nvidia" in a for a in plain) and "/sys" not in plain
+    assert not any("nvidia" in a or a.startswith("/sys") for a in plain)
     on_gpu = launcher.bwrap_command(["true"], 3, 4, gpu=Gpu(1, GPU_BUS, "/" + GPU_SYS))
-    assert "/dev/nvidia1" in on_gpu and "/" + GPU_SYS in on_gpu and "/sys" not in on_gpu
+    assert "/dev/nvidia1" in on_gpu and "/" + GPU_SYS in on_gpu
+    binds = {on_gpu[i + 1] for i, a in enumerate(on_gpu) if a.endswith("bind")}
+    assert "/sys" not in binds and "/sys/devices" not in binds
     # after --dev /dev (which would hide them) and before the command
     assert on_gpu.index("/dev/nvidia1") > on_gpu.index("--dev") > 0
     assert on_gpu.index("/dev/nvidia1") < on_gpu.index("--")
@@ -243,3 +255,24 @@ def test_gpu_settings_reach_the_spare(monkeypatch: pytest.MonkeyPatch) -> None:
     order = SpawnSpare(id=1, slot=0, framework="pytorch", name="1-1", limits=limits)
     received = parse_frame(SpawnSpare, order.model_dump_json().encode())
     assert received.limits == limits and isinstance(received.limits, Limits)
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None or shutil.which("setpriv") is None
+                    or os.getuid() != 0, reason="needs bwrap, setpriv and root")
+def test_a_runs_uid_can_read_what_is_bound_below_folders_bwrap_makes() -> None:
+    # This host's own topology folders stand in for a GPU's sysfs folder.
+    binds = [a for path in gpu_binds.TOPOLOGY if os.path.exists("/" + path)
+             for a in ("--ro-bind", "/" + path, "/" + path)]
+    assert binds, "no topology folder on this host"
+    fds = launcher.identity_fds()
+    command = launcher.bwrap_command(
+        ["setpriv", "--reuid", "61000", "--regid", "61000", "--clear-groups",
+         "ls", binds[1]], *fds)
+    end = command.index("--remount-ro")
+    command[end:end] = gpu_binds._parents_open(binds) + binds
+    try:
+        done = subprocess.run(command, pass_fds=fds, capture_output=True, text=True, timeout=60)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert done.returncode == 0 and done.stdout.strip(), done.stderr
