@@ -15,15 +15,18 @@ allocates on the device: `LogicalDeviceConfiguration(memory_limit=...)`
 for TensorFlow (growth comes from `TF_FORCE_GPU_ALLOW_GROWTH`, which TF
 applies to the capped allocator too; `set_memory_growth` itself refuses a
 device that has a logical configuration) and
-`torch.cuda.set_per_process_memory_fraction` for PyTorch. Both frameworks
-are capped in every spare, since a snippet may use either. They keep an
-honest snippet's runaway allocation from taking the device; a hostile one
+`torch.cuda.set_per_process_memory_fraction` for PyTorch. A spare caps
+each framework it holds imported: its own always; the other one when its
+template imported it too. A snippet that imports the other framework itself
+gets TF's growth without a limit, or torch without a fraction. The caps keep
+an honest snippet's runaway allocation from taking the device; a hostile one
 can lift them (the kernel has no GPU memory limit), so what bounds it is
 one run per GPU at a time (`gpu_binds.run_slots`) and its process's death.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 
@@ -77,26 +80,44 @@ def warm_tensorflow() -> None:
 
 
 def prepare(framework: str, memory_mb: int) -> str:
-    """Caps for both frameworks, then this spare's own framework's start-up on the GPU.
+    """Caps, then this spare's own framework's start-up on the GPU; returns the device string.
 
-    Returns the device string. A framework whose build has no CUDA (a CPU
-    wheel left on a GPU host) is left on the CPU rather than failing the spare.
+    A framework whose build has no CUDA (a CPU wheel left on a GPU host) is
+    left on the CPU rather than failing the spare; the string says so.
     """
-    import torch
+    tf_sees_it = torch_sees_it = False
+    if framework == "tensorflow" or "tensorflow" in sys.modules:
+        tf_sees_it = cap_tensorflow(memory_mb)  # before anything starts TF's runtime
+    if framework == "pytorch" or "torch" in sys.modules:
+        import torch
 
-    tf_sees_it = cap_tensorflow(memory_mb)  # first: TF's device list must not be initialised yet
-    torch_sees_it = torch.cuda.is_available()
-    if torch_sees_it:
-        cap_torch(memory_mb)
+        torch_sees_it = torch.cuda.is_available()
+        if torch_sees_it:
+            cap_torch(memory_mb)
     if framework == "pytorch" and torch_sees_it:
         warm_torch()
     elif framework == "tensorflow" and tf_sees_it:
         warm_tensorflow()
-    if not torch_sees_it:
-        missing = "torch" if tf_sees_it else "torch and TensorFlow"
-        return f"NVIDIA GPU ({missing} built without CUDA)"
-    props = torch.cuda.get_device_properties(0)  # `NVIDIA H200, 140 GiB, CUDA 12.8`
-    return f"{props.name}, {props.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda}"
+    sees_it = tf_sees_it if framework == "tensorflow" else torch_sees_it
+    return describe() + ("" if sees_it else f" (unused: {framework} built without CUDA)")
+
+
+def describe() -> str:
+    """`NVIDIA H200, 140 GiB, CUDA 12.8`, from the driver itself, whichever framework is here."""
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return "NVIDIA GPU (no libcuda.so.1)"
+    name = ctypes.create_string_buffer(256)
+    total = ctypes.c_size_t()
+    version = ctypes.c_int()
+    if (cuda.cuInit(0) or cuda.cuDeviceGetName(name, len(name), 0)
+            or cuda.cuDeviceTotalMem_v2(ctypes.byref(total), 0)
+            or cuda.cuDriverGetVersion(ctypes.byref(version))):
+        return "NVIDIA GPU (the CUDA driver did not answer)"
+    major, minor = divmod(version.value // 10, 100)
+    return f"{name.value.decode(errors='replace')}, {total.value / 2**30:.0f} GiB, " \
+           f"CUDA {major}.{minor}"
 
 
 def sync() -> None:

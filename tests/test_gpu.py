@@ -13,6 +13,7 @@ import os
 import resource
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -166,12 +167,12 @@ def test_warm_up_makes_a_cuda_context_only_when_a_gpu_is_present(
 
 
 class Props:
-    name = "Fake GPU"
     total_memory = 16 * 2**30
 
 
 def test_prepare_caps_both_frameworks_before_warming_the_spares_own(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    import tensorflow  # noqa: F401  (both imported: as in a spare whose template had both)
     import torch
 
     calls: list[Any] = []
@@ -185,8 +186,7 @@ def test_prepare_caps_both_frameworks_before_warming_the_spares_own(
     monkeypatch.setattr(gpu, "warm_torch", lambda: calls.append("warm torch"))
     monkeypatch.setattr(gpu, "warm_tensorflow", lambda: calls.append("warm tf"))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: Props())
-    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(gpu, "describe", lambda: "Fake GPU, 16 GiB, CUDA 12.8")
     assert gpu.prepare("pytorch", 512) == "Fake GPU, 16 GiB, CUDA 12.8"
     gpu.prepare("tensorflow", 512)
     assert calls == [("cap tf", 512), ("cap torch", 512), "warm torch",
@@ -194,9 +194,20 @@ def test_prepare_caps_both_frameworks_before_warming_the_spares_own(
 
 
 def test_a_gpu_with_cpu_builds_of_the_frameworks_leaves_spares_on_the_cpu() -> None:
-    # This machine's builds have no CUDA: a spare that finds a device node
-    # anyway (a CPU wheel left on a GPU host) must still come up, and say so.
-    assert gpu.prepare("pytorch", 512) == "NVIDIA GPU (torch and TensorFlow built without CUDA)"
+    # This machine's builds have no CUDA (and no driver): a spare that finds a
+    # device node anyway (a CPU wheel left on a GPU host) must still come up.
+    assert gpu.prepare("pytorch", 512) == (
+        "NVIDIA GPU (no libcuda.so.1) (unused: pytorch built without CUDA)")
+
+
+def test_a_spare_caps_only_the_frameworks_it_has_imported() -> None:
+    # One template per framework: a PyTorch spare must not import TensorFlow
+    # (seconds) just to cap it.
+    code = ("import sys, torch\nfrom sandbox import gpu\ngpu.prepare('pytorch', 512)\n"
+            "print('tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]
 
 
 def test_address_space_is_unlimited_only_with_a_gpu_in_view(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,6 +63,15 @@ PROBES = {
 }
 
 
+def template_pids(pool: Pool) -> set[int]:
+    """The pool's template processes: one for both frameworks, or one per framework."""
+    templates = getattr(pool, "templates", None)
+    if templates is not None:
+        return {t.process.pid for t in templates.values() if t.process is not None}
+    process = getattr(pool, "_process", None)
+    return {process.pid} if process is not None else set()
+
+
 @pytest.mark.slow
 def test_the_template_never_starts_cuda(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     notes = tmp_path / "cuda-calls"
@@ -69,14 +79,19 @@ def test_the_template_never_starts_cuda(tmp_path: Path, monkeypatch: pytest.Monk
     notes.chmod(0o666)  # runs write here too (insecure mode: no filesystem fence)
     prelude = TRIPWIRES.format(notes=str(notes))
 
-    def argv(ctrl_fd: int, insecure: bool = False) -> list[str]:
-        return [launcher.sys.executable, "-c", prelude, "--ctrl-fd", str(ctrl_fd), "--insecure"]
+    template_argv = launcher.template_argv
+
+    def argv(*args: Any, **kwargs: Any) -> list[str]:
+        command = template_argv(*args, **kwargs)
+        at = command.index("-m")
+        command[at:at + 2] = ["-c", prelude]  # the same main(), behind the tripwires
+        return command
 
     # Insecure: the template runs without bubblewrap, so the file above is
     # reachable; the fence has nothing to do with when CUDA starts.
     monkeypatch.setattr(launcher, "template_argv", argv)
 
-    async def scenario() -> int:
+    async def scenario() -> set[int]:
         pool = Pool(Limits(), size=1, insecure=True, spares_memory_mb=64)
         await pool.start()
         try:
@@ -84,15 +99,14 @@ def test_the_template_never_starts_cuda(tmp_path: Path, monkeypatch: pytest.Monk
                 result = await pool.run(RunRequest(framework=framework, code=code),
                                         Client("t", "10.0.0.1"))
                 assert result.status == RunStatus.ok, result.error
-            assert pool._process is not None
-            return pool._process.pid
+            return template_pids(pool)
         finally:
             await pool.stop()
 
-    template_pid = asyncio.run(scenario())
+    templates = asyncio.run(scenario())
     calls = [line.split(" ", 1) for line in notes.read_text().splitlines()]
-    by_template = [name for pid, name in calls if int(pid) == template_pid]
-    by_runs = {name for pid, name in calls if int(pid) != template_pid}
+    by_template = [name for pid, name in calls if int(pid) in templates]
+    by_runs = {name for pid, name in calls if int(pid) not in templates}
     assert by_template == [], f"the template started CUDA through {by_template}"
     # the wrappers reach the runs: a template that called these would be caught
     assert {"is_available", "TF_ListPhysicalDevices", "ensure_initialized"} <= by_runs, by_runs
