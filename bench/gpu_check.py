@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -64,11 +66,31 @@ def skip(measure: str, why: str) -> None:
     row(measure, "skipped", why)
 
 
-def spare_startup(framework: str, memory_mb: int, tries: int = 3) -> tuple[float, str]:
-    """`gpu.prepare` in fresh forks of a process that imported both frameworks, as spares do."""
-    import tensorflow  # noqa: F401
-    import torch  # noqa: F401
+def spare_startup(framework: str, memory_mb: int) -> str:
+    """`gpu.prepare` in fresh forks of a process that imported only `framework`, as spares do.
 
+    That process stands in for the framework's template (it never touches
+    CUDA); this one imports no framework at all.
+    """
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            importlib.import_module("torch" if framework == "pytorch" else "tensorflow")
+            ms, held = _forks(framework, memory_mb)
+            os.write(write, f"{ms:.0f}ms|GPU memory held by one: {held}".encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as f:
+        answer = f.read()
+    os.waitpid(pid, 0)
+    return answer or "failed|gpu.prepare raised in a fresh fork (see stderr)"
+
+
+def _forks(framework: str, memory_mb: int, tries: int = 3) -> tuple[float, str]:
     samples, held = [], ""
     for _ in range(tries):
         result_r, result_w = os.pipe()
@@ -98,6 +120,8 @@ def spare_startup(framework: str, memory_mb: int, tries: int = 3) -> tuple[float
 
 
 def _gpu_memory_of(pid: int) -> str:
+    if shutil.which("nvidia-smi") is None:
+        return "? (no nvidia-smi)"
     out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory",
                           "--format=csv,noheader"], capture_output=True, text=True).stdout
     mine = [line.split(",")[1].strip() for line in out.splitlines()
@@ -198,11 +222,11 @@ def main() -> int:
     settings = Settings()
     on_gpu = gpu.present() and not args.dry_run
     for framework in ("pytorch", "tensorflow"):
+        value, _, note = spare_startup(framework, settings.run_gpu_memory_mb).partition("|")
         if on_gpu:
-            ms, held = spare_startup(framework, settings.run_gpu_memory_mb)
-            row(f"CUDA start-up per spare, {framework}", f"{ms:.0f}ms", f"GPU memory held: {held}")
-        else:
-            skip(f"CUDA start-up per spare, {framework}", "needs a GPU")
+            row(f"CUDA start-up per spare, {framework}", value, note)
+        else:  # the same forks and calls, with no device: the script's own plumbing is tried
+            skip(f"CUDA start-up per spare, {framework}", f"needs a GPU (without one: {value})")
     asyncio.run(pool_checks(settings, on_gpu, args.insecure))
     lesson_check(args.insecure)
     return 0
