@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from sandbox.fairqueue import Client
-from sandbox.protocol import RunRequest, RunResult
+from sandbox.protocol import Device, RunRequest, RunResult
 
 
 class Positions(Protocol):
@@ -32,5 +32,7 @@ class Executor(Protocol):
     async def stop(self) -> None: ...
 
     async def run(self, request: RunRequest, client: Client) -> RunResult: ...
+
+    def serves(self, device: Device) -> bool: ...  # a run for it would find a worker now
 
     def stats(self) -> dict[str, Any]: ...

@@ -32,6 +32,7 @@ from sandbox.memory import tree_pss_mb
 from sandbox.protocol import (
     FRAMEWORKS,
     CgroupSpec,
+    Device,
     Framework,
     ProtocolError,
     RunFinished,
@@ -345,6 +346,9 @@ class Pool:
             # Once runs stop for a moment, the reserve fills up again (a run
             # coming straight after this one would find the refill in its way).
             asyncio.get_running_loop().call_later(IDLE_REFILL_S, self.refill)
+
+    def serves(self, device: Device) -> bool:
+        return True  # the in-process pool runs every request itself, whatever it asks for
 
     async def _run_on_spare(self, request: RunRequest) -> RunResult:
         limits = self.limits.with_timeout(request.timeout_s)

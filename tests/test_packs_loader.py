@@ -130,6 +130,7 @@ BROKEN = [
     ("empty snippet", "```python pytorch\na = 1", "```python pytorch\n", 17, "empty"),
     ("step heading without letters", "## First step", "## ...", 11, "letters or digits"),
     ("no steps", LESSON[LESSON.index("## First"):], "", 8, "at least one step"),
+    ("device unknown", "minutes: 5\n", "minutes: 5\ndevice: tpu\n", 7, "device"),
 ]
 
 
@@ -145,6 +146,13 @@ def test_each_lesson_error_names_file_and_line(tmp_path: Path, old: str | None, 
         load_pack(folder)
     assert str(caught.value).startswith(f"{folder / '01.md'}:{line}: ")
     assert words in str(caught.value)
+
+
+def test_a_lesson_may_ask_for_a_gpu_worker_and_asks_for_a_cpu_by_default(tmp_path: Path) -> None:
+    gpu = LESSON.replace("minutes: 5\n", "minutes: 5\ndevice: gpu\n")
+    folder = write_pack(tmp_path / "p", {"01.md": gpu})
+    assert load_pack(folder).lessons[0].device == "gpu"
+    assert load_lesson(write_pack(tmp_path / "q", {"01.md": LESSON}) / "01.md").device == "cpu"
 
 
 def test_a_missing_lesson_is_named_on_its_manifest_line(tmp_path: Path) -> None:

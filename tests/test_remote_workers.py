@@ -21,9 +21,11 @@ import httpx
 import pytest
 import redis
 import uvicorn
+from fastapi import FastAPI
 
 from app.main import create_app
 from app.settings import ROOT, Settings
+from app.web.runs import request_for
 from sandbox.protocol import RemoteRun, RunRequest
 from sandbox.remote.celeryapp import BEAT_PREFIX, BEAT_TTL_S, RUN_TASK, make_celery, queue_for
 from sandbox.remote.client import TRANSPORT_GRACE_S
@@ -115,13 +117,18 @@ def workers(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.fixture(scope="module")
-def web(redis_url: str, workers: list[Worker],
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+def web_app(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
     settings = Settings(host="127.0.0.1", port=free_port(), data_dir=tmp_path_factory.mktemp("d"),
                         packs_dir=ROOT / "lessons", broker_url=redis_url, run_timeout_s=10.0,
                         queue_per_learner=30, queue_per_address=64)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=settings.host,
-                                           port=settings.port, log_level="warning"))
+    return create_app(settings)
+
+
+@pytest.fixture(scope="module")
+def web(web_app: FastAPI, workers: list[Worker]) -> Iterator[httpx.Client]:
+    settings = web_app.state.settings
+    server = uvicorn.Server(uvicorn.Config(web_app, host=settings.host, port=settings.port,
+                                           log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     with httpx.Client(base_url=f"http://{settings.host}:{settings.port}", timeout=90) as client:
@@ -187,6 +194,19 @@ def test_a_run_for_a_device_with_no_worker_is_refused_at_once_and_pages_still_se
     assert result["status"] == "rejected"
     assert result["error"]["message"] == "no worker available for gpu"
     assert web.get("/lessons/tensors").status_code == 200
+
+
+def test_the_devices_lesson_asks_for_a_gpu_and_runs_on_a_cpu_worker_while_none_is_registered(
+        web: httpx.Client, web_app: FastAPI) -> None:
+    lesson = web_app.state.catalog.lesson("devices")
+    assert lesson.device == "gpu"
+    step = lesson.steps[0]
+    runner = web_app.state.pages.runner
+    wish = request_for(step, "pytorch", step.pytorch.code, device=lesson.device)
+    assert runner.routed(wish).device == "cpu"
+    assert runner.key(wish) == runner.key(wish.model_copy(update={"device": "cpu"}))
+    result = run(web, "pytorch", step.pytorch.code, device=runner.routed(wish).device)
+    assert result["status"] == "ok", result["error"]
 
 
 def test_a_forged_heartbeat_is_not_listed(web: httpx.Client, redis_url: str) -> None:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.packs.models import Compare, Exercise, GraphSpec, Lesson, Level, Snippet, Step
 from app.packs.source import PackError, line_of, read_yaml, validate
-from sandbox.protocol import MAX_CODE_BYTES, TIMED_MARKER
+from sandbox.protocol import MAX_CODE_BYTES, TIMED_MARKER, Device
 
 ID_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 
@@ -38,6 +38,7 @@ class FrontMatter(BaseModel):
     level: Level
     minutes: int = Field(gt=0)
     prerequisites: list[str] = Field(default_factory=list)
+    device: Device = "cpu"  # gpu: its runs go to a GPU worker when one is registered
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sandbox.protocol import Framework
+from sandbox.protocol import Device, Framework
 
 Level = Literal["beginner", "intermediate", "advanced"]
 LEVELS: tuple[Level, ...] = ("beginner", "intermediate", "advanced")
@@ -94,6 +94,8 @@ class Lesson(_Frozen):
     level: Level
     minutes: int = Field(gt=0)
     prerequisites: list[str] = Field(default_factory=list)
+    # gpu: runs prefer a GPU worker, and fall back to a CPU one while none is registered
+    device: Device = "cpu"
     pack: str  # the pack's id
     file: Path
     intro: str  # Markdown before the first step

@@ -23,7 +23,7 @@ from app.store.db import Database
 from app.web.bytecache import ByteLRU
 from sandbox.executor import Executor
 from sandbox.fairqueue import Client
-from sandbox.protocol import CapturedArray, Framework, RunRequest, RunResult
+from sandbox.protocol import CapturedArray, Device, Framework, RunRequest, RunResult
 
 log = logging.getLogger("sidebyside.pages")
 
@@ -37,12 +37,12 @@ MEMO_BUDGET_BYTES = 64 * 2**20
 
 
 def request_for(step: Step, side: Framework, code: str, *, repeat: int = 1,
-                capture: dict[str, str] | None = None) -> RunRequest:
+                capture: dict[str, str] | None = None, device: Device = "cpu") -> RunRequest:
     draw = getattr(step.graph, side) if step.graph else None
     if capture is None:
         capture = step.compare.exprs(side) if step.compare else {}
     return RunRequest(framework=side, code=code, repeat=repeat, graph=True, draw=draw,
-                      capture=capture)
+                      capture=capture, device=device)
 
 
 @dataclasses.dataclass
@@ -54,8 +54,14 @@ class Runner:
     memo: ByteLRU[str, RunResult] = dataclasses.field(
         default_factory=lambda: ByteLRU(MEMO_BUDGET_BYTES))
 
+    def routed(self, req: RunRequest) -> RunRequest:
+        """A lesson's wish for a GPU falls back to a CPU while no GPU worker is registered."""
+        if req.device == "gpu" and not self.pool.serves("gpu"):
+            return req.model_copy(update={"device": "cpu"})
+        return req
+
     def key(self, req: RunRequest) -> str:
-        ctx = self.pool.context
+        req, ctx = self.routed(req), self.pool.context
         return outputs.cache_key(request=req.model_dump(mode="json"),
                                  versions=ctx.get("versions"), device=ctx.get("device"))
 
@@ -77,6 +83,7 @@ class Runner:
 
     async def run(self, req: RunRequest, client: Client, *, original: bool) -> RunResult:
         """Run a snippet; the lesson's own code (`original`) goes through the cache."""
+        req = self.routed(req)
         if not original:
             return await self.pool.run(req, client)
         key = self.key(req)

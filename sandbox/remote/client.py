@@ -102,6 +102,9 @@ class RemoteExecutor:
         if first is not None:
             self.context = {"device": "", "versions": dict(first.versions)}
 
+    def serves(self, device: Device) -> bool:
+        return self.queues[device].slots > 0
+
     async def run(self, request: RunRequest, client: Client) -> RunResult:
         queue = self.queues[request.device]
         if queue.closed:

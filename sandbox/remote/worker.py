@@ -152,6 +152,8 @@ def serve(host: WorkerHost, loglevel: str = "INFO") -> None:
     def run(payload: object) -> dict[str, object]:
         return host.run(payload)
 
+    # Celery logs every task's return value at INFO: a result with its arrays is megabytes.
+    logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
     host.start()
     try:
         worker = celery.Worker(
