@@ -78,19 +78,24 @@ elif ! command -v redis-server >/dev/null; then
     row "remote worker" "skipped" "needs redis-server (apt-get install redis-server)"
 else
     device=$([[ $GPU == 1 ]] && echo gpu || echo cpu)
-    broker="redis://127.0.0.1:6399/0"
-    redis-server --port 6399 --save '' --appendonly no >/dev/null & pids+=($!)
-    SIDEBYSIDE_BROKER_URL=$broker "$PY" -m app.cli worker --device "$device" >/tmp/gpu_check_worker.log 2>&1 & pids+=($!)
-    SIDEBYSIDE_BROKER_URL=$broker "$PY" -m app.cli serve --port 8399 >/tmp/gpu_check_web.log 2>&1 & pids+=($!)
+    # Ports of our own: a Redis or server already on this machine must not meet ours.
+    free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+    rport=$(free_port)
+    web="http://127.0.0.1:$(free_port)"
+    broker="redis://127.0.0.1:$rport/0"
+    redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no >/dev/null & pids+=($!)
+    SIDEBYSIDE_BROKER_URL=$broker "$PY" -m app.cli worker --device "$device" --name "gpu-check@$device" \
+        >/tmp/gpu_check_worker.log 2>&1 & pids+=($!)
+    SIDEBYSIDE_BROKER_URL=$broker "$PY" -m app.cli serve --port "${web##*:}" >/tmp/gpu_check_web.log 2>&1 & pids+=($!)
     SECONDS=0
     for _ in $(seq 600); do
-        curl -sf http://127.0.0.1:8399/api/health 2>/dev/null | grep -q "\"device\": *\"$device\"" && break
+        curl -sf "$web/api/health" 2>/dev/null | grep -q "gpu-check@$device" && break
         sleep 0.5
     done
     row "worker registered ($device)" "${SECONDS}s"
     body="{\"framework\": \"pytorch\", \"device\": \"$device\", \"code\": \"import torch\\nd = 'cuda' if torch.cuda.is_available() else 'cpu'\\nprint(torch.ones(2, device=d).sum().item(), d)\"}"
     for _ in 1 2 3; do
-        answer=$(curl -s -w ' %{time_total}' -H 'content-type: application/json' -d "$body" http://127.0.0.1:8399/api/runs)
+        answer=$(curl -s -w ' %{time_total}' -H 'content-type: application/json' -d "$body" "$web/api/runs")
     done
     row "a run through the queue (3rd, total)" "$(awk -v s="${answer##* }" 'BEGIN {printf "%.1fms", s * 1000}')" \
         "$(echo "${answer% *}" | "$PY" -c 'import json,sys; r=json.load(sys.stdin); print(r.get("status"), r.get("stdout","").strip(), r.get("device"), r.get("worker"))' 2>/dev/null)"
