@@ -14,6 +14,7 @@ import resource
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -148,8 +149,11 @@ def _recording_warm_up(monkeypatch: pytest.MonkeyPatch, present: bool) -> list[A
         return "Fake GPU, 16 GiB, CUDA 12.8"
 
     monkeypatch.setattr(gpu, "prepare", prepare)
+    def warm(name: str) -> Callable[[], None]:
+        return lambda: calls.append(("cpu", name))
+
     for name in runner.WARM_UPS:
-        monkeypatch.setitem(runner.WARM_UPS, name, lambda name=name: calls.append(("cpu", name)))
+        monkeypatch.setitem(runner.WARM_UPS, name, warm(name))
     return calls
 
 
@@ -287,3 +291,32 @@ def test_a_runs_uid_can_read_what_is_bound_below_folders_bwrap_makes() -> None:
         for fd in fds:
             os.close(fd)
     assert done.returncode == 0 and done.stdout.strip(), done.stderr
+
+
+def test_every_timed_repeat_waits_for_the_device_before_the_clock(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox import execute
+
+    waits: list[int] = []
+    monkeypatch.setattr(gpu, "sync", lambda: waits.append(1))
+    result, _ = execute.run_snippet("x = 1\n# %% timed\ny = x + 1", 3, {})
+    assert result["status"] == "ok" and len(waits) == 3
+
+
+def test_tensorflow_device_work_is_waited_for_once_its_gpu_was_set_up(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import tensorflow as tf
+
+    waited: list[str] = []
+    real = tf.test.experimental.sync_devices
+
+    def sync_devices() -> None:
+        waited.append("tf")
+        real()
+
+    monkeypatch.setattr(tf.test.experimental, "sync_devices", sync_devices)
+    gpu.sync()
+    assert waited == []  # no TF GPU set up in this process: nothing to wait for
+    monkeypatch.setitem(gpu._state, "tensorflow", True)
+    gpu.sync()  # the real call too: TF 2.21 has it and runs it on any device
+    assert waited == ["tf"]
