@@ -48,7 +48,7 @@ def make_celery(broker_url: str) -> Celery:
     app.conf.update(
         task_serializer="json", result_serializer="json", accept_content=["json"],
         task_acks_late=False,
-        task_track_started=True,  # the web learns which worker took a run, to watch its beat
+        task_track_started=False,  # the worker says it took a run itself (worker.py)
         worker_prefetch_multiplier=1,  # a worker takes no more runs than it has slots
         result_expires=RESULT_TTL_S,
         task_ignore_result=False,

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import json
 import logging
 import threading
 import time
@@ -23,6 +25,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import redis.asyncio
+from celery import Task
 from celery.utils.nodenames import default_nodename
 
 from sandbox.fairqueue import Client
@@ -31,6 +34,7 @@ from sandbox.protocol import (
     ProtocolError,
     RemoteRun,
     RunFinished,
+    RunRequest,
     RunResult,
     RunStatus,
     WorkerBeat,
@@ -60,6 +64,8 @@ class WorkerHost:
         self._thread = threading.Thread(target=self.loop.run_forever, name="pool-loop",
                                         daemon=True)
         self._beating: concurrent.futures.Future[None] | None = None
+        self._redis: redis.asyncio.Redis | None = None  # made on the loop, used only there
+        self._announcing: set[asyncio.Task[Any]] = set()
 
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
@@ -71,6 +77,7 @@ class WorkerHost:
         self._beating = self._call(self.beat_forever())
 
     async def _start_pool(self) -> None:
+        self._redis = redis.asyncio.Redis.from_url(self.broker_url)
         await self.pool.start()
         # The first ready spare brings the versions a beat advertises (and the web
         # keys its output cache on): until then the worker is not one to send runs to.
@@ -97,29 +104,50 @@ class WorkerHost:
             degraded=stats["degraded"])
 
     async def beat_forever(self) -> None:
+        assert self._redis is not None
         key = f"{BEAT_PREFIX}{self.device.device}:{self.name}"
-        client = redis.asyncio.Redis.from_url(self.broker_url)
         try:
             while True:
                 try:
-                    await client.set(key, self.beat().model_dump_json(), px=int(BEAT_TTL_S * 1000))
+                    await self._redis.set(key, self.beat().model_dump_json(),
+                                          px=int(BEAT_TTL_S * 1000))
                 except (redis.RedisError, OSError) as exc:  # Redis restarting: beat again later
                     log.warning("heartbeat not sent: %r", exc)
                 await asyncio.sleep(BEAT_EVERY_S)
         finally:  # a clean stop leaves at once; a killed worker's key expires
-            try:
-                await client.delete(key)
-            finally:
-                await client.aclose()
+            with contextlib.suppress(redis.RedisError, OSError):
+                await self._redis.delete(key)
+            await self._redis.aclose()
+
+    async def _announce(self, channel: str) -> None:
+        """Tell the web which worker took a run, so it can watch this worker's heartbeat.
+
+        Published on the task's result channel in the shape of Celery's own
+        STARTED state, but from this loop while the run goes on: Celery's
+        `task_track_started` would store it first, a round trip before every run.
+        """
+        assert self._redis is not None
+        state = json.dumps({"status": "STARTED", "result": {"hostname": self.name}})
+        try:
+            await self._redis.publish(channel, state)
+        except (redis.RedisError, OSError) as exc:  # the run goes on; the web has its deadline
+            log.warning("could not say which worker took a run: %r", exc)
+
+    async def _run_announced(self, request: RunRequest, channel: str) -> RunResult:
+        announcing = asyncio.create_task(self._announce(channel))
+        self._announcing.add(announcing)
+        announcing.add_done_callback(self._announcing.discard)
+        return await self.pool.run(request, REMOTE_CLIENT)
 
     # ---- runs (called in Celery's task threads) --------------------------------
 
-    def run(self, payload: object) -> dict[str, object]:
-        result = self._run(payload)
+    def run(self, payload: object, channel: str) -> dict[str, object]:
+        """One run, from a Celery task thread; `channel` is where its states are published."""
+        result = self._run(payload, channel)
         result.worker = self.name
         return RunFinished(result=result).to_wire()
 
-    def _run(self, payload: object) -> RunResult:
+    def _run(self, payload: object, channel: str) -> RunResult:
         try:
             order = parse_frame(RemoteRun, payload)  # type: ignore[arg-type]
         except ProtocolError as exc:
@@ -134,7 +162,7 @@ class WorkerHost:
         wall = self.pool.limits.with_timeout(request.timeout_s).wall_s
         if wall > left:
             request = request.model_copy(update={"timeout_s": left})
-        future = self._call(self.pool.run(request, REMOTE_CLIENT))
+        future = self._call(self._run_announced(request, channel))
         try:
             return future.result(timeout=left + RESULT_GRACE_S + 1)
         except concurrent.futures.TimeoutError:  # the pool's own deadline failed: never hang
@@ -148,9 +176,9 @@ def serve(host: WorkerHost, loglevel: str = "INFO") -> None:
     """Run a Celery worker for `host` until it is told to stop (SIGTERM, SIGINT)."""
     celery = make_celery(host.broker_url)
 
-    @celery.task(name=RUN_TASK)  # type: ignore[untyped-decorator]
-    def run(payload: object) -> dict[str, object]:
-        return host.run(payload)
+    @celery.task(name=RUN_TASK, bind=True)  # type: ignore[untyped-decorator]
+    def run(task: Task, payload: object) -> dict[str, object]:
+        return host.run(payload, celery.backend.get_key_for_task(task.request.id).decode())
 
     # Celery logs every task's return value at INFO: a result with its arrays is megabytes.
     logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
