@@ -11,7 +11,9 @@ Prints, side by side:
 - bursts of 30 concurrent runs (mixed, PyTorch only, TensorFlow only) against one
   cold start, and their failures;
 - the pool's memory (PSS) and its reserve of ready spares;
-- server-side render time of a lesson page.
+- server-side render time of a lesson page;
+- the queue path: runs through Redis and a `sidebyside worker`, alternated with
+  the same runs through the local pool (bench/queue_path.py).
 Ratios hold on noisy machines; absolute times don't.
 """
 
@@ -28,6 +30,7 @@ import time
 from pathlib import Path
 
 import httpx
+import queue_path  # bench/queue_path.py, beside this script
 
 from sandbox.memory import children
 
@@ -228,6 +231,7 @@ def main() -> None:
                 time.sleep(1.0)
                 health = client.get("/api/health").json()["pool"]
                 render = page_render_ms(client)
+            queue = queue_path.side_by_side(url, data_dir, {}, SNIPPETS, WARM_RUNS)
         finally:
             server.terminate()
             server.wait(timeout=60)
@@ -259,6 +263,10 @@ def main() -> None:
             "floor 20 ms")
     else:
         row("lesson page render p50 (server-side)", "n/a")
+    for fw, (local_ms, remote_ms) in queue.items():
+        row(f"single run {fw} p50, local pool", f"{local_ms:.1f}ms")
+        row(f"single run {fw} p50, via Redis + worker", f"{remote_ms:.1f}ms")
+        row(f"queue path {fw}, p50 added", f"{remote_ms - local_ms:+.1f}ms", "floor 10 ms")
 
 
 if __name__ == "__main__":
