@@ -48,12 +48,15 @@ if ! cuda_ok; then
         row "CUDA builds" "not installed" "a GPU host would install torch==2.13.0 (CUDA), tensorflow[and-cuda]==2.21.0"
     else
         echo "installing the CUDA builds (torch: $torch_b; tensorflow: $tf_b)"
-        "$PY" -m pip uninstall -y -q tensorflow-cpu torch
-        if ! "$PY" -m pip install -q torch==2.13.0 'tensorflow[and-cuda]==2.21.0'; then
-            echo "could not install the CUDA builds: this needs the package index (network), or"
+        wanted=(torch==2.13.0 'tensorflow[and-cuda]==2.21.0')
+        # Resolve first, touching nothing: without the index the venv keeps its CPU builds.
+        if ! "$PY" -m pip install -q --dry-run --ignore-installed "${wanted[@]}" >/dev/null; then
+            echo "could not reach the CUDA builds: this needs the package index (network), or"
             echo "a folder of wheels: PIP_NO_INDEX=1 PIP_FIND_LINKS=/path/to/wheels $0"
             exit 3
         fi
+        "$PY" -m pip uninstall -y -q tensorflow-cpu torch
+        "$PY" -m pip install -q "${wanted[@]}" || { echo "installing the CUDA builds failed"; exit 3; }
         builds
         cuda_ok || { echo "still no CUDA builds (torch: $torch_b; tensorflow: $tf_b)"; exit 3; }
     fi
