@@ -256,7 +256,7 @@ def main() -> None:
         row(f"burst of {BURST} ({name}), failures", str(failures), "floor 0")
     reserve_now = ", ".join(f"{fw} {r['ready']}/{r['target']}"
                             for fw, r in health["reserve"].items())
-    row("pool PSS (template, spares)", f"{health['pool_pss_mb']:.0f}MiB", "floor 1536 MiB")
+    row("pool PSS (templates, spares)", f"{health['pool_pss_mb']:.0f}MiB", "floor 1536 MiB")
     row(f"reserve ({health['reserve_memory_mb']} MiB budget)", reserve_now)
     if render:
         row("lesson page render p50 (server-side)", f"{statistics.median(render):.1f}ms",

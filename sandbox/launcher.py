@@ -112,9 +112,9 @@ def bwrap_command(argv: list[str], passwd_fd: int, group_fd: int,
     return [*args, "--", *argv]
 
 
-def template_argv(ctrl_fd: int, insecure: bool = False) -> list[str]:
-    return [sys.executable, "-m", "sandbox.template", "--ctrl-fd", str(ctrl_fd)] + (
-        ["--insecure"] if insecure else [])
+def template_argv(ctrl_fd: int, framework: str, insecure: bool = False) -> list[str]:
+    return [sys.executable, "-m", "sandbox.template", "--ctrl-fd", str(ctrl_fd),
+            "--framework", framework] + (["--insecure"] if insecure else [])
 
 
 PROBE = (

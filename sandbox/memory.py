@@ -29,9 +29,9 @@ def _pss_kb(pid: int) -> int:
     return 0
 
 
-def tree_pss_mb(root: int) -> tuple[float, int]:
-    """(PSS in MiB, processes counted) of `root` and all its descendants."""
-    total, counted, todo = 0, 0, [root]
+def tree_pss_mb(*roots: int) -> tuple[float, int]:
+    """(PSS in MiB, processes counted) of the `roots` and all their descendants."""
+    total, counted, todo = 0, 0, list(roots)
     while todo:
         pid = todo.pop()
         kb = _pss_kb(pid)

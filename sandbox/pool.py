@@ -1,8 +1,8 @@
-"""The pool: keeps a template alive and ready spares waiting, and runs requests on them.
+"""The pool: keeps a template per framework alive and ready spares waiting, and runs requests.
 
     web app ──run()──> FairQueue ──slot──> ready spare ──request/result frames──> supervisor ─> run
                                     ▲
-    template ──spare sockets (fd passing over the control socket)──┘
+    template (one per framework) ──spare sockets (fd passing over its control socket)──┘
 
 Process roles and their lifecycle verbs: `start_template` / `handle_dead_template`,
 `spawn_spare` / `take_spare`. A spare serves exactly one run; the pool asks
@@ -65,6 +65,21 @@ MAX_SLOTS = 256  # the uids the sandbox's /etc/passwd knows
 
 
 @dataclasses.dataclass
+class Template:
+    """One framework's template process, its control socket and its restarts."""
+
+    framework: Framework
+    process: subprocess.Popen[bytes] | None = None
+    ctrl: socket.socket | None = None
+    generation: int = 0  # spares of an earlier generation died with their template
+    restarting: bool = False
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+@dataclasses.dataclass
 class Spare:
     slot: int
     framework: Framework
@@ -96,10 +111,8 @@ class Pool:
         self._free_slots = list(range(min(MAX_SLOTS, most)))
         self._pss: tuple[float, float | None] = (0.0, None)  # (when, MiB)
         self._pss_reading: asyncio.Future[tuple[float, int]] | None = None
-        self._generation = 0
         self._ids = itertools.count()
-        self._process: subprocess.Popen[bytes] | None = None
-        self._ctrl: socket.socket | None = None
+        self.templates = {f: Template(f) for f in FRAMEWORKS}
         self._running: set[asyncio.Task[Any]] = set()  # runs in flight
         self._warmers: set[asyncio.Task[Any]] = set()
         self._closing = False
@@ -107,7 +120,6 @@ class Pool:
         self.template_restarts = 0
         self.runs_started = 0  # runs handed to a spare since start
         self.last_error: str | None = None
-        self._restarting = False
         self.cgroup: CgroupBase | None = None
 
     # ---- template lifecycle -------------------------------------------------
@@ -119,7 +131,7 @@ class Pool:
                 log.warning("no memory cgroup can be made here (%s): each run's memory is "
                             "bounded per process only (RLIMIT_DATA x RLIMIT_NPROC)",
                             "not root" if os.getuid() else "no memory controller")
-        await self.start_template()
+        await asyncio.gather(*(self.start_template(f) for f in FRAMEWORKS))
 
     @property
     def memory_limit(self) -> str:
@@ -130,10 +142,11 @@ class Pool:
             return "per-process rlimits only: no memory cgroup on this host"
         return f"memory cgroup v{self.cgroup.version} per run, plus per-process rlimits"
 
-    async def start_template(self) -> None:
+    async def start_template(self, framework: Framework) -> None:
         loop = asyncio.get_running_loop()
+        template = self.templates[framework]
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        argv = launcher.template_argv(theirs.fileno(), self.insecure)
+        argv = launcher.template_argv(theirs.fileno(), framework, self.insecure)
         fds = [theirs.fileno()]
         identity: tuple[int, ...] = ()
         if not self.insecure:
@@ -144,27 +157,29 @@ class Pool:
             fds += identity
         env = None if not self.insecure else {**launcher.RUN_ENV, "PYTHONPATH": str(
             launcher.SANDBOX_DIR.parent), "TMPDIR": os.environ.get("TMPDIR", "/tmp")}
-        self._process = subprocess.Popen(argv, pass_fds=fds, env=env, stdin=subprocess.DEVNULL,
+        template.process = subprocess.Popen(argv, pass_fds=fds, env=env, stdin=subprocess.DEVNULL,
                                          stdout=sys.stderr, stderr=sys.stderr)
         theirs.close()
         for fd in identity:
             os.close(fd)
         ours.setblocking(False)
-        self._ctrl = ours
-        self._generation += 1
+        template.ctrl = ours
+        template.generation += 1
         try:
             hello = await asyncio.wait_for(loop.sock_recv(ours, 65536), TEMPLATE_START_S)
             if not hello:
                 raise RuntimeError("the sandbox template exited while starting (see the log)")
             parse_frame(TemplateHello, hello)
         except BaseException:
-            self._retire_template()
+            self._retire_template(framework)
             raise
-        loop.add_reader(ours.fileno(), self._on_ctrl_readable, ours, self._generation)
+        loop.add_reader(ours.fileno(), self._on_ctrl_readable, ours, framework,
+                        template.generation)
         self._started.set()
         self.refill()
 
-    def _on_ctrl_readable(self, ctrl: socket.socket, generation: int) -> None:
+    def _on_ctrl_readable(self, ctrl: socket.socket, framework: Framework,
+                          generation: int) -> None:
         try:
             data, fds, _, _ = socket.recv_fds(ctrl, 65536, 1)
         except BlockingIOError:
@@ -173,17 +188,19 @@ class Pool:
             data, fds = b"", []
         if not data:
             asyncio.get_running_loop().remove_reader(ctrl.fileno())
-            if generation == self._generation:
-                asyncio.get_running_loop().create_task(self.handle_dead_template())
+            if generation == self.templates[framework].generation:
+                asyncio.get_running_loop().create_task(self.handle_dead_template(framework))
             return
         sock = socket.socket(fileno=fds[0]) if fds else None
         try:
             spawned = parse_frame(SpareSpawned, data)
+            if spawned.framework != framework:
+                raise ProtocolError(f"a {spawned.framework} spare from the {framework} template")
         except ProtocolError:
             log.error("the template sent a malformed message; restarting it")
             if sock is not None:
                 sock.close()
-            asyncio.get_running_loop().create_task(self.handle_dead_template())
+            asyncio.get_running_loop().create_task(self.handle_dead_template(framework))
             return
         if sock is None:
             return
@@ -192,13 +209,15 @@ class Pool:
         self._warmers.add(task)
         task.add_done_callback(self._warmers.discard)
 
-    async def handle_dead_template(self) -> None:
-        """Restart the template, backing off while it keeps failing; health says degraded."""
-        if self._restarting:
+    async def handle_dead_template(self, framework: Framework) -> None:
+        """Restart a template, backing off while it keeps failing; health says degraded."""
+        template = self.templates[framework]
+        if template.restarting:
             return
-        self._restarting = True
-        log.error("the sandbox template died; in-flight runs end as killed; restarting")
-        self._retire_template()
+        template.restarting = True
+        log.error("the %s sandbox template died; its in-flight runs end as killed; restarting",
+                  framework)
+        self._retire_template(framework)
         try:
             for attempt in itertools.count():
                 if self._closing:
@@ -206,7 +225,7 @@ class Pool:
                 self.template_restarts += 1
                 await asyncio.sleep(RESTART_BACKOFF_S[min(attempt, len(RESTART_BACKOFF_S) - 1)])
                 try:
-                    await self.start_template()
+                    await self.start_template(framework)
                     self.last_error = None
                     return
                 except Exception as exc:
@@ -214,25 +233,25 @@ class Pool:
                     log.exception("restarting the sandbox template failed (attempt %d)",
                                   attempt + 1)
         finally:
-            self._restarting = False
+            template.restarting = False
 
-    def _retire_template(self) -> None:
-        self._generation += 1  # spares of the old template are now stale
-        for framework in FRAMEWORKS:
-            self._warming[framework] = 0
-            while not self._ready[framework].empty():
-                spare = self._ready[framework].get_nowait()
-                self._release_slot(spare.slot)
-                spare.close()
-        if self._ctrl is not None:
+    def _retire_template(self, framework: Framework) -> None:
+        template = self.templates[framework]
+        template.generation += 1  # spares of the old template are now stale
+        self._warming[framework] = 0
+        while not self._ready[framework].empty():
+            spare = self._ready[framework].get_nowait()
+            self._release_slot(spare.slot)
+            spare.close()
+        if template.ctrl is not None:
             with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_reader(self._ctrl.fileno())
-            self._ctrl.close()
-            self._ctrl = None
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-        if self._process is not None:
-            self._process.wait()
+                asyncio.get_running_loop().remove_reader(template.ctrl.fileno())
+            template.ctrl.close()
+            template.ctrl = None
+        if template.process is not None and template.process.poll() is None:
+            template.process.kill()
+        if template.process is not None:
+            template.process.wait()
 
     # ---- spares -------------------------------------------------------------
 
@@ -259,19 +278,20 @@ class Pool:
                 self._release_slot(spare.slot)
 
     def spawn_spare(self, framework: Framework) -> bool:
-        if self._ctrl is None or self._closing or not self._free_slots:
+        template = self.templates[framework]
+        if template.ctrl is None or self._closing or not self._free_slots:
             return False
         slot = self._free_slots.pop(0)
         spare_id = next(self._ids)
         message = SpawnSpare(
             id=spare_id, slot=slot, framework=framework,
             warm_ups=self.reserve.warm_ups(framework),
-            name=f"{self._generation}-{spare_id}",
+            name=f"{framework}-{template.generation}-{spare_id}",
             limits=self.limits,
             cgroup=CgroupSpec(base=str(self.cgroup.path), version=self.cgroup.version)
             if self.cgroup else None)
         try:
-            self._ctrl.send(message.model_dump_json().encode())
+            template.ctrl.send(message.model_dump_json().encode())
         except OSError:
             self._release_slot(slot)
             return False
@@ -291,7 +311,7 @@ class Pool:
         except asyncio.CancelledError:
             spare.close()
             raise
-        if generation != self._generation:
+        if generation != self.templates[framework].generation:
             spare.close()
             return
         self._warming[framework] -= 1
@@ -314,8 +334,9 @@ class Pool:
             spare = await asyncio.wait_for(self._ready[framework].get(), TEMPLATE_START_S)
             # A dead template takes its spares with it, even before the pool
             # has read the news from the control socket.
-            alive = self._process is not None and self._process.poll() is None
-            if alive and spare.generation == self._generation and not spare.reader.at_eof():
+            template = self.templates[framework]
+            if template.alive and spare.generation == template.generation \
+                    and not spare.reader.at_eof():
                 break
             spare.close()
             self._release_slot(spare.slot)
@@ -352,7 +373,7 @@ class Pool:
 
     async def _run_on_spare(self, request: RunRequest) -> RunResult:
         limits = self.limits.with_timeout(request.timeout_s)
-        if self.last_error is not None and self._restarting:
+        if self.last_error is not None and self.templates[request.framework].restarting:
             return RunResult.failed(RunStatus.killed, "SandboxUnavailable",
                                     "the sandbox is restarting; try again in a few seconds",
                                     framework=request.framework)
@@ -390,7 +411,7 @@ class Pool:
     # ---- health and shutdown -------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        alive = self._process is not None and self._process.poll() is None
+        alive = all(t.alive for t in self.templates.values())
         targets = self.reserve.targets()
         reserve = {f: {"ready": self._ready[f].qsize(), "warming": self._warming[f],
                        "target": targets[f]} for f in FRAMEWORKS}
@@ -407,16 +428,16 @@ class Pool:
                 "memory_limit": self.memory_limit}
 
     def pss_mb(self) -> float | None:
-        """The sandbox's memory (template, supervisors, spares, runs), as last measured.
+        """The sandbox's memory (templates, spares, runs), as last measured.
 
         Reading every process's smaps takes ~100 ms: it runs in a worker
         thread at most every few seconds, never on the event loop.
         """
-        alive = self._process is not None and self._process.poll() is None
+        processes = [t.process for t in self.templates.values() if t.alive]
+        alive = len(processes) == len(self.templates)
         if alive and self._pss_reading is None and time.monotonic() - self._pss[0] > PSS_EVERY_S:
-            assert self._process is not None
             self._pss_reading = asyncio.get_running_loop().run_in_executor(
-                None, tree_pss_mb, self._process.pid)
+                None, tree_pss_mb, *(p.pid for p in processes if p is not None))
             self._pss_reading.add_done_callback(self._pss_read)
         return self._pss[1] if alive else None
 
@@ -433,7 +454,8 @@ class Pool:
         running = [t for t in self._running if t is not current and not t.done()]
         if running:
             await asyncio.wait(running, timeout=drain_s)
-        self._retire_template()
+        for framework in FRAMEWORKS:
+            self._retire_template(framework)
         if self.cgroup is not None:
             self.cgroup.remove()
         for task in [*running, *self._warmers]:

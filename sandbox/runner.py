@@ -70,44 +70,55 @@ WARM_UPS = {"pytorch": _warm_torch, "tensorflow": _warm_tensorflow}
 OPTIONAL_WARM_UPS = {"gradients": _warm_tf_gradients, "functions": _warm_tf_functions}
 
 
+def installed_versions() -> dict[str, str]:
+    """Both frameworks' versions, read from their installed metadata (no import).
+
+    Called once in the template: a spare reports them without importing the
+    framework its template left out.
+    """
+    from importlib import metadata
+
+    def version(*names: str) -> str:
+        for name in names:
+            try:
+                return metadata.version(name)
+            except metadata.PackageNotFoundError:
+                continue
+        return "not installed"
+
+    return {"python": sys.version.split()[0], "torch": version("torch"),
+            "tensorflow": version("tensorflow", "tensorflow-cpu"),
+            "keras": version("keras"), "numpy": version("numpy")}
+
+
+VERSIONS: dict[str, str] = {}  # set by the template, inherited by every spare
+
+
 def warm_up(framework: str, extras: Sequence[str] = (),
             gpu_memory_mb: int = Limits.gpu_memory_mb) -> dict[str, Any]:
     """Pay one framework's per-process start-up now, before any code arrives.
 
-    A spare serves one framework: a PyTorch run never pays for TensorFlow's
-    runtime (≈ 100 ms) and the reverse. A snippet may still import the other
-    framework (both are imported in the template); it then starts it itself.
+    A spare serves one framework and comes from that framework's template: a
+    PyTorch run never pays for TensorFlow's runtime (≈ 100 ms), nor for its
+    share of the address space in every fork and exit, and the reverse. A
+    snippet may still import the other framework; it then pays the import.
     `extras`: the optional TensorFlow warm-ups recent runs needed (reserve.py).
     Where the sandbox holds a GPU, the spare makes its own CUDA context first
     (capped at `gpu_memory_mb`), so the CPU warm-ups below find the device set.
     """
-    import numpy as np
-    import tensorflow as tf
-    import torch
-
     device = _cpu_model()
     if gpu.present():
         device = gpu.prepare(framework, gpu_memory_mb)
     WARM_UPS[framework]()
     for name in extras:
         OPTIONAL_WARM_UPS[name]()
-    import keras
+    threads = {"cpu_cores": os.cpu_count() or 1}
+    if framework == "pytorch":
+        import torch
 
-    return {
-        "device": device,
-        "versions": {
-            "python": sys.version.split()[0],
-            "torch": torch.__version__,
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "numpy": np.__version__,
-        },
-        "threads": {
-            "torch_intraop": torch.get_num_threads(),
-            "torch_interop": torch.get_num_interop_threads(),
-            "cpu_cores": os.cpu_count() or 1,
-        },
-    }
+        threads.update(torch_intraop=torch.get_num_threads(),
+                       torch_interop=torch.get_num_interop_threads())
+    return {"device": device, "versions": VERSIONS or installed_versions(), "threads": threads}
 
 
 def _streams_unbuffered() -> None:
@@ -156,7 +167,7 @@ def serve_one(request_fd: int, result_fd: int, limits: Limits, slot: int, secure
     if message.get("shared_tasks"):
         limit_processes(limits, int(message["shared_tasks"]))
     limit_cpu_seconds(int(message.get("cpu_s", limits.cpu_s)))
-    if request.get("graph"):
+    if request.get("graph") and framework == "tensorflow":
         from sandbox import graphs
 
         graphs.install_tracking()

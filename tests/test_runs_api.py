@@ -35,6 +35,19 @@ def test_tensorflow_run_returns_output_and_values(api: httpx.Client) -> None:
     assert result["versions"]["tensorflow"].startswith("2.21")
 
 
+def test_each_framework_runs_in_a_spare_without_the_other_framework(api: httpx.Client) -> None:
+    # One template per framework: a PyTorch spare never carries TensorFlow (nor
+    # the reverse), yet a snippet may still import it, and results name both versions.
+    check = "import sys\nprint({m!r} in sys.modules)\n"
+    for framework, other in (("pytorch", "tensorflow"), ("tensorflow", "torch")):
+        result = run(api, framework, check.format(m=other))
+        assert result["stdout"] == "False\n", result
+        assert {"torch", "tensorflow", "keras", "numpy"} <= result["versions"].keys()
+    crossed = run(api, "pytorch", "import tensorflow as tf\nprint(int(tf.reduce_sum(tf.ones([2]))))",
+                  timeout_s=30)
+    assert crossed["status"] == "ok" and crossed["stdout"] == "2\n", crossed
+
+
 def test_error_names_the_snippet_line_and_trims_the_traceback(api: httpx.Client) -> None:
     code = "import torch\n\ndef f(t):\n    return t @ torch.ones(5, 5)\n\ny = f(torch.ones(2, 3))\n"
     result = run(api, "pytorch", code)
