@@ -10,15 +10,47 @@ STAMP := $(VENV)/.install-stamp
 RUN_PACKAGES := bubblewrap libseccomp2 graphviz
 TEST_PACKAGES := chromium redis-server
 
-.PHONY: install run test lint test-rootless bench editor system-packages test-packages clean
+# Lock files (make lock): every Python package at an exact version, with hashes,
+# resolved from pyproject.toml for Linux x86_64 and Python 3.11.
+#   requirements/test.txt  the app and its tests, CPU builds: make install, CI
+#   requirements/web.txt   the app alone, CPU builds: the web image
+#   requirements/gpu.txt   the app with torch's and TensorFlow's CUDA builds: the worker image
+# tests/test_lock.py fails when pyproject.toml and the locks disagree.
+LOCK := requirements/test.txt
+# torch's CPU build (torch==X+cpu in the CPU locks) is not on PyPI, whose Linux
+# torch wheels are CUDA builds of several GB. It comes from the wheel folders pip
+# is set up with (PIP_FIND_LINKS) or else from the PyTorch CPU index, which
+# make install asks only when pip can't find it otherwise: on a machine that
+# can't reach that index, asking costs minutes of retries.
+TORCH_CPU_WHEELS := https://download.pytorch.org/whl/cpu/torch/
+TORCH_CPU_LINKS ?= $(or $(PIP_FIND_LINKS),$(TORCH_CPU_WHEELS))
+torch_cpu_source = $(BIN)/pip install --quiet --dry-run --no-index --no-deps --ignore-installed \
+	"$$(grep -o '^torch==[^ ]*' $(LOCK))" >/dev/null 2>&1 || echo --find-links $(TORCH_CPU_WHEELS)
+UV ?= $(BIN)/uv
+UV_COMPILE = $(UV) pip compile --quiet --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28 --custom-compile-command 'make lock' pyproject.toml
+
+.PHONY: install run test lint test-rootless bench editor system-packages test-packages clean lock
 
 install: system-packages $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --require-hashes $$($(torch_cpu_source)) -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
+
+# The GPU lock is resolved without the CPU wheels in sight: torch==2.13.0 would
+# take 2.13.0+cpu from them. tensorflow-cpu and tensorflow[and-cuda] install the
+# same module, so the GPU lock leaves tensorflow-cpu out.
+lock: $(STAMP)
+	$(UV_COMPILE) --extra test $(addprefix --find-links ,$(TORCH_CPU_LINKS)) -o requirements/test.txt
+	$(UV_COMPILE) -c requirements/test.txt $(addprefix --find-links ,$(TORCH_CPU_LINKS)) \
+	  -o requirements/web.txt
+	$(UV_COMPILE) --extra gpu --no-emit-package tensorflow-cpu -o requirements/gpu.txt
+	@for lock in requirements/test.txt requirements/web.txt; do grep -q '^torch==.*+cpu ' $$lock \
+	  || { echo "make lock: no CPU build of torch in $(TORCH_CPU_LINKS)"; exit 1; }; done
 
 # Installs missing Debian packages when root; otherwise says exactly what to run.
 define ensure_packages
