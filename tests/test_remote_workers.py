@@ -254,6 +254,12 @@ def test_a_worker_killed_mid_run_fails_the_run_in_time_and_rejoins_when_restarte
         web: httpx.Client, workers: list[Worker]) -> None:
     timeout_s = 20.0
     answer: dict = {}
+    deadline = time.monotonic() + 15
+    # Beats come every 2 s: wait for the earlier tests' runs to leave them, so the
+    # worker seen busy below is the one running this run.
+    while any(w["busy"] for w in web.get("/api/health").json()["workers"]):
+        assert time.monotonic() < deadline, "the workers stayed busy"
+        time.sleep(0.1)
     asked = time.monotonic()
     sleeper = threading.Thread(target=lambda: answer.update(run(
         web, "pytorch", "import time\nprint('started', flush=True)\ntime.sleep(60)",
@@ -286,3 +292,18 @@ def test_a_worker_killed_mid_run_fails_the_run_in_time_and_rejoins_when_restarte
         time.sleep(0.2)
     results = [run(web, "pytorch", "print(2)") for _ in range(6)]
     assert {r["status"] for r in results} == {"ok"}
+
+
+def test_a_worker_told_to_stop_leaves_the_list_at_once(web: httpx.Client,
+                                                       workers: list[Worker]) -> None:
+    leaving = workers[0]
+    assert leaving.process is not None
+    leaving.process.terminate()
+    deadline = time.monotonic() + 3  # well before its heartbeat would expire
+    while leaving.registered():
+        assert time.monotonic() < deadline, "the stopping worker kept its heartbeat"
+        time.sleep(0.05)
+    while leaving.node in {w["name"] for w in web.get("/api/health").json()["workers"]}:
+        assert time.monotonic() < deadline + 2, "the web still lists a worker that left"
+        time.sleep(0.1)
+    assert leaving.process.wait(timeout=30) == 0

@@ -75,7 +75,8 @@ class ResultListener:
                     async for message in pubsub.listen():
                         self._dispatch(message)
             except (redis.RedisError, OSError) as exc:
-                log.warning("result subscription lost (%r); subscribing again", exc)
+                if self.ready.is_set():  # once per outage, not every half second of it
+                    log.warning("result subscription lost (%r); subscribing again", exc)
             self.ready.clear()
             await asyncio.sleep(RECONNECT_S)
 

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import redis.asyncio
 from celery import Task
+from celery.signals import worker_shutting_down
 from celery.utils.nodenames import default_nodename
 
 from sandbox.fairqueue import Client
@@ -85,9 +86,13 @@ class WorkerHost:
         while not self.pool.context.get("versions") and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
 
-    def stop(self) -> None:
+    def leave(self) -> None:
+        """Stop beating (the key goes at once): web servers send no more runs here."""
         if self._beating is not None:
             self._beating.cancel()
+
+    def stop(self) -> None:
+        self.leave()
         self._call(self.pool.stop()).result(timeout=30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
@@ -182,6 +187,10 @@ def serve(host: WorkerHost, loglevel: str = "INFO") -> None:
 
     # Celery logs every task's return value at INFO: a result with its arrays is megabytes.
     logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
+    def leave(**_: object) -> None:  # the runs in flight still finish
+        host.leave()
+
+    worker_shutting_down.connect(leave, weak=False)
     host.start()
     try:
         worker = celery.Worker(
