@@ -1,22 +1,89 @@
-# sidebyside on Debian with Python 3.11. bubblewrap inside the container needs
-# namespaces: run with --security-opt seccomp=unconfined --cap-add SYS_ADMIN.
-FROM python:3.11-slim-bookworm
+# syntax=docker/dockerfile:1
+# Two images, one per role (compose.yaml runs both, with Redis):
+#   docker build --target web -t sidebyside-web .        the site; CPU builds; runs snippets
+#                                                        itself unless SIDEBYSIDE_BROKER_URL is set
+#   docker build --target worker -t sidebyside-worker .  sidebyside worker on a GPU host; CUDA builds
+# Each installs its lock file with hashes checked (requirements/web.txt, gpu.txt; make lock),
+# then the project alone, as make install does. Both run as an ordinary user: the
+# sandbox's rootless mode, which needs unprivileged user namespaces on the host and
+#   --security-opt seccomp=unconfined --security-opt apparmor=unconfined
+#   --security-opt systempaths=unconfined
+# and no added capability (README, "Deploy", says why each).
 
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The CUDA libraries themselves come with the locked wheels (nvidia-*); the base
+# brings the NVIDIA container runtime's hook-up and a CUDA 13 driver requirement,
+# which torch 2.13.0's default (CUDA 13) build needs.
+ARG CUDA_IMAGE=nvidia/cuda:13.0.0-runtime-ubuntu24.04
+
+# What the wheel is built from: one list for both images.
+FROM scratch AS source
+COPY pyproject.toml setup.py /src/
+COPY app /src/app
+COPY sandbox /src/sandbox
+COPY templates /src/templates
+COPY static /src/static
+COPY lessons /src/lessons
+
+FROM ${PYTHON_IMAGE} AS web
+# bubblewrap and libseccomp: the sandbox; graphviz: graphs drawn for runs. Not
+# pinned (DL3008): the archive drops superseded versions, so a pin breaks the
+# build within weeks; the base image's tag fixes the release.
+# hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends make bubblewrap libseccomp2 graphviz \
+    && apt-get install -y --no-install-recommends bubblewrap libseccomp2 graphviz \
     && rm -rf /var/lib/apt/lists/*
-
-WORKDIR /srv/sidebyside
-COPY pyproject.toml Makefile README.md ./
-COPY app app
-COPY sandbox sandbox
-RUN python -m venv .venv && .venv/bin/pip install --no-cache-dir .
-COPY lessons lessons
-COPY templates templates
-COPY static static
-
-ENV SIDEBYSIDE_HOST=0.0.0.0 \
-    SIDEBYSIDE_DATA_DIR=/var/lib/sidebyside \
-    SIDEBYSIDE_PACKS_DIR=/srv/sidebyside/lessons
+ENV VIRTUAL_ENV=/opt/sidebyside PATH=/opt/sidebyside/bin:$PATH \
+    PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY requirements/web.txt /tmp/requirements.txt
+# torch's CPU build is not on PyPI: pip finds it on the PyTorch CPU index, its hash in the lock.
+RUN python -m venv "$VIRTUAL_ENV" \
+    && pip install --require-hashes --find-links https://download.pytorch.org/whl/cpu/torch/ \
+       -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+RUN --mount=from=source,source=/src,target=/src,rw \
+    pip install --no-deps --no-build-isolation /src
+RUN groupadd --system --gid 10001 sidebyside \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/sidebyside --create-home \
+       sidebyside
+USER 10001:10001
+WORKDIR /var/lib/sidebyside
+ENV SIDEBYSIDE_HOST=0.0.0.0 SIDEBYSIDE_PORT=8000 SIDEBYSIDE_DATA_DIR=/var/lib/sidebyside
+VOLUME /var/lib/sidebyside
 EXPOSE 8000
-CMD [".venv/bin/sidebyside", "serve"]
+# Healthy while /api/health says "ok": the pool's template is alive, or with a
+# broker, at least one worker beats.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=90s --retries=3 \
+    CMD ["python", "-c", "import json, os, sys, urllib.request; url = f\"http://127.0.0.1:{os.environ.get('SIDEBYSIDE_PORT', '8000')}/api/health\"; sys.exit(json.load(urllib.request.urlopen(url, timeout=8))['status'] != 'ok')"]
+CMD ["sidebyside", "serve"]
+
+FROM ${CUDA_IMAGE} AS worker
+ENV DEBIAN_FRONTEND=noninteractive
+# Python 3.11 is not in Ubuntu 24.04's archive: the deadsnakes builds.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends software-properties-common gpg-agent \
+    && add-apt-repository -y ppa:deadsnakes/ppa \
+    && apt-get install -y --no-install-recommends python3.11 python3.11-venv \
+       bubblewrap libseccomp2 graphviz \
+    && apt-get purge -y --auto-remove software-properties-common gpg-agent \
+    && rm -rf /var/lib/apt/lists/*
+ENV VIRTUAL_ENV=/opt/sidebyside PATH=/opt/sidebyside/bin:$PATH \
+    PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY requirements/gpu.txt /tmp/requirements.txt
+RUN python3.11 -m venv "$VIRTUAL_ENV" \
+    && pip install --require-hashes -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+# No dependencies from the package: it names tensorflow-cpu, which the GPU lock
+# replaces with tensorflow[and-cuda] (both install the same module).
+RUN --mount=from=source,source=/src,target=/src,rw \
+    pip install --no-deps --no-build-isolation /src
+RUN groupadd --system --gid 10001 sidebyside \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/sidebyside --create-home \
+       sidebyside
+USER 10001:10001
+WORKDIR /var/lib/sidebyside
+# Healthy while this worker's heartbeat is in Redis (it beats every 2 s, kept 6 s).
+HEALTHCHECK --interval=30s --timeout=10s --start-period=120s --retries=3 \
+    CMD ["python", "-c", "import os, socket, sys, redis; from sandbox.remote.celeryapp import BEAT_PREFIX; r = redis.Redis.from_url(os.environ['SIDEBYSIDE_BROKER_URL']); sys.exit(not any(r.scan_iter(f'{BEAT_PREFIX}*:*@{socket.gethostname()}')))"]
+CMD ["sidebyside", "worker"]

@@ -82,6 +82,7 @@ test: install test-packages lint
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy app sandbox
+	$(BIN)/hadolint Dockerfile
 
 # The hostile tests again as an ordinary user: the rootless sandbox (user
 # namespaces, no cgroups). Run as root on a throwaway machine such as CI: it

@@ -1,0 +1,120 @@
+"""Dockerfile and compose.yaml agree with each other, with the settings and with the locks.
+
+No image is built here (that needs a Docker daemon and the registries); what
+can be checked without one is: each compose service builds a stage that
+exists and runs a command the CLI has; ports, settings and the broker URL
+line up; each image installs its lock with hashes checked and the project
+from the same folders the wheel test builds from; both images run as an
+ordinary user with health checks; the sandbox's security options are there
+and nothing broader (no capabilities, not privileged).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import yaml
+
+from app.settings import ROOT, Settings
+from tests.test_wheel import SOURCES
+
+SANDBOX_OPTIONS = {"seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"}
+
+
+def stages() -> dict[str, list[tuple[str, str]]]:
+    """Each build stage's instructions as (INSTRUCTION, arguments), continuation lines joined."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    found: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        instruction, _, args = line.strip().partition(" ")
+        if instruction.upper() == "FROM":
+            current = found.setdefault(args.split()[-1], [])
+        current.append((instruction.upper(), " ".join(args.split())))
+    return found
+
+
+def instructions(stage: str, kind: str) -> list[str]:
+    return [args for instruction, args in stages()[stage] if instruction == kind]
+
+
+def env(stage: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for args in instructions(stage, "ENV"):
+        pairs |= dict(word.split("=", 1) for word in shlex.split(args))
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    return loaded["services"]
+
+
+def test_compose_runs_web_redis_and_a_gpu_worker_from_the_dockerfiles_stages(compose) -> None:  # type: ignore[no-untyped-def]
+    assert set(compose) == {"web", "redis", "worker"}
+    for name in ("web", "worker"):
+        assert compose[name]["build"] == {"context": ".", "target": name}
+        assert name in stages(), f"no stage {name} in the Dockerfile"
+    (gpu,) = compose["worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert gpu["driver"] == "nvidia" and "gpu" in gpu["capabilities"]
+
+
+def test_the_images_commands_are_the_clis() -> None:
+    for stage, command in (("web", "serve"), ("worker", "worker")):
+        (cmd,) = instructions(stage, "CMD")
+        assert yaml.safe_load(cmd) == ["sidebyside", command]
+        helped = subprocess.run([sys.executable, "-m", "app.cli", command, "--help"],
+                                capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert helped.returncode == 0, helped.stderr
+
+
+def test_ports_settings_and_broker_line_up(compose) -> None:  # type: ignore[no-untyped-def]
+    web = env("web")
+    assert web["SIDEBYSIDE_HOST"] == "0.0.0.0"
+    assert instructions("web", "EXPOSE") == [web["SIDEBYSIDE_PORT"]]
+    assert compose["web"]["ports"] == [f"{web['SIDEBYSIDE_PORT']}:{web['SIDEBYSIDE_PORT']}"]
+    named = {*web, *env("worker"), *compose["web"]["environment"],
+             *compose["worker"]["environment"]}
+    fields = {f"SIDEBYSIDE_{name.upper()}" for name in Settings.model_fields}
+    assert {n for n in named if n.startswith("SIDEBYSIDE_")} <= fields
+    for name in ("web", "worker"):
+        broker = compose[name]["environment"]["SIDEBYSIDE_BROKER_URL"]
+        host = re.fullmatch(r"redis://([\w-]+):6379/\d+", broker)
+        assert host and host[1] in compose and compose[name]["depends_on"][host[1]]
+
+
+def test_each_image_installs_its_lock_with_hashes_then_the_project_alone() -> None:
+    for stage, lock in (("web", "requirements/web.txt"), ("worker", "requirements/gpu.txt")):
+        assert (ROOT / lock).is_file()
+        assert [c for c in instructions(stage, "COPY") if c.startswith(lock)]
+        runs = " ".join(instructions(stage, "RUN"))
+        assert "pip install --require-hashes" in runs
+        assert "pip install --no-deps --no-build-isolation /src" in runs
+    copied = {args.split()[0] for args in instructions("source", "COPY")}
+    assert copied | {"pyproject.toml", "setup.py"} == {*SOURCES}
+    assert ".venv" in (ROOT / ".dockerignore").read_text().split()
+
+
+def test_images_run_as_an_ordinary_user_with_health_checks() -> None:
+    for stage in ("web", "worker"):
+        (user,) = instructions(stage, "USER")
+        assert user not in ("root", "0")
+        (check,) = instructions(stage, "HEALTHCHECK")
+        assert "CMD" in check
+    assert "/api/health" in instructions("web", "HEALTHCHECK")[0]
+
+
+def test_sandbox_services_get_its_security_options_and_nothing_broader(compose) -> None:  # type: ignore[no-untyped-def]
+    for name in ("web", "worker"):
+        assert set(compose[name]["security_opt"]) == SANDBOX_OPTIONS
+        assert "cap_add" not in compose[name] and not compose[name].get("privileged")
+    readme = (ROOT / "README.md").read_text()
+    assert all(option in readme for option in SANDBOX_OPTIONS)
