@@ -2,7 +2,8 @@
 
 The package is built into a wheel and installed into a fresh virtualenv, and
 `sidebyside serve` runs from an unrelated working directory, so templates,
-CSS and the bundled lessons can only come from the wheel. The frameworks
+CSS and the bundled lessons can only come from the wheel, and so does the
+sandbox package that a run's view is given. The frameworks
 and other dependencies come from this environment through a .pth file
 (installing torch and TensorFlow again would take minutes and gigabytes);
 the project's own package comes only from the wheel.
@@ -86,7 +87,7 @@ def test_wheel_carries_templates_static_and_lessons(wheel: Path) -> None:
     assert "app/resources.py" in names and "sandbox/pool.py" in names
 
 
-def test_installed_wheel_serves_a_lesson_and_its_css_from_another_directory(
+def test_installed_wheel_serves_a_lesson_its_css_and_a_sandboxed_run_from_elsewhere(
         installed: Path, tmp_path: Path) -> None:
     where = subprocess.run([str(installed / "bin" / "python"), "-c",
                             "import app.resources as r; print(r.__file__); print(r.STATIC)"],
@@ -96,9 +97,10 @@ def test_installed_wheel_serves_a_lesson_and_its_css_from_another_directory(
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIDEBYSIDE_", "PYTHON"))}
-    # The page needs no runs, so no sandbox: the smallest pool keeps the test quick.
-    env |= {"SIDEBYSIDE_PORT": str(port), "SIDEBYSIDE_INSECURE_NO_SANDBOX": "1",
-            "SIDEBYSIDE_POOL_SIZE": "1", "SIDEBYSIDE_SPARES_MEMORY_MB": "64"}
+    # The sandbox too, as an image runs it: the package it puts in the runs' view
+    # is the installed one. The smallest pool keeps the test quick.
+    env |= {"SIDEBYSIDE_PORT": str(port), "SIDEBYSIDE_POOL_SIZE": "1",
+            "SIDEBYSIDE_SPARES_MEMORY_MB": "64"}
     log = tmp_path / "server.log"
     with log.open("wb") as out:
         server = subprocess.Popen([str(installed / "bin" / "sidebyside"), "serve"],
@@ -109,7 +111,7 @@ def test_installed_wheel_serves_a_lesson_and_its_css_from_another_directory(
         while time.monotonic() < deadline:
             assert server.poll() is None, log.read_text()[-3000:]
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/api/health", timeout=5).status_code == 200:
+                if httpx.get(f"{url}/api/health", timeout=5).json()["status"] == "ok":
                     break
             time.sleep(0.3)
         catalog = httpx.get(f"{url}/", timeout=30)
@@ -121,6 +123,10 @@ def test_installed_wheel_serves_a_lesson_and_its_css_from_another_directory(
         sheet = httpx.get(url + css.group(1), timeout=30)
         assert sheet.status_code == 200 and sheet.headers["content-type"].startswith("text/css")
         assert sheet.content == (ROOT / "static" / "css" / "app.css").read_bytes()
+        run = httpx.post(f"{url}/api/runs", timeout=60, json={
+            "framework": "pytorch", "code": "import sandbox\nprint(sandbox.__file__)"}).json()
+        assert run["status"] == "ok", run
+        assert run["stdout"].startswith(str(installed)), run["stdout"]
     finally:
         server.send_signal(signal.SIGTERM)
         try:
