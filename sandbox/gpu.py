@@ -79,8 +79,11 @@ def warm_tensorflow() -> None:
     _state["tensorflow"] = True
 
 
-def prepare(framework: str, memory_mb: int) -> str:
+def prepare(framework: str, memory_mb: int, warm: bool = True) -> str:
     """Caps, then this spare's own framework's start-up on the GPU; returns the device string.
+
+    `warm=False` (a fresh spare, for a snippet that configures the runtime
+    itself) sets the caps only, and its run starts CUDA.
 
     A framework whose build has no CUDA (a CPU wheel left on a GPU host) is
     left on the CPU rather than failing the spare; the string says so.
@@ -94,9 +97,9 @@ def prepare(framework: str, memory_mb: int) -> str:
         torch_sees_it = torch.cuda.is_available()
         if torch_sees_it:
             cap_torch(memory_mb)
-    if framework == "pytorch" and torch_sees_it:
+    if framework == "pytorch" and torch_sees_it and warm:
         warm_torch()
-    elif framework == "tensorflow" and tf_sees_it:
+    elif framework == "tensorflow" and tf_sees_it and warm:
         warm_tensorflow()
     sees_it = tf_sees_it if framework == "tensorflow" else torch_sees_it
     return describe() + ("" if sees_it else f" (unused: {framework} built without CUDA)")

@@ -12,11 +12,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import fcntl
 import os
 import re
 import resource
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import tempfile
 
@@ -42,6 +45,7 @@ PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
 # The first uid handed to runs when the template runs as real root; slot i
 # runs as RUN_UID_BASE + i, so two runs never share a uid.
@@ -70,9 +74,15 @@ ENOSYS_SYSCALLS = ("clone3",)
 # namespace hands its creator every capability inside it).
 NAMESPACE_FLAGS = (CLONE_NEWNS, 0x02000000, 0x04000000, CLONE_NEWIPC, 0x10000000,
                    CLONE_NEWPID, CLONE_NEWNET)  # ns, cgroup, uts, ipc, user, pid, net
-# socket() and socketpair() families a snippet may use: local and IP
-# (the run's network namespace has only a downed loopback anyway).
+# socket() and socketpair() families a snippet may use: local and IP (the
+# run's network namespace holds only its own loopback anyway).
 SOCKET_FAMILIES = (1, 2, 10)  # AF_UNIX, AF_INET, AF_INET6
+# And socket() for netlink's routing protocol only, which is what
+# getifaddrs() opens to list interfaces (torch.distributed's gloo asks). Any
+# process may open it outside a sandbox; with no capability the run can only
+# read its own namespace's `lo`, not change it. Every other netlink protocol
+# (netfilter, xfrm, audit, generic...) stays refused.
+AF_NETLINK, NETLINK_ROUTE = 16, 0
 RUN_NICE = 5  # the server and the pool's own work come before any run
 SPARE_NICE = 10  # and runs come before spares warming up for later ones
 # Rootless only: tasks other spares may add after a spare was fenced in.
@@ -186,6 +196,20 @@ def run_priority() -> None:
             os.setpriority(os.PRIO_PROCESS, int(tid), RUN_NICE)
 
 
+def bring_up_loopback() -> None:
+    """Turn on `lo` in the run's own network namespace.
+
+    The namespace is the run's alone and holds no other interface, so this
+    reaches nothing outside it: the run's processes may talk to each other
+    over 127.0.0.1, as `torch.distributed` (gloo) and other multi-process
+    code expects, and a connection to the server's port finds no listener.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack("16sh", b"lo", 0)
+        flags = struct.unpack("16sh", fcntl.ioctl(s, SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sh", b"lo", flags | IFF_UP))
+
+
 def confine_run(limits: Limits, slot: int) -> None:
     """Called by the run (pid 1 of its namespaces) before it touches user code."""
     os.setsid()  # its own session: kill(0, ...) reaches only the run's processes
@@ -198,6 +222,7 @@ def confine_run(limits: Limits, slot: int) -> None:
     shared = 0 if real_root else tasks_in_view() + ROOTLESS_TASK_HEADROOM
     _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV, None)
+    bring_up_loopback()  # while the run still holds CAP_NET_ADMIN over its namespace
     uid = RUN_UID_BASE + slot if real_root else os.getuid()
     gid = RUN_UID_BASE + slot if real_root else os.getgid()
     owner = f"uid={uid},gid={gid}"
@@ -340,7 +365,7 @@ class _ArgCmp(ctypes.Structure):
 
 
 SCMP_ACT_ALLOW = 0x7FFF0000
-SCMP_CMP_EQ, SCMP_CMP_GE, SCMP_CMP_MASKED_EQ = 4, 5, 7
+SCMP_CMP_NE, SCMP_CMP_EQ, SCMP_CMP_GE, SCMP_CMP_MASKED_EQ = 1, 4, 5, 7
 
 
 def _errno_action(errno: int) -> int:
@@ -355,11 +380,13 @@ def _seccomp_rules() -> list[tuple[str, int, list[tuple[int, int, int, int]]]]:
     rules += [(name, enosys, []) for name in ENOSYS_SYSCALLS]
     rules += [("clone", eperm, [(0, SCMP_CMP_MASKED_EQ, flag, flag)]) for flag in NAMESPACE_FLAGS]
     # Families are small numbers: refuse 0, every gap below the largest allowed, and above it.
-    allowed = set(SOCKET_FAMILIES)
-    refused = [f for f in range(max(allowed)) if f not in allowed]
-    for name in ("socket", "socketpair"):
+    for name, allowed in (("socket", {*SOCKET_FAMILIES, AF_NETLINK}),
+                          ("socketpair", set(SOCKET_FAMILIES))):
+        refused = [f for f in range(max(allowed)) if f not in allowed]
         rules += [(name, eperm, [(0, SCMP_CMP_EQ, f, 0)]) for f in refused]
         rules.append((name, eperm, [(0, SCMP_CMP_GE, max(allowed) + 1, 0)]))
+    rules.append(("socket", eperm, [(0, SCMP_CMP_EQ, AF_NETLINK, 0),
+                                    (2, SCMP_CMP_NE, NETLINK_ROUTE, 0)]))
     return rules
 
 

@@ -25,6 +25,11 @@ PASSWD = "root:x:0:0:root:/tmp:/bin/false\n" + "".join(
     f"run{i}:x:{61000 + i}:{61000 + i}:run:/tmp:/bin/false\n" for i in range(256)
 )
 GROUP = "root:x:0:\n" + "".join(f"run{i}:x:{61000 + i}:\n" for i in range(256))
+SYS_FOLDERS = ("/sys", "/sys/bus", "/sys/bus/pci", "/sys/bus/pci/devices")
+# The sandbox's own name resolves to its loopback, so multi-process code that
+# looks itself up (torch.distributed's gloo) finds 127.0.0.1 without asking
+# netlink for the interfaces, which seccomp refuses.
+HOSTS = "127.0.0.1 localhost sandbox\n::1 localhost ip6-localhost\n"
 
 RUN_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -60,18 +65,18 @@ def _readonly_roots() -> list[str]:
     return sorted(roots)
 
 
-def identity_fds() -> tuple[int, int]:
-    """Pipes holding /etc/passwd and /etc/group for bwrap to read (a few KiB each)."""
+def identity_fds() -> tuple[int, int, int]:
+    """Pipes holding /etc/passwd, /etc/group and /etc/hosts for bwrap to read (a few KiB)."""
     fds = []
-    for text in (PASSWD, GROUP):
+    for text in (PASSWD, GROUP, HOSTS):
         r, w = os.pipe()
         os.write(w, text.encode())
         os.close(w)
         fds.append(r)
-    return fds[0], fds[1]
+    return fds[0], fds[1], fds[2]
 
 
-def bwrap_command(argv: list[str], passwd_fd: int, group_fd: int,
+def bwrap_command(argv: list[str], passwd_fd: int, group_fd: int, hosts_fd: int,
                   cgroup_dir: str | None = None, gpu: Gpu | None = None) -> list[str]:
     args = ["bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--die-with-parent", "--new-session",
@@ -87,10 +92,14 @@ def bwrap_command(argv: list[str], passwd_fd: int, group_fd: int,
             args += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             args += ["--ro-bind", top, top]
+    # bwrap would make /etc 0700 for the binds below: the runs' uids could not enter it.
+    args += ["--perms", "0755", "--dir", "/etc"]
     for name in ETC_FILES:
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-    args += ["--ro-bind-data", str(passwd_fd), "/etc/passwd",
-             "--ro-bind-data", str(group_fd), "/etc/group"]
+    # Readable by the runs' own uids (bwrap's default for these is 0600).
+    for fd, path in ((passwd_fd, "/etc/passwd"), (group_fd, "/etc/group"),
+                     (hosts_fd, "/etc/hosts")):
+        args += ["--perms", "0444", "--ro-bind-data", str(fd), path]
     roots = _readonly_roots()
     # bwrap makes missing parent folders 0700, which a run's plain uid can't enter.
     parents = sorted({str(p) for r in roots for p in Path(r).parents if str(p) != "/"})
@@ -99,6 +108,10 @@ def bwrap_command(argv: list[str], passwd_fd: int, group_fd: int,
     for root in roots:
         args += ["--ro-bind", root, root]
     args += ["--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp"]
+    # An empty, listable PCI device list: gloo (torch.distributed) lists it to
+    # describe its interface and fails when it can't. A GPU pool adds its one GPU.
+    for folder in SYS_FOLDERS:
+        args += ["--perms", "0755", "--dir", folder]
     args += bwrap_args(gpu)  # one GPU's nodes and sysfs folder, when the pool uses one
     if cgroup_dir:  # supervisors make each run's memory cgroup in here
         args += ["--bind", cgroup_dir, cgroup_dir]
@@ -131,6 +144,6 @@ PROBE = (
 )
 
 
-def probe_command(passwd_fd: int, group_fd: int) -> list[str]:
+def probe_command(passwd_fd: int, group_fd: int, hosts_fd: int) -> list[str]:
     """A quick bwrap + per-run isolation round trip, run by `check_sandbox`."""
-    return bwrap_command([sys.executable, "-c", PROBE], passwd_fd, group_fd)
+    return bwrap_command([sys.executable, "-c", PROBE], passwd_fd, group_fd, hosts_fd)

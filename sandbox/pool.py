@@ -46,7 +46,7 @@ from sandbox.protocol import (
     TemplateHello,
     parse_frame,
 )
-from sandbox.reserve import Reserve, default_memory_mb, total_ram_mb
+from sandbox.reserve import Reserve, default_memory_mb, needs_fresh_runtime, total_ram_mb
 from sandbox.results import clean_result
 
 __all__ = ["Pool", "QueueFull"]
@@ -115,6 +115,8 @@ class Pool:
         self.templates = {f: Template(f) for f in FRAMEWORKS}
         self._running: set[asyncio.Task[Any]] = set()  # runs in flight
         self._warmers: set[asyncio.Task[Any]] = set()
+        # Fresh spares are made for one run that waits for it, by spare id.
+        self._fresh: dict[int, tuple[Framework, asyncio.Future[Spare | None]]] = {}
         self._closing = False
         self._started = asyncio.Event()
         self.template_restarts = 0
@@ -205,7 +207,7 @@ class Pool:
         if sock is None:
             return
         task = asyncio.get_running_loop().create_task(
-            self._await_ready(sock, spawned.slot, spawned.framework, generation))
+            self._await_ready(sock, spawned.slot, spawned.framework, generation, spawned.id))
         self._warmers.add(task)
         task.add_done_callback(self._warmers.discard)
 
@@ -239,6 +241,11 @@ class Pool:
         template = self.templates[framework]
         template.generation += 1  # spares of the old template are now stale
         self._warming[framework] = 0
+        for spare_id, (kind, waiting) in list(self._fresh.items()):
+            if kind == framework:  # its template won't answer: the runs waiting hear now
+                del self._fresh[spare_id]
+                if not waiting.done():
+                    waiting.set_result(None)
         while not self._ready[framework].empty():
             spare = self._ready[framework].get_nowait()
             self._release_slot(spare.slot)
@@ -270,36 +277,40 @@ class Pool:
             ready = self._ready[framework]
             floor = max(1, target // RESERVE_FLOOR_DIVISOR) if running else target
             while ready.qsize() + self._warming[framework] < floor:
-                if not self.spawn_spare(framework):
+                if self.spawn_spare(framework) is None:
                     break
             while ready.qsize() > target:  # demand moved on: give its memory to the other kind
                 spare = ready.get_nowait()
                 spare.close()  # the supervisor sees the hang-up and ends the spare
                 self._release_slot(spare.slot)
 
-    def spawn_spare(self, framework: Framework) -> bool:
+    def spawn_spare(self, framework: Framework, fresh: bool = False) -> int | None:
+        """Ask the template for a spare; its id, or None when none can be made now."""
         template = self.templates[framework]
         if template.ctrl is None or self._closing or not self._free_slots:
-            return False
+            return None
         slot = self._free_slots.pop(0)
         spare_id = next(self._ids)
         message = SpawnSpare(
             id=spare_id, slot=slot, framework=framework,
             warm_ups=self.reserve.warm_ups(framework),
             name=f"{framework}-{template.generation}-{spare_id}",
-            limits=self.limits,
+            limits=self.limits, fresh=fresh,
             cgroup=CgroupSpec(base=str(self.cgroup.path), version=self.cgroup.version)
             if self.cgroup else None)
         try:
             template.ctrl.send(message.model_dump_json().encode())
         except OSError:
             self._release_slot(slot)
-            return False
-        self._warming[framework] += 1
-        return True
+            return None
+        if fresh:
+            self._fresh[spare_id] = (framework, asyncio.get_running_loop().create_future())
+        else:
+            self._warming[framework] += 1
+        return spare_id
 
     async def _await_ready(self, sock: socket.socket, slot: int, framework: Framework,
-                           generation: int) -> None:
+                           generation: int, spare_id: int) -> None:
         reader, writer = await asyncio.open_unix_connection(sock=sock, limit=2**20)
         spare = Spare(slot, framework, generation, reader, writer)
         ready: SpareReady | None = None
@@ -311,8 +322,18 @@ class Pool:
         except asyncio.CancelledError:
             spare.close()
             raise
+        waiting = self._fresh.pop(spare_id, (framework, None))[1]
         if generation != self.templates[framework].generation:
             spare.close()
+            if waiting is not None and not waiting.done():
+                waiting.set_result(None)
+            return
+        if waiting is not None:  # made for one run: it goes to that run, ready or not
+            if ready is None or waiting.done():
+                spare.close()
+                self._release_slot(slot)
+            if not waiting.done():
+                waiting.set_result(spare if ready is not None else None)
             return
         self._warming[framework] -= 1
         if ready is None or ready.framework != framework:
@@ -329,6 +350,8 @@ class Pool:
 
     async def take_spare(self, framework: Framework, code: str = "") -> Spare:
         self.reserve.record(framework, code)
+        if needs_fresh_runtime(framework, code):
+            return await self._take_fresh_spare(framework)
         self.refill()  # a spare of this kind is on its way even if none is ready
         while True:
             spare = await asyncio.wait_for(self._ready[framework].get(), TEMPLATE_START_S)
@@ -342,6 +365,22 @@ class Pool:
             self._release_slot(spare.slot)
             self.refill()
         self.refill()  # its replacement warms up while this one runs
+        return spare
+
+    async def _take_fresh_spare(self, framework: Framework) -> Spare:
+        """A spare made for this run alone, that started no runtime (raises TimeoutError)."""
+        spare_id = self.spawn_spare(framework, fresh=True)
+        if spare_id is None:
+            raise TimeoutError("no slot or template for a fresh spare")
+        waiting = self._fresh[spare_id][1]
+        try:
+            spare = await asyncio.wait_for(asyncio.shield(waiting), TEMPLATE_START_S)
+        except BaseException:
+            # Given up on (timeout, cancelled): whatever arrives later is closed.
+            waiting.cancel()
+            raise
+        if spare is None:
+            raise TimeoutError("the fresh spare failed while starting")
         return spare
 
     # ---- runs ---------------------------------------------------------------

@@ -182,6 +182,9 @@ class SpawnSpare(_Strict):
     slot: int = Field(ge=0, lt=256)
     framework: Framework  # the one framework the spare warms up
     warm_ups: list[WarmUp] = Field(default_factory=list, max_length=2)
+    # Start no framework runtime: made for one snippet that configures the
+    # runtime before its first op (`reserve.needs_fresh_runtime`).
+    fresh: bool = False
     name: str = Field(pattern=r"^[a-z0-9-]{1,64}$")  # unique per spare: its cgroup's folder
     limits: Limits  # pydantic validates the dataclass's fields on the way in
     cgroup: CgroupSpec | None = None

@@ -35,12 +35,22 @@ NEEDS: dict[WarmUp, re.Pattern[str]] = {
         r"GradientTape|Variable|random\.|optimizers?\.|\.(fit|train_on_batch)\("),
     "functions": re.compile(r"\btf\.function\b|@function\b|\.(fit|evaluate|predict|map)\("),
 }
+# Settings TensorFlow takes only before its runtime starts ("... cannot be
+# modified after being initialized"): a snippet that makes them gets a spare
+# made for it that started nothing, and pays TF's start-up in its own run.
+FRESH_RUNTIME = re.compile(
+    r"set_(logical|virtual)_device_configuration|set_visible_devices|set_memory_growth"
+    r"|set_(intra|inter)_op_parallelism_threads")
 # Before any demand is seen: lessons' TensorFlow steps mostly train something.
 FIRST_SHARES: dict[WarmUp, float] = {"gradients": 1.0, "functions": 0.5}
 
 
 def needs(code: str) -> set[WarmUp]:
     return {name for name, pattern in NEEDS.items() if pattern.search(code)}
+
+
+def needs_fresh_runtime(framework: Framework, code: str) -> bool:
+    return framework == "tensorflow" and FRESH_RUNTIME.search(code) is not None
 
 
 def default_memory_mb(total_ram_mb: int) -> int:

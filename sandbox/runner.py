@@ -95,7 +95,7 @@ VERSIONS: dict[str, str] = {}  # set by the template, inherited by every spare
 
 
 def warm_up(framework: str, extras: Sequence[str] = (),
-            gpu_memory_mb: int = Limits.gpu_memory_mb) -> dict[str, Any]:
+            gpu_memory_mb: int = Limits.gpu_memory_mb, fresh: bool = False) -> dict[str, Any]:
     """Pay one framework's per-process start-up now, before any code arrives.
 
     A spare serves one framework and comes from that framework's template: a
@@ -105,13 +105,15 @@ def warm_up(framework: str, extras: Sequence[str] = (),
     `extras`: the optional TensorFlow warm-ups recent runs needed (reserve.py).
     Where the sandbox holds a GPU, the spare makes its own CUDA context first
     (capped at `gpu_memory_mb`), so the CPU warm-ups below find the device set.
+    A `fresh` spare starts nothing: its snippet configures the runtime first.
     """
     device = _cpu_model()
     if gpu.present():
-        device = gpu.prepare(framework, gpu_memory_mb)
-    WARM_UPS[framework]()
-    for name in extras:
-        OPTIONAL_WARM_UPS[name]()
+        device = gpu.prepare(framework, gpu_memory_mb, warm=not fresh)
+    if not fresh:
+        WARM_UPS[framework]()
+        for name in extras:
+            OPTIONAL_WARM_UPS[name]()
     threads = {"cpu_cores": os.cpu_count() or 1}
     if framework == "pytorch":
         import torch
@@ -139,7 +141,7 @@ def _trace_ms(namespace: dict[str, Any], timings: dict[str, Any]) -> float | Non
 
 
 def serve_one(request_fd: int, result_fd: int, limits: Limits, slot: int, secure: bool,
-              framework: str, warm_ups: Sequence[str] = (),
+              framework: str, warm_ups: Sequence[str] = (), fresh: bool = False,
               cgroup: RunCgroup | None = None) -> None:
     from sandbox.isolation import apply_limits, confine_run, lower_priority
 
@@ -155,7 +157,7 @@ def serve_one(request_fd: int, result_fd: int, limits: Limits, slot: int, secure
         import tempfile
 
         os.environ["TMPDIR"] = tempfile.tempdir = os.getcwd()
-    context = warm_up(framework, warm_ups, limits.gpu_memory_mb)
+    context = warm_up(framework, warm_ups, limits.gpu_memory_mb, fresh)
     wire.write_frame(result_fd, {"type": "ready", "framework": framework, **context})
     message = wire.read_frame(request_fd)
     if message is None:

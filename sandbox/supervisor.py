@@ -208,7 +208,7 @@ class Supervisor:
     def __init__(self, loop: Supervision, order: SpawnSpare) -> None:
         self.loop, self.secure = loop, loop.secure
         self.slot, self.framework = order.slot, order.framework
-        self.warm_ups = order.warm_ups
+        self.warm_ups, self.fresh = order.warm_ups, order.fresh
         self.limits = order.limits
         self.wall_s = self.limits.wall_s
         self.phase = "warming"
@@ -288,7 +288,7 @@ class Supervisor:
                 os.close(fd)
             os.chdir(self.workdir)
             runner.serve_one(REQUEST_FD, RESULT_FD, self.limits,
-                             self.slot, self.secure, self.framework, self.warm_ups,
+                             self.slot, self.secure, self.framework, self.warm_ups, self.fresh,
                              self.cgroup)
         except BaseException:
             traceback.print_exc()

@@ -105,9 +105,12 @@ def test_no_gpu_is_found_without_its_nodes_or_when_turned_off(tmp_path: Path) ->
 
 
 def test_the_sandbox_command_holds_the_gpu_binds_only_on_a_gpu_pool(tmp_path: Path) -> None:
-    plain = launcher.bwrap_command(["true"], 3, 4)
-    assert not any("nvidia" in a or a.startswith("/sys") for a in plain)
-    on_gpu = launcher.bwrap_command(["true"], 3, 4, gpu=Gpu(1, GPU_BUS, "/" + GPU_SYS))
+    plain = launcher.bwrap_command(["true"], 3, 4, 5)
+    assert not any("nvidia" in a for a in plain)
+    # Of /sys, a CPU pool holds only the empty folders gloo lists, nothing bound from the host.
+    assert {a for a in plain if a.startswith("/sys")} == set(launcher.SYS_FOLDERS)
+    assert all(plain[i - 1] == "--dir" for i, a in enumerate(plain) if a.startswith("/sys"))
+    on_gpu = launcher.bwrap_command(["true"], 3, 4, 5, gpu=Gpu(1, GPU_BUS, "/" + GPU_SYS))
     assert "/dev/nvidia1" in on_gpu and "/" + GPU_SYS in on_gpu
     binds = {on_gpu[i + 1] for i, a in enumerate(on_gpu) if a.endswith("bind")}
     assert "/sys" not in binds and "/sys/devices" not in binds
@@ -144,8 +147,8 @@ def _recording_warm_up(monkeypatch: pytest.MonkeyPatch, present: bool) -> list[A
     calls: list[Any] = []
     monkeypatch.setattr(gpu, "present", lambda: present)
 
-    def prepare(framework: str, memory_mb: int) -> str:
-        calls.append(("gpu", framework, memory_mb))
+    def prepare(framework: str, memory_mb: int, warm: bool = True) -> str:
+        calls.append(("gpu" if warm else "gpu caps only", framework, memory_mb))
         return "Fake GPU, 16 GiB, CUDA 12.8"
 
     monkeypatch.setattr(gpu, "prepare", prepare)
@@ -168,6 +171,11 @@ def test_warm_up_makes_a_cuda_context_only_when_a_gpu_is_present(
     # the GPU first: TF's memory limit must be set before its runtime starts
     assert calls == [("gpu", "tensorflow", 1000), ("cpu", "tensorflow")]
     assert context["device"] == "Fake GPU, 16 GiB, CUDA 12.8"
+
+    # A fresh spare (its snippet configures TF's runtime) sets the caps and starts nothing.
+    calls = _recording_warm_up(monkeypatch, present=True)
+    runner.warm_up("tensorflow", ("functions",), gpu_memory_mb=1000, fresh=True)
+    assert calls == [("gpu caps only", "tensorflow", 1000)]
 
 
 class Props:

@@ -289,3 +289,15 @@ def test_a_burst_is_served_from_the_reserve_which_fills_up_behind_it() -> None:
             await pool.stop()
 
     asyncio.run(scenario())
+
+
+def test_only_snippets_that_configure_tensorflows_runtime_need_a_fresh_spare() -> None:
+    from sandbox.reserve import needs_fresh_runtime
+
+    configures = ("tf.config.set_logical_device_configuration(cpu, [c, c])",
+                  "tf.config.experimental.set_memory_growth(gpu, True)",
+                  "tf.config.threading.set_intra_op_parallelism_threads(1)",
+                  "tf.config.set_visible_devices([], 'GPU')")
+    assert all(needs_fresh_runtime("tensorflow", code) for code in configures)
+    assert not needs_fresh_runtime("pytorch", configures[0])  # torch has no such rule
+    assert not needs_fresh_runtime("tensorflow", "tf.config.list_logical_devices('CPU')")

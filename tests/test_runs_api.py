@@ -190,3 +190,47 @@ def test_health_shows_the_reserve_and_the_pools_memory(api: httpx.Client) -> Non
     assert set(pool["reserve"]) == {"pytorch", "tensorflow"}
     assert all(r["target"] >= 1 for r in pool["reserve"].values())
     assert pool["reserve_memory_mb"] >= 64
+
+
+DDP = """
+import os, socket
+import torch, torch.distributed as dist, torch.multiprocessing as mp
+
+def work(rank, port):
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    model = torch.nn.Linear(4, 1)
+    torch.nn.init.ones_(model.weight)
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    ddp(torch.arange(8.).reshape(2, 4) + rank).sum().backward()
+    if rank == 0:
+        print(model.weight.grad.tolist())
+    dist.destroy_process_group()
+
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+mp.start_processes(work, args=(port,), nprocs=2, start_method="fork")
+"""
+
+
+def test_torch_distributed_trains_over_two_processes_on_the_runs_own_loopback(
+        api: httpx.Client) -> None:
+    result = run(api, "pytorch", DDP, timeout_s=30)
+    assert result["status"] == "ok", result
+    # Each rank's column sums, averaged by DDP's all-reduce: (4+6)/2, (6+8)/2, ...
+    assert result["stdout"] == "[[5.0, 7.0, 9.0, 11.0]]\n", result
+
+
+def test_a_snippet_that_configures_tensorflows_runtime_gets_one_not_yet_started(
+        api: httpx.Client) -> None:
+    code = ("import tensorflow as tf\ncpu = tf.config.list_physical_devices('CPU')[0]\n"
+            "tf.config.set_logical_device_configuration(\n"
+            "    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+            "strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])\n"
+            "print(strategy.num_replicas_in_sync)\n")
+    result = run(api, "tensorflow", code, timeout_s=30)
+    assert result["status"] == "ok" and result["stdout"] == "2\n", result
+    # The next plain run still finds a warm spare with one CPU device.
+    plain = run(api, "tensorflow", "import tensorflow as tf\n"
+                "print(len(tf.config.list_logical_devices('CPU')))")
+    assert plain["stdout"] == "1\n", plain

@@ -97,7 +97,26 @@ def test_network_connections_to_the_app_server_are_impossible(
             "s.sendall(b'GET /api/health HTTP/1.0\\r\\n\\r\\n')\nprint(s.recv(100))\n")
     result = run(api, code)
     assert result["status"] == "error", result
-    assert "Network is unreachable" in result["error"]["message"], result  # only a downed lo
+    # The run's 127.0.0.1 is its own namespace's loopback, where nothing listens.
+    assert result["error"]["type"] == "ConnectionRefusedError", result
+
+
+def test_a_runs_network_is_its_own_loopback_and_nothing_else(api: httpx.Client) -> None:
+    code = ("import socket, fcntl, struct\nprint(socket.if_nameindex())\n"
+            "for host in ('10.0.0.1', '1.1.1.1'):\n"
+            "    try:\n        socket.create_connection((host, 80), timeout=2)\n"
+            "    except OSError as exc:\n        print(host, exc.errno)\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "try:\n    fcntl.ioctl(s, 0x8914, struct.pack('16sh', b'lo', 0))\n"
+            "except OSError as exc:\n    print('lo down', exc.errno)\n"
+            "print(open('/etc/hosts').read().split())\n")
+    result = run(api, code)
+    assert result["status"] == "ok", result
+    lines = result["stdout"].splitlines()
+    assert lines[0] == "[(1, 'lo')]"  # no interface but its own loopback
+    assert lines[1:3] == ["10.0.0.1 101", "1.1.1.1 101"]  # ENETUNREACH: no route anywhere
+    assert lines[3] == "lo down 1"  # EPERM: it can't change even that
+    assert "sandbox" in lines[4] and "127.0.0.1" in lines[4]
 
 
 def test_server_environment_is_invisible(api: httpx.Client) -> None:
@@ -295,14 +314,22 @@ def test_io_uring_bpf_perf_and_userfaultfd_are_refused(api: httpx.Client) -> Non
 
 
 def test_only_unix_and_ip_sockets_can_be_made(api: httpx.Client) -> None:
-    code = ("import socket\nfor family in (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6, 40, 16, 17, 0, 3):\n"
-            "    try:\n        socket.socket(family, socket.SOCK_DGRAM).close()\n        print(family, 'ok')\n"
-            "    except OSError as exc:\n        print(family, exc.errno)\n")
+    code = ("import socket\nfor family, proto in ((socket.AF_UNIX, 0), (socket.AF_INET, 0), "
+            "(socket.AF_INET6, 0), (16, 0), (16, 12), (16, 9), (16, 6), (16, 16), (40, 0), (17, 0), "
+            "(0, 0), (3, 0)):\n"
+            "    try:\n        socket.socket(family, socket.SOCK_DGRAM if family != 16 else "
+            "socket.SOCK_RAW, proto).close()\n        print(family, proto, 'ok')\n"
+            "    except OSError as exc:\n        print(family, proto, exc.errno)\n"
+            "for family in (16, 40):\n    try:\n        socket.socketpair(family)\n"
+            "    except OSError as exc:\n        print('pair', family, exc.errno)\n")
     result = run(api, code)
-    # unix, inet, inet6 work; vsock, netlink, packet, unspec, ax25 are refused with EPERM
+    # unix, inet, inet6 work, and netlink's routing protocol (getifaddrs); netlink's
+    # netfilter, audit, xfrm and generic protocols, vsock, packet, unspec and ax25
+    # are refused with EPERM, and so are netlink and vsock socket pairs
     assert result["stdout"].split("\n")[:-1] == [
-        "1 ok", "2 ok", "10 ok",
-        "40 1", "16 1", "17 1", "0 1", "3 1"], result
+        "1 0 ok", "2 0 ok", "10 0 ok", "16 0 ok",
+        "16 12 1", "16 9 1", "16 6 1", "16 16 1", "40 0 1", "17 0 1", "0 0 1", "3 0 1",
+        "pair 16 1", "pair 40 1"], result
 
 
 def test_run_holds_no_capabilities_and_cannot_regain_them(api: httpx.Client) -> None:
