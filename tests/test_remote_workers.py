@@ -202,7 +202,7 @@ def test_the_devices_lesson_asks_for_a_gpu_and_runs_on_a_cpu_worker_while_none_i
     assert lesson.device == "gpu"
     step = lesson.steps[0]
     runner = web_app.state.pages.runner
-    wish = request_for(step, "pytorch", step.pytorch.code, device=lesson.device)
+    wish = request_for(lesson, step, "pytorch", step.pytorch.code)
     assert runner.routed(wish).device == "cpu"
     assert runner.key(wish) == runner.key(wish.model_copy(update={"device": "cpu"}))
     result = run(web, "pytorch", step.pytorch.code, device=runner.routed(wish).device)

@@ -118,7 +118,7 @@ async def check_pair(pool: Executor, lesson: Lesson, step: Step,
         tensorflow_exprs=spec.exprs("tensorflow") if spec else {},
         pytorch_exprs=spec.exprs("pytorch") if spec else {}, client=client,
         # a graph block is drawn as the site draws it: it must give a real drawing
-        graph=step.graph is not None, draw=_draw(step))
+        graph=step.graph is not None, draw=_draw(step), timeout_s=lesson.timeout_s)
     outcome = Outcome(lesson.id, step.id, "pair", f"{step.file}:{step.line}", "ok")
     for side in FRAMEWORKS:
         if problem := run_problem(step.snippet(side), getattr(result, side), side):
@@ -148,7 +148,8 @@ async def check_exercise(pool: Executor, lesson: Lesson, step: Step, ex: Exercis
                          client: Client = CLIENT) -> Outcome:
     capture = {name: name for name in ex.compare}
     solution, starter = await asyncio.gather(*(
-        pool.run(RunRequest(framework=ex.side, code=s.code, capture=capture), client=client)
+        pool.run(RunRequest(framework=ex.side, code=s.code, capture=capture,
+                            timeout_s=lesson.timeout_s), client=client)
         for s in (ex.solution, ex.starter)))
     outcome = Outcome(lesson.id, step.id, "exercise", f"{step.file}:{step.line}", "error")
     for label, snippet, result in (("solution", ex.solution, solution),

@@ -39,6 +39,9 @@ class FrontMatter(BaseModel):
     minutes: int = Field(gt=0)
     prerequisites: list[str] = Field(default_factory=list)
     device: Device = "cpu"  # gpu: its runs go to a GPU worker when one is registered
+    # Wall-time limit of each of its runs, for steps that load heavy libraries
+    # (an exporter, a second process); the server's run_max_timeout_s caps it.
+    timeout_s: float | None = Field(None, gt=0)
 
 
 @dataclass

@@ -96,6 +96,7 @@ class Lesson(_Frozen):
     prerequisites: list[str] = Field(default_factory=list)
     # gpu: runs prefer a GPU worker, and fall back to a CPU one while none is registered
     device: Device = "cpu"
+    timeout_s: float | None = None  # each run's wall-time limit; None: the server's default
     pack: str  # the pack's id
     file: Path
     intro: str  # Markdown before the first step

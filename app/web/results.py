@@ -17,13 +17,13 @@ from sandbox.protocol import FRAMEWORKS, Framework, RunResult
 async def fill_cached(runner: Runner, jobs: Jobs, views: list[StepView]) -> None:
     """Show the lesson's own outputs at once; start computing the missing ones."""
     wanted = [(v, s) for v in views for s in v.sides if s.code == s.original]
-    found = await runner.cached_many([request_for(v.step, s.side, s.code, device=v.lesson.device)
+    found = await runner.cached_many([request_for(v.lesson, v.step, s.side, s.code)
                                       for v, s in wanted])
     for (view, side), result in zip(wanted, found, strict=True):
         if result is not None:
             side.result, side.state, side.cached = result, "done", True
             continue
-        req = request_for(view.step, side.side, side.code, device=view.lesson.device)
+        req = request_for(view.lesson, view.step, side.side, side.code)
         job = jobs.start(runner.run(req, PRECOMPUTE_CLIENT, original=True),
                          client=PRECOMPUTE_CLIENT,
                          meta=SideRun(view.lesson.id, view.step.id, side.side, side.code))
@@ -68,7 +68,7 @@ def side_from_job(side: SideView, job: Job, position: int | None) -> None:
 async def run_side(runner: Runner, view: StepView, side: Framework,
                    client: Client) -> RunResult:
     s = view.side(side)
-    req = request_for(view.step, side, s.code, device=view.lesson.device)
+    req = request_for(view.lesson, view.step, side, s.code)
     return await runner.run(req, client, original=s.code == s.original)
 
 
@@ -76,7 +76,7 @@ async def run_both(runner: Runner, view: StepView, client: Client,
                    repeat: int = 1) -> dict[str, RunResult]:
     async def one(fw: Framework) -> RunResult:
         s = view.side(fw)
-        req = request_for(view.step, fw, s.code, repeat=repeat, device=view.lesson.device)
+        req = request_for(view.lesson, view.step, fw, s.code, repeat=repeat)
         return await runner.run(req, client, original=s.code == s.original and repeat == 1)
 
     if repeat > 1:  # timed runs one after the other, so neither slows the other down
@@ -114,10 +114,8 @@ async def check_exercise(runner: Runner, view: StepView,
     ex = view.step.exercise
     assert ex is not None
     capture = {name: name for name in ex.compare}
-    mine = request_for(view.step, ex.side, view.side(ex.side).code, capture=capture,
-                       device=view.lesson.device)
-    reference = request_for(view.step, ex.side, ex.solution.code, capture=capture,
-                            device=view.lesson.device)
+    mine = request_for(view.lesson, view.step, ex.side, view.side(ex.side).code, capture=capture)
+    reference = request_for(view.lesson, view.step, ex.side, ex.solution.code, capture=capture)
     learner, solution = await asyncio.gather(
         runner.run(mine, client, original=False),
         runner.run(reference, client, original=True),

@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from app.packs.models import Step
+from app.packs.models import Lesson, Step
 from app.store import outputs
 from app.store.db import Database
 from app.web.bytecache import ByteLRU
 from sandbox.executor import Executor
 from sandbox.fairqueue import Client
-from sandbox.protocol import CapturedArray, Device, Framework, RunRequest, RunResult
+from sandbox.protocol import CapturedArray, Framework, RunRequest, RunResult
 
 log = logging.getLogger("sidebyside.pages")
 
@@ -36,13 +36,13 @@ _MAX_CACHED_BYTES = 4 * 1024 * 1024
 MEMO_BUDGET_BYTES = 64 * 2**20
 
 
-def request_for(step: Step, side: Framework, code: str, *, repeat: int = 1,
-                capture: dict[str, str] | None = None, device: Device = "cpu") -> RunRequest:
+def request_for(lesson: Lesson, step: Step, side: Framework, code: str, *, repeat: int = 1,
+                capture: dict[str, str] | None = None) -> RunRequest:
     draw = getattr(step.graph, side) if step.graph else None
     if capture is None:
         capture = step.compare.exprs(side) if step.compare else {}
     return RunRequest(framework=side, code=code, repeat=repeat, graph=True, draw=draw,
-                      capture=capture, device=device)
+                      capture=capture, device=lesson.device, timeout_s=lesson.timeout_s)
 
 
 @dataclasses.dataclass
