@@ -94,6 +94,8 @@ class WorkerHost:
     def stop(self) -> None:
         self.leave()
         self._call(self.pool.stop()).result(timeout=30)
+        if self._redis is not None:
+            self._call(self._redis.aclose()).result(timeout=5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
 
@@ -122,7 +124,6 @@ class WorkerHost:
         finally:  # a clean stop leaves at once; a killed worker's key expires
             with contextlib.suppress(redis.RedisError, OSError):
                 await self._redis.delete(key)
-            await self._redis.aclose()
 
     async def _announce(self, channel: str) -> None:
         """Tell the web which worker took a run, so it can watch this worker's heartbeat.
@@ -187,6 +188,7 @@ def serve(host: WorkerHost, loglevel: str = "INFO") -> None:
 
     # Celery logs every task's return value at INFO: a result with its arrays is megabytes.
     logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
+
     def leave(**_: object) -> None:  # the runs in flight still finish
         host.leave()
 
