@@ -264,6 +264,7 @@ class WorkerBeat(_Strict):
     busy: int = Field(ge=0)
     free: int = Field(ge=0)
     degraded: Short | None = None  # the worker's sandbox is restarting: it takes no runs
+    sandbox: Short = ""  # how its runs are isolated ("insecure" when they are not)
 
 
 class ProtocolError(ValueError):

@@ -182,6 +182,7 @@ def test_health_lists_each_worker_with_its_device_versions_and_capacity(
         assert worker["device"] == "cpu" and worker["device_name"]
         assert worker["slots"] == 2 and 0 <= worker["free"] <= 2
         assert worker["versions"]["tensorflow"].startswith("2.21")
+        assert worker["sandbox"] == "bubblewrap+namespaces+seccomp"
     assert health["status"] == "ok" and health["pool"]["devices"]["cpu"]["slots"] == 4
     assert health["pool"]["devices"]["gpu"]["slots"] == 0
 

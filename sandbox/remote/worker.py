@@ -108,7 +108,7 @@ class WorkerHost:
             memory_mb=self.device.memory_mb, cuda=self.device.cuda,
             versions=self.pool.context.get("versions", {}), slots=stats["slots"],
             busy=stats["busy"], free=max(0, stats["slots"] - stats["busy"] - stats["queued"]),
-            degraded=stats["degraded"])
+            degraded=stats["degraded"], sandbox=stats["sandbox"])
 
     async def beat_forever(self) -> None:
         assert self._redis is not None
