@@ -223,6 +223,67 @@ def test_a_forged_heartbeat_is_not_listed(web: httpx.Client, redis_url: str) -> 
         client.delete(f"{BEAT_PREFIX}gpu:forged")
 
 
+# A compromised worker host: it beats as a GPU worker and answers every run with a forgery.
+FORGER = """
+import sys, threading, time
+import redis
+from sandbox.protocol import WorkerBeat
+from sandbox.remote.celeryapp import BEAT_PREFIX, RUN_TASK, make_celery, queue_for
+
+url = sys.argv[1]
+celery = make_celery(url)
+SVG = "<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script><g/></svg>"
+FORGED = {
+    "huge": {"type": "result", "result": {"status": "ok", "stdout": "x" * (4 * 2**20 + 1)}},
+    "svg": {"type": "result", "result": {"status": "ok", "graphs": [
+        {"kind": "structure", "title": "t", "svg": SVG, "nodes": 1}]}},
+}
+
+@celery.task(name=RUN_TASK)
+def run(payload):
+    return FORGED.get(payload["request"]["code"], {"not": "a result"})
+
+def beat():
+    beat = WorkerBeat(name="celery@forger", device="gpu", device_name="forged", slots=1,
+                      busy=0, free=1).model_dump_json()
+    while True:
+        redis.Redis.from_url(url).set(BEAT_PREFIX + "gpu:celery@forger", beat, px=6000)
+        time.sleep(1)
+
+threading.Thread(target=beat, daemon=True).start()
+celery.Worker(hostname="celery@forger", pool_cls="threads", concurrency=1,
+              queues=[queue_for("gpu")], loglevel="WARNING", without_mingle=True,
+              without_gossip=True, without_heartbeat=True).start()
+"""
+
+
+def test_results_from_a_forging_worker_are_checked_like_any_run(web: httpx.Client,
+                                                                 redis_url: str) -> None:
+    forger = subprocess.Popen([sys.executable, "-c", FORGER, redis_url], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not web.get("/api/health").json()["pool"]["devices"]["gpu"]["slots"]:
+            assert time.monotonic() < deadline, "the forger was never listed"
+            time.sleep(0.2)
+        huge = run(web, "pytorch", "huge", device="gpu")
+        assert huge["status"] == "killed" and huge["error"]["type"] == "ProtocolError"
+        assert huge["stdout"] == ""
+        nonsense = run(web, "pytorch", "anything else", device="gpu")
+        assert nonsense["status"] == "killed" and nonsense["error"]["type"] == "ProtocolError"
+        drawn = run(web, "pytorch", "svg", device="gpu")
+        assert drawn["status"] == "ok" and drawn["worker"] == ""  # it named no worker
+        assert "script" not in drawn["graphs"][0]["svg"]
+    finally:
+        forger.kill()
+        forger.wait(timeout=10)
+        redis.Redis.from_url(redis_url).delete(f"{BEAT_PREFIX}gpu:celery@forger")
+        deadline = time.monotonic() + 5
+        while web.get("/api/health").json()["pool"]["devices"]["gpu"]["slots"]:
+            assert time.monotonic() < deadline, "the forger stayed listed"
+            time.sleep(0.2)
+
+
 def test_a_run_that_expired_before_a_worker_took_it_is_dropped_unrun(redis_url: str,
                                                                      workers: list[Worker]) -> None:
     # Sent straight to the queue the way the web sends one, with its deadline past.
