@@ -7,6 +7,7 @@ kills one restarts it, so it runs last.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import signal
 import socket
@@ -208,6 +209,37 @@ def test_the_devices_lesson_asks_for_a_gpu_and_runs_on_a_cpu_worker_while_none_i
     assert runner.key(wish) == runner.key(wish.model_copy(update={"device": "cpu"}))
     result = run(web, "pytorch", step.pytorch.code, device=runner.routed(wish).device)
     assert result["status"] == "ok", result["error"]
+
+
+def test_without_redis_pages_are_served_and_runs_are_refused_at_once(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    settings = Settings(host="127.0.0.1", port=free_port(), data_dir=tmp_path_factory.mktemp("n"),
+                        packs_dir=ROOT / "lessons", broker_url=nowhere)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=settings.host,
+                                           port=settings.port, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        with httpx.Client(base_url=f"http://{settings.host}:{settings.port}", timeout=30) as http:
+            deadline = time.monotonic() + 30
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    health = http.get("/api/health").json()
+                    if health["degraded"]:
+                        break
+                assert time.monotonic() < deadline, "the server never said it was degraded"
+                time.sleep(0.2)
+            assert health["status"] == "degraded" and "Redis unreachable" in health["degraded"]
+            assert http.get("/lessons/tensors").status_code == 200
+            started = time.monotonic()
+            refused = run(http, "pytorch", "print(1)")
+            assert time.monotonic() - started < 1.0
+            assert refused["status"] == "rejected"
+            assert refused["error"]["message"] == "no worker available for cpu"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 def test_a_forged_heartbeat_is_not_listed(web: httpx.Client, redis_url: str) -> None:
