@@ -167,6 +167,9 @@ class FairQueue:
     def release(self, run_s: float | None = None) -> None:
         if run_s is not None:
             self.average_run_s = 0.8 * self.average_run_s + 0.2 * run_s
+        if self.free < 0:  # capacity shrank under the runs holding slots: this slot goes with it
+            self.free += 1
+            return
         while self._groups:
             group, learners = next(iter(self._groups.items()))
             learner, queue = next(iter(learners.items()))

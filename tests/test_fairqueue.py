@@ -213,3 +213,36 @@ def test_within_a_class_learners_take_turns_and_keep_their_own_caps() -> None:
         assert not queue._groups and not queue._by_address
 
     scenario(go)
+
+
+def test_new_capacity_goes_to_waiters_in_turn_and_a_shrink_waits_for_runs_to_end() -> None:
+    async def go() -> None:
+        queue = await busy_queue(slots=1)
+        ana = await enqueue(queue, Client("learner:ana", "10.0.0.2"))
+        ben = await enqueue(queue, Client("learner:ben", "10.0.0.3"))
+        queue.resize(2)  # a worker joined: one more slot, to the first in turn
+        await asyncio.sleep(0)
+        assert ana.done() and not ben.done() and queue.free == 0
+        queue.resize(1)  # it left: the two runs holding slots keep them
+        assert queue.free == -1
+        queue.release()  # one of them ends: still no room for ben
+        await asyncio.sleep(0)
+        assert not ben.done() and queue.free == 0
+        queue.release()
+        await asyncio.sleep(0)
+        assert ben.done()
+    scenario(go)
+
+
+def test_failing_the_waiters_answers_each_of_them_and_leaves_the_queue_open() -> None:
+    async def go() -> None:
+        queue = await busy_queue(slots=1)
+        waiting = [await enqueue(queue, Client(f"learner:{n}", "10.0.0.2")) for n in "abc"]
+        queue.fail_waiting(LookupError("no worker available for gpu"))
+        for task in waiting:
+            with pytest.raises(LookupError, match="no worker available for gpu"):
+                await task
+        assert queue.waiting == 0 and queue.position(Client("learner:a", "10.0.0.2")) is None
+        queue.release()
+        await queue.acquire(Client("learner:d", "10.0.0.4"))  # not closed: runs go on
+    scenario(go)
