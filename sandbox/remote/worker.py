@@ -10,6 +10,10 @@
 The Pool is asyncio through and through, so it lives on one loop; Celery's
 threads pool gives each run a thread that only waits, which costs far less
 than a process per slot (prefork would need a Pool, and a template, each).
+Measured on a 2-core machine, one run at a time: a run's p50 through the
+threads pool (16.0 and 15.4 ms over two tries) is the solo pool's (14.1 and
+17.4 ms, one run at once) within the machine's noise, and it runs as many
+at once as the pool has slots.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ from sandbox.remote.device import HostDevice
 
 log = logging.getLogger("sidebyside.worker")
 T = TypeVar("T")
+REPORT_MARGIN_S = 1.0  # for the result's way back to the web (the web allows 2 s: client.py)
+MIN_RUN_S = 0.5  # less time than this left before the deadline: not worth starting
 # The web side's fair queue already chose whose turn it is; here runs go first come, first served.
 REMOTE_CLIENT = Client(learner="remote", address="queue", capped=False)
 
@@ -159,9 +165,10 @@ class WorkerHost:
         except ProtocolError as exc:
             return RunResult.failed(RunStatus.rejected, "ProtocolError", str(exc))
         request = order.request
-        # The web stops waiting at the deadline: the run must end, and report, before it.
-        left = order.deadline - time.time() - RESULT_GRACE_S
-        if left <= 0.1:
+        # The web stops waiting at the deadline: the run must end, and its result
+        # reach the web, before it. A run taken at once keeps its whole wall time.
+        left = order.deadline - time.time() - RESULT_GRACE_S - REPORT_MARGIN_S
+        if left < MIN_RUN_S:
             return RunResult.failed(RunStatus.rejected, "Expired",
                                     "the run waited too long for a worker",
                                     framework=request.framework)
