@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-PAUSE_S = 0.4  # after each run: both pools refill their reserve in it
+PAUSE_S = 0.5  # after each run: both pools refill their reserve in it
 START_S = 300
 
 
@@ -91,9 +91,11 @@ def side_by_side(local_url: str, data_dir: str, env: dict[str, str],
             httpx.Client(base_url=local_url, timeout=120) as local, \
             httpx.Client(base_url=remote_url, timeout=120) as remote:
         for framework, code in snippets.items():
-            for client in (local, remote) * 10:  # the reserves' mix follows this framework
+            # As in run.py's paced runs: thirty runs first, so each reserve's mix has
+            # followed this framework's demand before anything is measured.
+            for client in (local, remote) * 30:
                 run_ms(client, framework, code)
-            time.sleep(2 * PAUSE_S)
+            time.sleep(2.0)
             samples: dict[str, list[float]] = {"local": [], "remote": []}
             for _ in range(runs):
                 for name, client in (("local", local), ("remote", remote)):
