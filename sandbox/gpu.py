@@ -16,9 +16,9 @@ for TensorFlow (growth comes from `TF_FORCE_GPU_ALLOW_GROWTH`, which TF
 applies to the capped allocator too; `set_memory_growth` itself refuses a
 device that has a logical configuration) and
 `torch.cuda.set_per_process_memory_fraction` for PyTorch. A spare caps
-each framework it holds imported: its own always; the other one when its
-template imported it too. A snippet that imports the other framework itself
-gets TF's growth without a limit, or torch without a fraction. The caps keep
+each framework it holds imported: its own, since its template imports only
+that one. A snippet that imports the other framework itself gets TF's
+growth without a limit, or torch without a fraction. The caps keep
 an honest snippet's runaway allocation from taking the device; a hostile one
 can lift them (the kernel has no GPU memory limit), so what bounds it is
 one run per GPU at a time (`gpu_binds.run_slots`) and its process's death.

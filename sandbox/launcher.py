@@ -27,8 +27,7 @@ PASSWD = "root:x:0:0:root:/tmp:/bin/false\n" + "".join(
 GROUP = "root:x:0:\n" + "".join(f"run{i}:x:{61000 + i}:\n" for i in range(256))
 SYS_FOLDERS = ("/sys", "/sys/bus", "/sys/bus/pci", "/sys/bus/pci/devices")
 # The sandbox's own name resolves to its loopback, so multi-process code that
-# looks itself up (torch.distributed's gloo) finds 127.0.0.1 without asking
-# netlink for the interfaces, which seccomp refuses.
+# looks itself up (torch.distributed's gloo) finds the run's own 127.0.0.1.
 HOSTS = "127.0.0.1 localhost sandbox\n::1 localhost ip6-localhost\n"
 
 RUN_ENV = {

@@ -70,12 +70,16 @@ WARM_UPS = {"pytorch": _warm_torch, "tensorflow": _warm_tensorflow}
 OPTIONAL_WARM_UPS = {"gradients": _warm_tf_gradients, "functions": _warm_tf_functions}
 
 
-def installed_versions() -> dict[str, str]:
-    """Both frameworks' versions, read from their installed metadata (no import).
+def host_facts() -> dict[str, Any]:
+    """The CPU and both frameworks' versions (from their installed metadata, no import).
 
-    Called once in the template: a spare reports them without importing the
-    framework its template left out.
+    Read once in the template: every spare reports them without reading
+    /proc or importing the framework its template left out.
     """
+    return {"device": _cpu_model(), "versions": _installed_versions()}
+
+
+def _installed_versions() -> dict[str, str]:
     from importlib import metadata
 
     def version(*names: str) -> str:
@@ -91,7 +95,7 @@ def installed_versions() -> dict[str, str]:
             "keras": version("keras"), "numpy": version("numpy")}
 
 
-VERSIONS: dict[str, str] = {}  # set by the template, inherited by every spare
+FACTS: dict[str, Any] = {}  # host_facts(), set by the template, inherited by every spare
 
 
 def warm_up(framework: str, extras: Sequence[str] = (),
@@ -107,7 +111,8 @@ def warm_up(framework: str, extras: Sequence[str] = (),
     (capped at `gpu_memory_mb`), so the CPU warm-ups below find the device set.
     A `fresh` spare starts nothing: its snippet configures the runtime first.
     """
-    device = _cpu_model()
+    facts = FACTS or host_facts()
+    device = facts["device"]
     if gpu.present():
         device = gpu.prepare(framework, gpu_memory_mb, warm=not fresh)
     if not fresh:
@@ -120,7 +125,7 @@ def warm_up(framework: str, extras: Sequence[str] = (),
 
         threads.update(torch_intraop=torch.get_num_threads(),
                        torch_interop=torch.get_num_interop_threads())
-    return {"device": device, "versions": VERSIONS or installed_versions(), "threads": threads}
+    return {"device": device, "versions": facts["versions"], "threads": threads}
 
 
 def _streams_unbuffered() -> None:

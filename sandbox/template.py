@@ -56,7 +56,7 @@ def import_framework(framework: str) -> None:
     import sandbox.runner
     import sandbox.supervisor
 
-    sandbox.runner.VERSIONS.update(sandbox.runner.installed_versions())
+    sandbox.runner.FACTS.update(sandbox.runner.host_facts())
     # Not left to each spare: importing this module (ctypes, libc) and
     # compiling the seccomp filter cost a spare ~15 ms of CPU.
     sandbox.isolation.prepare()

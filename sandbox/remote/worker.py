@@ -78,7 +78,7 @@ class WorkerHost:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
     def start(self) -> None:
-        """Start the pool (the template imports both frameworks), then advertise."""
+        """Start the pool (a template per framework), then advertise."""
         self._thread.start()
         self._call(self._start_pool()).result()
         self._beating = self._call(self.beat_forever())
