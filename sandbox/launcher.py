@@ -38,9 +38,11 @@ RUN_ENV = {
     "PYTHONDONTWRITEBYTECODE": "1",
     "PYTHONUNBUFFERED": "1",
     "TF_CPP_MIN_LOG_LEVEL": "2",
-    # oneDNN's CPU kernels are generated (JIT) afresh in every process: ≈ 70 ms
-    # of each TensorFlow spare's start-up, for snippet-sized tensors that TF's
-    # own (Eigen) kernels handle as fast. Convolutions on large images are slower.
+    # TF's oneDNN ops generate their kernels (JIT) afresh in every process:
+    # ≈ 70 ms of each TensorFlow spare's start-up, for snippet-sized tensors
+    # that TF's own (Eigen) kernels handle as fast. Convolutions on large
+    # images are slower. Eigen's matmuls still call oneDNN's sgemm, whose
+    # kernels the template generates once for all spares (onednn.py).
     "TF_ENABLE_ONEDNN_OPTS": "0",
     # Concurrent runs on few cores: spinning OpenMP threads starve each other.
     "OMP_NUM_THREADS": "1",

@@ -73,6 +73,7 @@ class Template:
     ctrl: socket.socket | None = None
     generation: int = 0  # spares of an earlier generation died with their template
     restarting: bool = False
+    kernels: str = ""  # what the template said of its precompiled kernels (onednn.py)
 
     @property
     def alive(self) -> bool:
@@ -171,7 +172,7 @@ class Pool:
             hello = await asyncio.wait_for(loop.sock_recv(ours, 65536), TEMPLATE_START_S)
             if not hello:
                 raise RuntimeError("the sandbox template exited while starting (see the log)")
-            parse_frame(TemplateHello, hello)
+            template.kernels = parse_frame(TemplateHello, hello).kernels
         except BaseException:
             self._retire_template(framework)
             raise
@@ -459,6 +460,7 @@ class Pool:
                 "spares_ready": sum(r["ready"] for r in reserve.values()),
                 "spares_warming": sum(r["warming"] for r in reserve.values()),
                 "reserve": reserve, "reserve_memory_mb": self.reserve.memory_mb,
+                "tensorflow_kernels": self.templates["tensorflow"].kernels or None,
                 "pool_pss_mb": self.pss_mb(),
                 "template_alive": alive, "template_restarts": self.template_restarts,
                 "degraded": None if alive else (self.last_error or "the sandbox is restarting"),

@@ -191,10 +191,13 @@ class SpawnSpare(_Strict):
 
 
 class TemplateHello(_Strict):
-    """template → pool, once: the frameworks are imported."""
+    """template → pool, once: its framework is imported."""
 
     type: Literal["hello"] = "hello"
     pid: int
+    # TensorFlow's template: whether oneDNN's matmul kernels were generated
+    # before any fork (onednn.py), or why not. Shown in /api/health.
+    kernels: str = Field(default="", max_length=200)
 
 
 class SpareSpawned(_Strict):

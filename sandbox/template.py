@@ -10,6 +10,7 @@ exit cost a third as much (≈ 1 ms each instead of ≈ 3).
 
 The template never runs a framework op: TF's runtime threads or torch's
 OpenMP pool started here would hang every forked child. It only imports,
+has oneDNN generate TF's matmul kernels (one thread, no runtime: onednn.py),
 freezes and folds its heap (cheaper forks, cheaper copy-on-write), then
 answers each "spawn" with the new spare's socket (passed as an fd) and
 supervises the spare and its run (`supervisor.py`). It reaps every run
@@ -42,12 +43,18 @@ if TYPE_CHECKING:  # imported once the template's namespaces are its own (main)
     from sandbox.supervisor import Supervision, Timer
 
 
-def import_framework(framework: str) -> None:
+def import_framework(framework: str) -> str:
+    """Import `framework` and what every spare needs; returns what `onednn` did."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy  # noqa: F401
 
+    kernels = ""
     if framework == "tensorflow":
         import tensorflow  # noqa: F401
+
+        from sandbox import onednn
+
+        kernels = onednn.precompile()
     else:
         import torch  # noqa: F401
 
@@ -60,6 +67,7 @@ def import_framework(framework: str) -> None:
     # Not left to each spare: importing this module (ctypes, libc) and
     # compiling the seccomp filter cost a spare ~15 ms of CPU.
     sandbox.isolation.prepare()
+    return kernels
 
 
 class Refold:
@@ -150,12 +158,12 @@ def main() -> None:
 
             if not is_real_root():
                 own_namespaces()  # before the imports start any thread
-        import_framework(args.framework)
+        kernels = import_framework(args.framework)
         gc.freeze()
         from sandbox.hugepages import collapse_heap
 
         collapse_heap()  # after the imports, so what they allocated is folded too
-        ctrl.send(TemplateHello(pid=os.getpid()).model_dump_json().encode())
+        ctrl.send(TemplateHello(pid=os.getpid(), kernels=kernels).model_dump_json().encode())
         serve(ctrl, secure=not args.insecure, framework=args.framework)
     except Exception:
         traceback.print_exc()

@@ -190,6 +190,7 @@ def test_health_shows_the_reserve_and_the_pools_memory(api: httpx.Client) -> Non
     assert set(pool["reserve"]) == {"pytorch", "tensorflow"}
     assert all(r["target"] >= 1 for r in pool["reserve"].values())
     assert pool["reserve_memory_mb"] >= 64
+    assert pool["tensorflow_kernels"] == "precompiled in the template"  # onednn.py
 
 
 DDP = """

@@ -23,7 +23,8 @@ async def read_health(pool: PoolDep, settings: SettingsDep) -> dict[str, Any]:
         "memory_limit": stats["memory_limit"],
         "pool": {k: stats[k] for k in ("slots", "busy", "queued", "runs_started", "spares_ready",
                                        "spares_warming", "template_restarts", "reserve",
-                                       "reserve_memory_mb", "pool_pss_mb", "devices")
+                                       "reserve_memory_mb", "pool_pss_mb", "tensorflow_kernels",
+                                       "devices")
                  if k in stats},  # remote workers keep their spares to themselves
         "workers": stats.get("workers", []),
         "device": pool.context["device"],
