@@ -279,8 +279,21 @@ def test_timing_chart_scales_both_sides_to_one_axis() -> None:
     assert first.lo is not None and first.hi is not None and first.lo < first.width < first.hi
     assert second.lo is None  # one run: no whiskers
     assert first.first_off_chart and first.first == pytest.approx(chart.plot)
-    assert second.device == "cpu"
+    assert second.device == second.device_short == "cpu"
     assert [t for _, t in chart.ticks] == ["0", "1 ms", "2 ms", "3 ms", "4 ms", "5 ms"]
+
+
+def test_long_device_names_are_shortened_to_fit_left_of_the_bars() -> None:
+    from app.web.views import timing_chart
+    from sandbox.protocol import Timings
+
+    one = Timings(wall_ms=1.0, cpu_ms=1.0)
+    rows = [("TensorFlow", "tensorflow", "Intel(R) Xeon(R) Processor", one),
+            ("PyTorch", "pytorch", "AMD EPYC 7763 64-Core Processor", one)]
+    intel, amd = timing_chart(rows).bars
+    assert intel.device_short == "Intel Xeon Processor"
+    assert amd.device_short == "AMD EPYC 7763 64-Core…" and len(amd.device_short) <= 22
+    assert amd.device == "AMD EPYC 7763 64-Core Processor"  # in full on hover
 
 
 def test_a_class_burst_of_unedited_steps_runs_nothing(live_server: LiveServer) -> None:

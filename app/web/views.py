@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import math
+import re
 
 from app.web.bytecache import ByteLRU
 from sandbox.protocol import Framework, Timings
@@ -41,7 +42,8 @@ class Bar:
     y: float
     label: str
     side: str
-    device: str
+    device: str  # in full, for the tooltip and screen readers
+    device_short: str  # what fits left of the bars
     value_ms: float
     width: float
     lo: float | None  # whisker ends (p25, p75) in chart x units
@@ -63,6 +65,13 @@ class TimingChart:
 
 
 _W, _LEFT, _ROW = 560, 150, 40
+_DEVICE_CHARS = 22  # 11 px text in the 140 px left of the bars
+
+
+def _short_device(name: str) -> str:
+    """"Intel(R) Xeon(R) Processor" as "Intel Xeon Processor": fits the label column."""
+    short = " ".join(re.sub(r"\((R|TM|tm)\)", "", name).split())
+    return short if len(short) <= _DEVICE_CHARS else short[:_DEVICE_CHARS - 1].rstrip() + "…"
 
 
 def timing_chart(rows: list[tuple[str, Framework, str, Timings]]) -> TimingChart:
@@ -76,7 +85,8 @@ def timing_chart(rows: list[tuple[str, Framework, str, Timings]]) -> TimingChart
         value = t.median_ms if t.median_ms is not None else t.wall_ms
         first = t.first_ms
         bars.append(Bar(
-            y=12 + i * _ROW, label=label, side=side, device=device or "cpu", value_ms=value,
+            y=12 + i * _ROW, label=label, side=side, device=device or "cpu",
+            device_short=_short_device(device or "cpu"), value_ms=value,
             width=max(1.0, value * scale),
             lo=t.p25_ms * scale if t.p25_ms is not None else None,
             hi=t.p75_ms * scale if t.p75_ms is not None else None,
