@@ -72,7 +72,8 @@ def compare_arrays(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> Na
             return NameComparison(match=True, shapes=shapes, dtypes=dtypes)
         return differ(f"values differ: {_show(a)} vs {_show(b)}")
     left, right = a.astype(np.float64), b.astype(np.float64)
-    diff = float(np.max(np.abs(left - right))) if a.size else 0.0
+    with np.errstate(invalid="ignore"):  # inf - inf is nan: shown as no figure below
+        diff = float(np.max(np.abs(left - right))) if a.size else 0.0
     shown = diff if np.isfinite(diff) else None
     if exact or (a.dtype.kind in EXACT_KINDS and b.dtype.kind in EXACT_KINDS):
         # integers are compared as integers (float64 would round above 2**53)

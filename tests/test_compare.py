@@ -88,3 +88,15 @@ def test_a_missing_value_is_a_mismatch_with_a_reason(missing: str) -> None:
           else RunResult.failed(RunStatus.error, "ValueError", "boom", framework="pytorch"))
     result = compare_results(tf, pt, ["y"])
     assert not result.match and missing in (result.names["y"].reason or "")
+
+
+def test_infinities_on_both_sides_match_without_a_numpy_warning() -> None:
+    import warnings
+
+    a = np.array([np.inf, -np.inf, 1.0], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # inf - inf is nan: no RuntimeWarning in the log
+        same = compare_arrays(a, a.copy(), rtol=1e-5, atol=1e-6)
+        other = compare_arrays(a, np.array([np.inf, np.inf, 1.0], dtype=np.float32), 1e-5, 1e-6)
+    assert same.match and same.max_abs_diff is None
+    assert not other.match
