@@ -45,7 +45,10 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.model_validate({k: v for k, v in overrides.items() if v is not None})
     from sandbox.isolation import SandboxUnavailable, check_sandbox
 
-    if not settings.insecure_no_sandbox:
+    # With a broker every run goes to the workers, which check their own
+    # sandbox: the web server isolates nothing, so it needs (and, in a
+    # container, is given) none of the sandbox's rights.
+    if not settings.insecure_no_sandbox and not settings.broker_url:
         try:
             check_sandbox()
         except SandboxUnavailable as exc:

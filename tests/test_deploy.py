@@ -5,8 +5,9 @@ can be checked without one is: each compose service builds a stage that
 exists and runs a command the CLI has; ports, settings and the broker URL
 line up; each image installs its lock with hashes checked and the project
 from the same folders the wheel test builds from; both images run as an
-ordinary user with health checks; the sandbox's security options are there
-and nothing broader (no capabilities, not privileged).
+ordinary user with health checks; the sandbox's security options are on the
+worker, which runs snippets, not on the web server, and nothing broader (no
+capabilities, not privileged).
 """
 
 from __future__ import annotations
@@ -112,9 +113,11 @@ def test_images_run_as_an_ordinary_user_with_health_checks() -> None:
     assert "/api/health" in instructions("web", "HEALTHCHECK")[0]
 
 
-def test_sandbox_services_get_its_security_options_and_nothing_broader(compose) -> None:  # type: ignore[no-untyped-def]
+def test_only_the_worker_gets_the_sandboxs_security_options_and_nothing_broader(compose) -> None:  # type: ignore[no-untyped-def]
+    assert set(compose["worker"]["security_opt"]) == SANDBOX_OPTIONS
+    assert "security_opt" not in compose["web"]  # it runs no snippet: Docker's defaults hold
+    assert compose["web"]["environment"]["SIDEBYSIDE_BROKER_URL"]
     for name in ("web", "worker"):
-        assert set(compose[name]["security_opt"]) == SANDBOX_OPTIONS
         assert "cap_add" not in compose[name] and not compose[name].get("privileged")
     readme = (ROOT / "README.md").read_text()
     assert all(option in readme for option in SANDBOX_OPTIONS)

@@ -242,6 +242,38 @@ def test_without_redis_pages_are_served_and_runs_are_refused_at_once(
         thread.join(timeout=30)
 
 
+def test_a_web_server_with_a_broker_needs_no_sandbox_of_its_own(redis_url: str,
+                                                                  tmp_path: Path) -> None:
+    # No bubblewrap on its PATH: it runs no snippet, so it starts all the same
+    # (in a container it keeps Docker's default confinement); without a broker
+    # the same server refuses to start.
+    port = free_port()
+    env = {**os.environ, "PATH": str(tmp_path), "SIDEBYSIDE_PORT": str(port),
+           "SIDEBYSIDE_DATA_DIR": str(tmp_path / "data"), "SIDEBYSIDE_BROKER_URL": redis_url}
+    log = tmp_path / "web.log"
+    with log.open("wb") as out:
+        web = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], cwd=ROOT, env=env,
+                               stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 60
+        health = None
+        while health is None and time.monotonic() < deadline:
+            assert web.poll() is None, log.read_text()[-3000:]
+            with contextlib.suppress(httpx.HTTPError):
+                health = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5)
+            time.sleep(0.2)
+        assert health is not None and health.status_code == 200, log.read_text()[-3000:]
+        assert "workers" in health.json()
+    finally:
+        web.terminate()
+        web.wait(timeout=30)
+    del env["SIDEBYSIDE_BROKER_URL"]
+    local = subprocess.run([sys.executable, "-m", "app.cli", "serve"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert local.returncode == 2
+    assert "cannot isolate runs: bubblewrap (bwrap) is not installed" in local.stderr
+
+
 def test_a_forged_heartbeat_is_not_listed(web: httpx.Client, redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     client.set(f"{BEAT_PREFIX}gpu:forged", b'{"name": "forged", "device": "gpu", "slots": 9999}',
