@@ -103,7 +103,7 @@ def warm_up(framework: str, extras: Sequence[str] = (),
     """Pay one framework's per-process start-up now, before any code arrives.
 
     A spare serves one framework and comes from that framework's template: a
-    PyTorch run never pays for TensorFlow's runtime (≈ 100 ms), nor for its
+    PyTorch run never pays for TensorFlow's runtime (≈ 40 ms), nor for its
     share of the address space in every fork and exit, and the reverse. A
     snippet may still import the other framework; it then pays the import.
     `extras`: the optional TensorFlow warm-ups recent runs needed (reserve.py).
