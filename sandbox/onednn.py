@@ -64,8 +64,10 @@ def loaded_library() -> tuple[str, int, list[range]] | None:
 def symbol_offset(path: str, name: bytes, kind: int = STT_FUNC) -> int | None:
     """Where the ELF file's full symbol table (.symtab) puts `name`, or None.
 
-    `kind` is the symbol's type (a function or a variable); the offset is
-    from the library's load address. A linear walk over a million symbols
+    `kind` is the symbol's type (a function or a variable). A shared
+    library's first segment is linked at address 0, so the symbol's value is
+    its offset from where the library is loaded (`precompile` still checks
+    that the address lands in the library's code). A linear walk over a million symbols
     would take a second; instead the name is found in the string table and
     its index in the symbol table, both by the C-speed `find` of the mapped
     file.
