@@ -10,8 +10,17 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from pydantic import BaseModel, Field
+
 from sandbox.fairqueue import Client
 from sandbox.protocol import Device, RunRequest, RunResult
+
+
+class ExecutorContext(BaseModel):
+    """What an executor's runs compute with: part of the output cache's key."""
+
+    device: str = ""  # as the driver reports it; "" on a CPU
+    versions: dict[str, str] = Field(default_factory=dict)  # framework -> version
 
 
 class Positions(Protocol):
@@ -19,7 +28,7 @@ class Positions(Protocol):
 
 
 class Executor(Protocol):
-    context: dict[str, Any]  # "device" and "versions": part of the output cache's key
+    context: ExecutorContext
 
     @property
     def size(self) -> int: ...  # runs at once

@@ -25,6 +25,7 @@ from typing import Any
 
 from sandbox import launcher, wire
 from sandbox.cgroups import CgroupBase
+from sandbox.executor import ExecutorContext
 from sandbox.fairqueue import Client, FairQueue, QueueClosed, QueueFull
 from sandbox.gpu_binds import find_gpu, run_slots
 from sandbox.limits import Limits
@@ -103,7 +104,7 @@ class Pool:
         self.queue = FairQueue(self.size, queue_size, queue_per_learner, queue_per_address)
         self.reserve = Reserve(spares_memory_mb or default_memory_mb(total_ram_mb()),
                                most=limits.gpu_spares if self.gpu else None)
-        self.context: dict[str, Any] = {"device": "", "versions": {}}
+        self.context = ExecutorContext()
         self._ready: dict[Framework, asyncio.Queue[Spare]] = {
             f: asyncio.Queue() for f in FRAMEWORKS}
         self._warming: dict[Framework, int] = dict.fromkeys(FRAMEWORKS, 0)
@@ -343,7 +344,7 @@ class Pool:
             self._release_slot(slot)
             self.refill()
             return
-        self.context = {"device": ready.device, "versions": ready.versions}
+        self.context = ExecutorContext(device=ready.device, versions=ready.versions)
         self._ready[framework].put_nowait(spare)
 
     def _release_slot(self, slot: int) -> None:
@@ -442,10 +443,11 @@ class Pool:
         if result is None:
             return RunResult.failed(RunStatus.killed, "SandboxLost",
                                     "the sandbox went away during the run",
-                                    framework=request.framework, **self.context)
+                                    framework=request.framework, device=self.context.device,
+                                    versions=self.context.versions)
         result.framework = request.framework
-        result.device = result.device or self.context["device"]
-        result.versions = result.versions or self.context["versions"]
+        result.device = result.device or self.context.device
+        result.versions = result.versions or self.context.versions
         return result
 
     # ---- health and shutdown -------------------------------------------------

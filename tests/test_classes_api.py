@@ -23,6 +23,7 @@ import httpx
 
 from app.main import create_app
 from app.settings import ROOT, Settings
+from sandbox.executor import ExecutorContext
 from sandbox.fairqueue import Client, FairQueue
 from sandbox.protocol import RunRequest, RunResult, RunStatus
 from tests.conftest import LiveServer
@@ -40,7 +41,7 @@ class QuickPool:
         self.hold = asyncio.Event()
         self.hold.set()
         self.clients: list[Client] = []
-        self.context: dict[str, Any] = {"device": "", "versions": {}}
+        self.context = ExecutorContext()
 
     async def run(self, request: RunRequest, client: Client) -> RunResult:
         self.clients.append(client)

@@ -12,6 +12,7 @@ import pytest
 
 from app.main import create_app
 from app.settings import ROOT, Settings
+from sandbox.executor import ExecutorContext
 from sandbox.fairqueue import Client, FairQueue
 from sandbox.protocol import RunRequest, RunResult, RunStatus
 from tests.conftest import LiveServer, free_port
@@ -26,7 +27,7 @@ class HeldPool:
     def __init__(self, queue: FairQueue) -> None:
         self.queue = queue
         self.finish = asyncio.Event()
-        self.context: dict[str, Any] = {"device": "", "versions": {}}
+        self.context = ExecutorContext()
 
     async def run(self, request: RunRequest, client: Client) -> RunResult:
         await self.queue.acquire(client)

@@ -27,6 +27,6 @@ async def read_health(pool: PoolDep, settings: SettingsDep) -> dict[str, Any]:
                                        "devices")
                  if k in stats},  # remote workers keep their spares to themselves
         "workers": stats.get("workers", []),
-        "device": pool.context["device"],
-        "versions": pool.context["versions"],
+        "device": pool.context.device,
+        "versions": pool.context.versions,
     }

@@ -63,7 +63,7 @@ class Runner:
     def key(self, req: RunRequest) -> str:
         req, ctx = self.routed(req), self.pool.context
         return outputs.cache_key(request=req.model_dump(mode="json"),
-                                 versions=ctx.get("versions"), device=ctx.get("device"))
+                                 versions=ctx.versions, device=ctx.device)
 
     async def cached(self, req: RunRequest) -> RunResult | None:
         return (await self.cached_many([req]))[0]

@@ -22,6 +22,7 @@ from typing import Any
 
 import redis.asyncio
 
+from sandbox.executor import ExecutorContext
 from sandbox.fairqueue import Client, FairQueue, QueueClosed
 from sandbox.limits import Limits
 from sandbox.pool import RESULT_GRACE_S
@@ -70,7 +71,7 @@ class RemoteExecutor:
         self.queues = {d: FairQueue(0, queue_size, queue_per_learner, queue_per_address)
                        for d in DEVICES}
         self.queue = DeviceQueues(self.queues)
-        self.context: dict[str, Any] = {"device": "", "versions": {}}
+        self.context = ExecutorContext()
         self.runs_started = 0
         self._redis = redis.asyncio.Redis.from_url(broker_url)
         self.registry = WorkerRegistry(self._redis, self._follow_workers)
@@ -100,7 +101,7 @@ class RemoteExecutor:
                 queue.fail_waiting(NoWorker(device))
         first = min(self.registry.workers.values(), key=lambda b: b.name, default=None)
         if first is not None:
-            self.context = {"device": "", "versions": dict(first.versions)}
+            self.context = ExecutorContext(versions=dict(first.versions))
 
     def serves(self, device: Device) -> bool:
         return self.queues[device].slots > 0

@@ -89,7 +89,7 @@ class WorkerHost:
         # The first ready spare brings the versions a beat advertises (and the web
         # keys its output cache on): until then the worker is not one to send runs to.
         deadline = time.monotonic() + TEMPLATE_START_S
-        while not self.pool.context.get("versions") and time.monotonic() < deadline:
+        while not self.pool.context.versions and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
 
     def leave(self) -> None:
@@ -112,7 +112,7 @@ class WorkerHost:
         return WorkerBeat(
             name=self.name, device=self.device.device, device_name=self.device.name,
             memory_mb=self.device.memory_mb, cuda=self.device.cuda,
-            versions=self.pool.context.get("versions", {}), slots=stats["slots"],
+            versions=self.pool.context.versions, slots=stats["slots"],
             busy=stats["busy"], free=max(0, stats["slots"] - stats["busy"] - stats["queued"]),
             degraded=stats["degraded"], sandbox=stats["sandbox"])
 
