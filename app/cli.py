@@ -94,7 +94,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from app.packs.check import run_check_command
+    from app.check import run_check_command
 
     return run_check_command(args.path, as_json=args.json)
 

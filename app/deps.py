@@ -8,33 +8,45 @@ from fastapi import Depends, HTTPException, Request
 
 from app.classes.service import ClassService
 from app.packs.library import Library
-from app.packs.models import Catalog, Lesson
+from app.packs.models import Catalog, Lesson, VersionedPackId
+from app.pipeline.service import RunService
 from app.settings import Settings
+from app.state import AppState
 from app.store.class_learners import Seat
+from app.store.db import Database
+from app.web.lesson import LessonPage
 from app.web.security import AUTHOR_COOKIE, CLASS_COOKIE
-from app.web.setup import Pages
 from sandbox.executor import Executor
 from sandbox.fairqueue import Client
 
 
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.sidebyside  # set once, by app.main.create_app
+    return state
+
+
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return get_state(request).settings
 
 
-def get_pool(request: Request) -> Executor:
-    return request.app.state.pool  # type: ignore[no-any-return]
+def get_executor(request: Request) -> Executor:
+    return get_state(request).executor
 
 
 def get_catalog(request: Request) -> Catalog:
-    return request.app.state.catalog  # type: ignore[no-any-return]
+    return get_state(request).catalog
 
 
-def get_pages(request: Request) -> Pages:
-    return request.app.state.pages  # type: ignore[no-any-return]
+def get_runs(request: Request) -> RunService:
+    return get_state(request).runs
+
+
+def get_db(request: Request) -> Database:
+    return get_state(request).db
 
 
 def get_classes(request: Request) -> ClassService:
-    return request.app.state.classes  # type: ignore[no-any-return]
+    return get_state(request).classes
 
 
 def bearer_token(request: Request) -> str | None:
@@ -73,7 +85,7 @@ def get_client_id(request: Request, seat: Annotated[Seat | None, Depends(get_sea
 
 
 def get_library(request: Request) -> Library:
-    return request.app.state.library  # type: ignore[no-any-return]
+    return get_state(request).library
 
 
 async def get_visible_catalog(request: Request) -> Catalog:
@@ -90,7 +102,7 @@ async def get_visible_lesson(request: Request, lesson_id: str) -> Lesson | None:
     """One lesson, if the caller may see it: the check `get_visible_catalog` makes, for
     one pack only (the lesson routes are the hot path)."""
     lesson = get_catalog(request).lesson(lesson_id)
-    if lesson is None or "--v" not in lesson.pack:
+    if lesson is None or VersionedPackId.parse(lesson.pack) is None:
         return lesson
     author, class_pack = await _viewer(request)
     return lesson if await get_library(request).may_view(lesson.pack, author, class_pack) \
@@ -106,12 +118,23 @@ async def _viewer(request: Request) -> tuple[str | None, str | None]:
     return author, seat.klass.pack if seat is not None else None
 
 
+StateDep = Annotated[AppState, Depends(get_state)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-PoolDep = Annotated[Executor, Depends(get_pool)]
+ExecutorDep = Annotated[Executor, Depends(get_executor)]
+RunsDep = Annotated[RunService, Depends(get_runs)]
+DbDep = Annotated[Database, Depends(get_db)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 VisibleCatalogDep = Annotated[Catalog, Depends(get_visible_catalog)]
 LibraryDep = Annotated[Library, Depends(get_library)]
 ClientDep = Annotated[Client, Depends(get_client_id)]
 ClassesDep = Annotated[ClassService, Depends(get_classes)]
-PagesDep = Annotated[Pages, Depends(get_pages)]
 SeatDep = Annotated[Seat | None, Depends(get_seat)]
+
+
+def get_lesson_page(request: Request, seat: SeatDep) -> LessonPage:
+    state = get_state(request)
+    return LessonPage(state.db, state.runs, state.catalog, seat)
+
+
+LessonPageDep = Annotated[LessonPage, Depends(get_lesson_page)]
+PoolDep = ExecutorDep  # TEMPORARY until health.py moves over

@@ -5,16 +5,22 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from app.bytecache import ByteLRU
+from app.compare import Comparison
+from app.packs.loader import load_pack
+from app.pipeline.cache import OutputCache, result_bytes
+from app.pipeline.jobs import Jobs
+from app.pipeline.work import CheckOutcome, PairOutcome, StepCheck, StepPair, StepSide
+from app.settings import ROOT
 from app.web import views
-from app.web.bytecache import ByteLRU
-from app.web.jobs import ExerciseCheck, Jobs, PairRun, SideRun
-from app.web.runs import Runner, result_bytes
 from sandbox.fairqueue import Client
 from sandbox.protocol import CapturedArray, Graph, RunResult, RunStatus
 
 MiB = 2**20
 CLIENT = Client("learner:me", "10.0.0.9")
-SIDE = SideRun("lesson", "step", "pytorch", "x = 1")
+LESSON = load_pack(ROOT / "lessons" / "example").lessons[0]
+STEP = LESSON.steps[0]
+SIDE = StepSide(LESSON, STEP, "pytorch", "x = 1")
 
 
 def big_result(mib: int = 1) -> RunResult:
@@ -88,19 +94,21 @@ def test_jobs_weigh_pairs_checks_and_posted_code() -> None:
     async def go() -> None:
         jobs = Jobs(budget_bytes=64 * MiB)
 
-        async def pair() -> dict[str, RunResult]:
-            return {"tensorflow": big_result(1), "pytorch": big_result(1)}
+        async def pair() -> PairOutcome:
+            return PairOutcome(tensorflow=big_result(1), pytorch=big_result(1),
+                               comparison=Comparison(match=False))
 
-        async def check() -> tuple[bool, str, RunResult, int]:
-            return False, "no", big_result(1), 1
+        async def check() -> CheckOutcome:
+            return CheckOutcome(False, "no", big_result(1), RunResult(status=RunStatus.ok),
+                                attempts=1)
 
-        for coro, meta in ((pair(), PairRun("l", "s", {"pytorch": "c" * MiB})),
-                           (check(), ExerciseCheck("l", "s", "", 0))):
+        for coro, meta in ((pair(), StepPair(LESSON, STEP, {"pytorch": "c" * MiB})),
+                           (check(), StepCheck(LESSON, STEP, "", 0))):
             before = jobs.done_bytes
             job = jobs.start(coro, client=CLIENT, meta=meta)
             await jobs.settle(job, 5)
             await asyncio.sleep(0)
-            assert jobs.done_bytes - before >= (3 if isinstance(meta, PairRun) else 1) * MiB
+            assert jobs.done_bytes - before >= (3 if isinstance(meta, StepPair) else 1) * MiB
         jobs.cancel_all()
 
     asyncio.run(go())
@@ -131,13 +139,12 @@ def test_a_running_job_is_never_evicted_for_bytes() -> None:
     asyncio.run(go())
 
 
-def test_runner_memo_is_bounded_in_bytes() -> None:
-    runner = Runner(pool=None, db=None)  # type: ignore[arg-type]
-    runner.memo = ByteLRU(4 * MiB)
+def test_the_output_caches_memo_is_bounded_in_bytes() -> None:
+    cache = OutputCache(db=None, memo_budget_bytes=4 * MiB)  # type: ignore[arg-type]
     for i in range(30):
-        runner._remember(f"key{i}", big_result(1))
-        assert runner.memo.nbytes <= 4 * MiB
-    assert "key29" in runner.memo and "key0" not in runner.memo
+        cache._remember(f"key{i}", big_result(1))
+        assert cache.memo.nbytes <= 4 * MiB
+    assert "key29" in cache.memo and "key0" not in cache.memo
 
 
 def test_svg_data_uris_are_cached_within_their_budget(monkeypatch: Any) -> None:

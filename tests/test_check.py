@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.packs.check import run_problem
+from app.check import run_problem
 from app.packs.models import Snippet
 from app.settings import ROOT
 from sandbox.protocol import ErrorInfo, RunResult, RunStatus

@@ -60,7 +60,7 @@ class QuickPool:
 async def serve(tmp_path: Path, **settings: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
     pool = QuickPool()
     app = create_app(Settings(data_dir=tmp_path, packs_dir=ROOT / "lessons", **settings),
-                     pool=pool)  # type: ignore[arg-type]
+                     executor=pool)  # type: ignore[arg-type]
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:

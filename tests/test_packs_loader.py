@@ -156,15 +156,15 @@ def test_a_lesson_may_ask_for_a_gpu_worker_and_asks_for_a_cpu_by_default(tmp_pat
 
 
 def test_a_lesson_may_give_its_runs_more_time_and_the_runs_carry_it(tmp_path: Path) -> None:
-    from app.web.runs import request_for
+    from app.pipeline.requests import build_request
 
     slow = LESSON.replace("minutes: 5\n", "minutes: 5\ntimeout_s: 30\n")
     lesson = load_pack(write_pack(tmp_path / "p", {"01.md": slow})).lessons[0]
     step = lesson.steps[0]
     assert lesson.timeout_s == 30
-    assert request_for(lesson, step, "pytorch", step.pytorch.code).timeout_s == 30
+    assert build_request("pytorch", step.pytorch.code, lesson=lesson, step=step).timeout_s == 30
     plain = load_lesson(write_pack(tmp_path / "q", {"01.md": LESSON}) / "01.md")
-    assert request_for(plain, plain.steps[0], "pytorch", "x = 1").timeout_s is None
+    assert build_request("pytorch", "x = 1", lesson=plain, step=plain.steps[0]).timeout_s is None
     with pytest.raises(PackError, match="timeout_s"):
         load_pack(write_pack(tmp_path / "r", {"01.md": slow.replace("timeout_s: 30",
                                                                      "timeout_s: 0")}))

@@ -249,9 +249,10 @@ def test_a_full_queue_shows_busy_with_the_retry_time() -> None:
     import concurrent.futures
 
     from app.packs.loader import load_pack
+    from app.pipeline.jobs import Jobs
+    from app.pipeline.work import StepSide
     from app.settings import ROOT
-    from app.web import results
-    from app.web.jobs import Jobs, SideRun
+    from app.web import outcome_views
     from app.web.render import templates
     from app.web.stepview import build_step
     from sandbox.fairqueue import Client
@@ -266,9 +267,9 @@ def test_a_full_queue_shows_busy_with_the_retry_time() -> None:
     async def go() -> str:
         jobs = Jobs()
         job = jobs.start(full(), client=Client("c", "10.0.0.1"),
-                         meta=SideRun(lesson.id, lesson.steps[0].id, "pytorch", ""))
+                         meta=StepSide(lesson, lesson.steps[0], "pytorch", ""))
         await jobs.settle(job, 1)
-        results.side_from_job(view.side("pytorch"), job, None)
+        outcome_views.side_from_job(view.side("pytorch"), job, None)
         template = templates().env.get_template("partials/result.html")
         return template.render(sv=view, side=view.side("pytorch"))
 

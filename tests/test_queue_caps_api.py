@@ -48,7 +48,7 @@ async def until(check: Any, timeout_s: float = 10) -> None:
 def test_settings_caps_reach_the_pools_queue(tmp_path: Path) -> None:
     app = create_app(Settings(data_dir=tmp_path, packs_dir=EXAMPLE, queue_size=9,
                               queue_per_learner=3, queue_per_address=5))
-    queue = app.state.pool.queue
+    queue = app.state.sidebyside.executor.queue
     assert (queue.max_waiting, queue.max_waiting_per_learner,
             queue.max_waiting_per_address) == (9, 3, 5)
 
@@ -57,7 +57,7 @@ def test_a_flood_from_one_address_gets_429_while_another_client_gets_200(
         tmp_path: Path) -> None:
     pool = HeldPool(FairQueue(slots=1, max_waiting=8, max_waiting_per_learner=1,
                               max_waiting_per_address=2))
-    app = create_app(Settings(data_dir=tmp_path, packs_dir=EXAMPLE), pool=pool)  # type: ignore[arg-type]
+    app = create_app(Settings(data_dir=tmp_path, packs_dir=EXAMPLE), executor=pool)  # type: ignore[arg-type]
 
     def client_at(address: str) -> httpx.AsyncClient:
         # ASGITransport does not run the lifespan; /api/runs needs only the pool

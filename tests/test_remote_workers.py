@@ -25,8 +25,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from app.main import create_app
+from app.pipeline.requests import build_request
 from app.settings import ROOT, Settings
-from app.web.runs import request_for
 from sandbox.protocol import RemoteRun, RunRequest
 from sandbox.remote.celeryapp import BEAT_PREFIX, BEAT_TTL_S, RUN_TASK, make_celery, queue_for
 from sandbox.remote.client import TRANSPORT_GRACE_S
@@ -127,7 +127,7 @@ def web_app(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> FastAPI
 
 @pytest.fixture(scope="module")
 def web(web_app: FastAPI, workers: list[Worker]) -> Iterator[httpx.Client]:
-    settings = web_app.state.settings
+    settings = web_app.state.sidebyside.settings
     server = uvicorn.Server(uvicorn.Config(web_app, host=settings.host, port=settings.port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -200,14 +200,14 @@ def test_a_run_for_a_device_with_no_worker_is_refused_at_once_and_pages_still_se
 
 def test_the_devices_lesson_asks_for_a_gpu_and_runs_on_a_cpu_worker_while_none_is_registered(
         web: httpx.Client, web_app: FastAPI) -> None:
-    lesson = web_app.state.catalog.lesson("devices")
+    lesson = web_app.state.sidebyside.catalog.lesson("devices")
     assert lesson.device == "gpu"
     step = lesson.steps[0]
-    runner = web_app.state.pages.runner
-    wish = request_for(lesson, step, "pytorch", step.pytorch.code)
-    assert runner.routed(wish).device == "cpu"
-    assert runner.key(wish) == runner.key(wish.model_copy(update={"device": "cpu"}))
-    result = run(web, "pytorch", step.pytorch.code, device=runner.routed(wish).device)
+    runs = web_app.state.sidebyside.runs
+    wish = build_request("pytorch", step.pytorch.code, lesson=lesson, step=step)
+    assert wish.device == "gpu" and runs.routed(wish).device == "cpu"
+    assert runs.cache_key(wish) == runs.cache_key(wish.model_copy(update={"device": "cpu"}))
+    result = run(web, "pytorch", step.pytorch.code, device="gpu")  # /api/runs routes it too
     assert result["status"] == "ok", result["error"]
 
 

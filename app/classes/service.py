@@ -12,7 +12,8 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from app.classes import roster, tokens
+from app import tokens
+from app.classes import roster
 from app.classes.bus import ClassEvent, EventBus
 from app.classes.errors import (
     ClassEnded,
@@ -29,7 +30,7 @@ from app.classes.models import RosterEntry
 from app.classes.ratelimit import RateLimit
 from app.packs.models import Catalog
 from app.store import class_learners, classes
-from app.store.class_learners import Code, Learner, Outcome, Seat
+from app.store.class_learners import Code, Learner, RunRecord, Seat
 from app.store.classes import Class
 from app.store.db import Database
 from sandbox.fairqueue import Client
@@ -184,7 +185,7 @@ class ClassService:
         return True
 
     def track(self, seat: Seat | None, make: Callable[[], Coroutine[Any, Any, T]],
-              outcome: Callable[[T], Outcome]) -> Coroutine[Any, Any, T]:
+              outcome: Callable[[T], RunRecord]) -> Coroutine[Any, Any, T]:
         """The work to start, counted in the learner's class when they sit in one.
 
         Raises RunsPaused or RunInFlight before any work is made.
@@ -194,7 +195,7 @@ class ClassService:
         return self.counted(seat, make(), outcome)
 
     async def counted(self, seat: Seat, work: Awaitable[T],
-                      outcome: Callable[[T], Outcome]) -> T:
+                      outcome: Callable[[T], RunRecord]) -> T:
         """Run claimed work, free the learner's claim, and put the outcome on the roster."""
         try:
             result = await work

@@ -19,27 +19,25 @@ import contextlib
 import dataclasses
 import io
 import logging
-import re
 import shutil
 import zipfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from app.classes.tokens import digest, new_token
-from app.packs.check import Outcome, check_on, mismatches
 from app.packs.loader import PackError, load_pack
-from app.packs.models import Catalog, Pack
+from app.packs.models import Catalog, Pack, VersionedPackId
 from app.packs.unpack import UnpackError, UnpackLimits, unpack
 from app.store import packs as store
 from app.store.db import Database
-from sandbox.executor import Executor
-from sandbox.fairqueue import Client
+from app.store.packs import VersionStatus
+from app.tokens import digest, new_token
 
 log = logging.getLogger(__name__)
 MIN_TOKEN_CHARS = 22  # 128 bits, URL-safe base64
-CHECKS_IN_FLIGHT = 1  # pairs of one upload's check at once: learners' runs go first
-_WHERE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):\s*(?P<message>.*)$", re.S)
+# Runs every step of a version (the site's run pipeline, behind learners' runs):
+# whether it passed, and its report, one row per check, naming file and line.
+Checker = Callable[[Pack, Path], Awaitable[tuple[bool, list[dict[str, Any]]]]]
 
 
 class UploadRefused(Exception):
@@ -55,14 +53,9 @@ class Receipt:
     author_token: str | None  # only when this upload made the pack (the one it sent, if any)
 
 
-def versioned_id(pack: str, version: int) -> str:
-    """A version's pack id in the site's catalog; `--` never occurs in an author's ids."""
-    return f"{pack}--v{version}"
-
-
 def _versioned(pack: Pack, version: int) -> Pack:
     """The version as the site serves it: its ids namespaced, so versions never clash."""
-    prefix = versioned_id(pack.id, version)
+    prefix = str(VersionedPackId(pack.id, version))
     ids = {lesson.id: f"{prefix}--{lesson.id}" for lesson in pack.lessons}
     lessons = [lesson.model_copy(update={
         "id": ids[lesson.id], "pack": prefix,
@@ -73,10 +66,10 @@ def _versioned(pack: Pack, version: int) -> Pack:
 
 
 class Library:
-    def __init__(self, root: Path, db: Database, bundled: Callable[[], Catalog], pool: Executor,
+    def __init__(self, root: Path, db: Database, bundled: Callable[[], Catalog], checker: Checker,
                  limits: UnpackLimits | None = None,
                  on_change: Callable[[], None] | None = None) -> None:
-        self.root, self.db, self.bundled, self.pool = root, db, bundled, pool
+        self.root, self.db, self.bundled, self.checker = root, db, bundled, checker
         self.limits = limits or UnpackLimits()
         self.on_change = on_change
         self._checks: set[asyncio.Task[None]] = set()
@@ -89,7 +82,7 @@ class Library:
 
     def _add(self, pack: str, version: int, announce: bool = True) -> None:
         try:
-            self.packs[versioned_id(pack, version)] = _versioned(self.load(pack, version),
+            self.packs[str(VersionedPackId(pack, version))] = _versioned(self.load(pack, version),
                                                                  version)
         except PackError as exc:  # a pack loaded once loads again, unless its folder was hurt
             log.error("uploaded pack %s v%d no longer loads: %s", pack, version, exc)
@@ -107,7 +100,7 @@ class Library:
         except UnpackError as exc:
             raise UploadRefused(422, str(exc)) from None
         except PackError as exc:
-            raise UploadRefused(422, _relative(str(exc), staging)) from None
+            raise UploadRefused(422, relative(str(exc), staging)) from None
         try:
             if self.bundled().pack(pack.id) is not None:
                 raise UploadRefused(409, f"pack id '{pack.id}' is taken by a bundled pack")
@@ -148,19 +141,14 @@ class Library:
     async def _check(self, pack_id: str, version: int) -> None:
         folder = self.folder(pack_id, version)
         try:
-            pack = load_pack(folder)
-            client = Client(learner=f"author:{pack_id}", address="local", capped=False)
-            lessons = pack.lessons
-            outcomes = await check_on(self.pool, lessons, client, in_flight=CHECKS_IN_FLIGHT)
-            report = [_finding(o, folder) for o in outcomes]
-            ok = all(o.status == "ok" for o in outcomes)
-            await store.finish_check(self.db, pack_id, version, "ready" if ok else "failed",
-                                     report)
+            ok, report = await self.checker(load_pack(folder), folder)
+            await store.finish_check(self.db, pack_id, version,
+                                     VersionStatus.ready if ok else VersionStatus.failed, report)
         except asyncio.CancelledError:
             raise  # the server is stopping: checked again at the next start
         except Exception as exc:
             log.exception("checking %s v%d failed", pack_id, version)
-            await store.finish_check(self.db, pack_id, version, "failed", [
+            await store.finish_check(self.db, pack_id, version, VersionStatus.failed, [
                 {"step": "", "status": "error", "message": f"the check failed: {exc}",
                  "file": "", "line": None}])
 
@@ -188,7 +176,7 @@ class Library:
 
     async def delete(self, pack: str, version: int) -> None:
         await store.delete_version(self.db, pack, version)
-        self.packs.pop(versioned_id(pack, version), None)
+        self.packs.pop(str(VersionedPackId(pack, version)), None)
         if self.on_change is not None:
             self.on_change()
         with contextlib.suppress(OSError):
@@ -199,14 +187,15 @@ class Library:
     async def may_view(self, versioned: str, token: str | None, class_pack: str | None) -> bool:
         """A version's lessons: its author always; others once it is ready, and only
         if the pack is published or their class was made from this version."""
-        pack, _, number = versioned.rpartition("--v")
-        made = await store.owner(self.db, pack)
-        if made is None or not number.isdigit():
+        parsed = VersionedPackId.parse(versioned)
+        made = await store.owner(self.db, parsed.pack) if parsed is not None else None
+        if parsed is None or made is None:
             return False
         if token is not None and digest(token) == made.author_digest:
             return True
-        found = [v for v in await store.versions(self.db, pack) if v.version == int(number)]
-        return bool(found) and found[0].status == "ready" and (
+        found = [v for v in await store.versions(self.db, parsed.pack)
+                 if v.version == parsed.version]
+        return bool(found) and found[0].status == VersionStatus.ready and (
             made.published or class_pack == versioned)
 
     async def listed(self, packs: list[Pack], token: str | None,
@@ -216,16 +205,15 @@ class Library:
         mine = {p.id for p in await store.visible(self.db, digest(token))
                 if p.author_digest == digest(token)} if token else set()
         shown: list[Pack] = []
-        published: dict[str, Pack] = {}  # the latest ready version, per pack name
+        published: dict[str, tuple[int, Pack]] = {}  # the latest ready version, per pack name
         for pack in packs:
-            name, versioned, number = pack.id.rpartition("--v")
-            if not versioned or name in mine or pack.id == class_pack:
+            parsed = VersionedPackId.parse(pack.id)
+            if parsed is None or parsed.pack in mine or pack.id == class_pack:
                 shown.append(pack)
-            elif (name not in published or int(number) > int(
-                    published[name].id.rpartition("--v")[2])) and await self.may_view(
-                    pack.id, None, None):  # ready and published
-                published[name] = pack
-        return shown + list(published.values())
+            elif (parsed.pack not in published or parsed.version > published[parsed.pack][0]) \
+                    and await self.may_view(pack.id, None, None):  # ready and published
+                published[parsed.pack] = (parsed.version, pack)
+        return shown + [pack for _, pack in published.values()]
 
     async def class_pack(self, pack: str, version: int | None, token: str | None) -> str:
         """The catalog id of the version a new class pins: a ready one the caller may use."""
@@ -233,30 +221,17 @@ class Library:
         mine = made is not None and token is not None and digest(token) == made.author_digest
         if made is None or not (made.published or mine):
             raise UploadRefused(404, f"No pack '{pack}' you can teach from.")
-        ready = [v.version for v in await store.versions(self.db, pack) if v.status == "ready"]
+        ready = [v.version for v in await store.versions(self.db, pack)
+                 if v.status == VersionStatus.ready]
         if version is None and ready:
             version = ready[-1]
         if version is None or version not in ready:
             raise UploadRefused(409, f"Pack '{pack}' has no ready version "
                                      f"{version if version is not None else ''}".rstrip()
                                 + ": a class needs one that passed its check.")
-        return versioned_id(pack, version)
+        return str(VersionedPackId(pack, version))
 
 
-def _relative(message: str, folder: Path) -> str:
+def relative(message: str, folder: Path) -> str:
+    """A message naming files in `folder` as the author wrote them: relative to the pack."""
     return message.replace(str(folder.resolve()) + "/", "").replace(str(folder) + "/", "")
-
-
-def _finding(outcome: Outcome, folder: Path) -> dict[str, Any]:
-    """One check as the report shows it: the step, what went wrong, and where (file:line)."""
-    where = _WHERE.match(_relative(outcome.problems[0] if outcome.problems
-                                   else outcome.where + ": ", folder))
-    if outcome.status == "ok":
-        message = ""  # an exercise's starter that differs from its solution is as it should be
-    elif outcome.problems:
-        message = where["message"] if where else outcome.problems[0]
-    else:
-        message = "; ".join(mismatches(outcome))
-    step = outcome.step + (" (exercise)" if outcome.kind == "exercise" else "")
-    return {"step": f"{outcome.lesson}/{step}", "status": outcome.status, "message": message,
-            "file": where["file"] if where else "", "line": int(where["line"]) if where else None}

@@ -7,6 +7,7 @@ here and are turned into safe HTML by `app.packs.render` where shown.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +17,32 @@ from sandbox.protocol import Device, Framework
 
 Level = Literal["beginner", "intermediate", "advanced"]
 LEVELS: tuple[Level, ...] = ("beginner", "intermediate", "advanced")
+
+VERSION_MARK = "--v"  # `--` never occurs in an author's ids (ids match lesson_file.ID_PATTERN)
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionedPackId:
+    """An uploaded pack's version as the site's catalog names it: `name--vN`.
+
+    Its lessons are `name--vN--lesson`, so versions never clash, with each
+    other or with the bundled packs.
+    """
+
+    pack: str
+    version: int
+
+    def __str__(self) -> str:
+        return f"{self.pack}{VERSION_MARK}{self.version}"
+
+    @classmethod
+    def parse(cls, text: str) -> VersionedPackId | None:
+        """The version a catalog pack id names; None for a bundled pack's id."""
+        pack, mark, number = text.rpartition(VERSION_MARK)
+        if not mark or not pack or not number.isdigit():
+            return None
+        return cls(pack, int(number))
+
 
 DEFAULT_RTOL = 1e-5
 DEFAULT_ATOL = 1e-6

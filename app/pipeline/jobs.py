@@ -1,4 +1,4 @@
-"""Runs in flight, so a page can poll for one (the contact-app pattern).
+"""Runs in flight as jobs, so a page can poll for one (the contact-app pattern).
 
 A request that starts a run waits briefly; a fast run (or a cache hit) is
 answered at once, a slower one answers with a pending partial that
@@ -16,10 +16,11 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from app.web.bytecache import ByteLRU
-from app.web.runs import result_bytes
+from app.bytecache import ByteLRU
+from app.pipeline.cache import result_bytes
+from app.pipeline.work import CheckOutcome, PairOutcome, StepPair, StepWork
 from sandbox.fairqueue import Client
-from sandbox.protocol import Framework, RunResult
+from sandbox.protocol import RunResult
 
 KEEP_S = 600.0
 DONE_BUDGET_BYTES = 64 * 2**20  # finished jobs, oldest-polled out first
@@ -29,41 +30,12 @@ MAX_RUNNING = 2000
 JOB_OVERHEAD_BYTES = 2048  # the task, its meta, the result's Python objects
 
 
-@dataclasses.dataclass(frozen=True)
-class SideRun:
-    """One side of a step run: its result partial is rebuilt from this when polled."""
-
-    lesson: str
-    step: str
-    side: Framework
-    code: str
-
-
-@dataclasses.dataclass(frozen=True)
-class PairRun:
-    lesson: str
-    step: str
-    codes: dict[str, str]
-    repeat: int = 1
-
-
-@dataclasses.dataclass(frozen=True)
-class ExerciseCheck:
-    lesson: str
-    step: str
-    code: str
-    hints: int
-
-
-JobMeta = SideRun | PairRun | ExerciseCheck
-
-
 @dataclasses.dataclass
 class Job:
     id: str
     task: asyncio.Task[Any]
     client: Client
-    meta: JobMeta
+    meta: StepWork  # what was asked: a polled job is shown from it
     started: float = dataclasses.field(default_factory=time.monotonic)
 
     @property
@@ -80,7 +52,7 @@ class Jobs:
     def done_bytes(self) -> int:
         return self._done.nbytes
 
-    def start(self, coro: Coroutine[Any, Any, Any], *, client: Client, meta: JobMeta) -> Job:
+    def start(self, coro: Coroutine[Any, Any, Any], *, client: Client, meta: StepWork) -> Job:
         self._prune()
         job = Job(secrets.token_urlsafe(12), asyncio.create_task(coro), client, meta)
         self._running[job.id] = job
@@ -118,24 +90,26 @@ class Jobs:
 
 
 def job_bytes(job: Job) -> int:
-    """About what a finished job holds: its meta (the posted code) and its result."""
+    """About what a finished job holds: the posted code and its outcome (the lesson and
+    step it names are the catalog's, shared with every other job)."""
     task = job.task
-    result = task.result() if not task.cancelled() and task.exception() is None else None
-    return JOB_OVERHEAD_BYTES + _weigh(job.meta) + _weigh(result)
+    outcome = task.result() if not task.cancelled() and task.exception() is None else None
+    return JOB_OVERHEAD_BYTES + code_bytes(job.meta) + outcome_bytes(outcome)
 
 
-def _weigh(value: object) -> int:
-    # Results are a RunResult, a dict of them (a pair) or a tuple around one (a check).
-    if isinstance(value, SideRun | PairRun | ExerciseCheck):
-        return sum(_weigh(getattr(value, f.name)) for f in dataclasses.fields(value))
-    if isinstance(value, RunResult):
-        return result_bytes(value)
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, dict):
-        return sum(_weigh(k) + _weigh(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return sum(_weigh(v) for v in value)
+def code_bytes(work: StepWork) -> int:
+    if isinstance(work, StepPair):
+        return sum(len(code) for code in work.codes.values())
+    return len(work.code)
+
+
+def outcome_bytes(outcome: object) -> int:
+    if isinstance(outcome, RunResult):
+        return result_bytes(outcome)
+    if isinstance(outcome, PairOutcome):
+        return result_bytes(outcome.tensorflow) + result_bytes(outcome.pytorch)
+    if isinstance(outcome, CheckOutcome):
+        return result_bytes(outcome.run) + result_bytes(outcome.reference)
     return 64
 
 

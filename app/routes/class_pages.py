@@ -17,6 +17,7 @@ from app.classes.bus import ClassEvent
 from app.classes.errors import ClassRefused, NotTheInstructor
 from app.classes.models import CreateClass, JoinClass
 from app.deps import ClassesDep, LibraryDep, SeatDep, VisibleCatalogDep
+from app.packs.models import VersionedPackId
 from app.routes.classes import pinned_pack
 from app.web.classbanner import banner_frames
 from app.web.classlinks import first_lesson_url, set_class_cookie, set_teach_cookie
@@ -39,11 +40,11 @@ async def create_class_page(request: Request, catalog: VisibleCatalogDep, classe
                             lessons: Annotated[list[str] | None, Form()] = None,
                             ) -> HTMLResponse | RedirectResponse:
     # The form names an uploaded pack's version as the catalog does: `name--vN`.
-    name, versioned, number = pack.rpartition("--v")
+    version = VersionedPackId.parse(pack)
     prefix = f"{pack}--"
     try:
         body = CreateClass(
-            pack=name if versioned else pack, version=int(number) if versioned else None,
+            pack=version.pack if version else pack, version=version.version if version else None,
             title=title, lessons=[x.removeprefix(prefix) for x in lessons or []] or None)
         chosen, chosen_lessons = await pinned_pack(body, library, classes,
                                                    request.cookies.get(AUTHOR_COOKIE))

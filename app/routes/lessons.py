@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
 from app.deps import VisibleCatalogDep, get_visible_lesson
-from app.packs.models import Compare, GraphSpec, Lesson, Level, Step
+from app.packs.models import Compare, GraphSpec, Lesson, Level, Step, VersionedPackId
 from app.packs.render import render_markdown
 from sandbox.protocol import Framework
 
@@ -62,8 +62,8 @@ class LessonOut(BaseModel):
 def read_lessons(catalog: VisibleCatalogDep, pack: str | None = None) -> list[LessonSummary]:
     """Every lesson the caller may see; `pack`: one pack's (an uploaded pack's name
     gives its versions the caller may see, e.g. `name--v2`, by itself)."""
-    lessons = [x for x in catalog.lessons
-               if pack is None or pack in (x.pack, x.pack.rpartition("--v")[0])]
+    lessons = [x for x in catalog.lessons if pack is None or pack == x.pack
+               or ((version := VersionedPackId.parse(x.pack)) and version.pack == pack)]
     return [LessonSummary(id=x.id, title=x.title, pack=x.pack, summary=x.summary, level=x.level,
                           minutes=x.minutes, steps=len(x.steps)) for x in lessons]
 

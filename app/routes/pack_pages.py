@@ -12,7 +12,8 @@ from fastapi import APIRouter, File, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.deps import LibraryDep
-from app.packs.library import UploadRefused, versioned_id
+from app.packs.library import UploadRefused
+from app.packs.models import VersionedPackId
 from app.routes.packs import readable_version, zip_download
 from app.web.render import render
 from app.web.security import AUTHOR_COOKIE, CsrfDep
@@ -75,7 +76,7 @@ async def read_pack_version_page(request: Request, pack: str, version: int,
         return render(request, "pages/packs.html", {
             "authored": await library.authored(_token(request)), "error": exc.detail,
             "zip_mib": library.limits.zip_bytes // (1024 * 1024)}, status_code=exc.status_code)
-    pack_in_catalog = library.packs.get(versioned_id(pack, version))
+    pack_in_catalog = library.packs.get(str(VersionedPackId(pack, version)))
     return render(request, "pages/pack_version.html", {
         "version": found, "lessons": pack_in_catalog.lessons if pack_in_catalog else []},
         partial="partials/pack_report.html")

@@ -13,10 +13,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, HTTPException, Request, Response, UploadFile
 from pydantic import BaseModel
 
-from app.classes.tokens import digest
 from app.deps import LibraryDep, SettingsDep, bearer_token
-from app.packs.library import Library, UploadRefused, versioned_id
+from app.packs.library import Library, UploadRefused
+from app.packs.models import VersionedPackId
 from app.store import packs as store
+from app.store.packs import VersionStatus
+from app.tokens import digest
 
 router = APIRouter(prefix="/api/packs", tags=["packs"])
 PACK_ID = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -32,21 +34,21 @@ class PackAccepted(BaseModel):
 
 class Finding(BaseModel):
     step: str
-    status: str
+    status: Literal["ok", "mismatch", "error"]
     message: str
     file: str
     line: int | None
 
 
 class Report(BaseModel):
-    status: Literal["checking", "ready", "failed"]
+    status: VersionStatus
     checks: list[Finding]
 
 
 class VersionInfo(BaseModel):
     version: int
     title: str
-    status: str
+    status: VersionStatus
     created_at: float
     report_url: str
     zip_url: str
@@ -168,7 +170,7 @@ async def delete_pack_version(pack: str, version: int, request: Request,
                               library: LibraryDep) -> Response:
     await _own(library, pack, request)
     await readable_version(library, pack, version, bearer_token(request))
-    used = await store.classes_using(library.db, versioned_id(pack, version))
+    used = await store.classes_using(library.db, str(VersionedPackId(pack, version)))
     if used:
         raise HTTPException(409, f"{used} class(es) use version {version}: it stays.")
     await library.delete(pack, version)

@@ -7,8 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from app.deps import VisibleCatalogDep, get_visible_lesson
-from app.deps import get_pages as pages_of
+from app.deps import DbDep, LessonPageDep, VisibleCatalogDep, get_visible_lesson
 from app.store import progress, shares
 from app.web.lesson import lesson_context
 from app.web.render import render
@@ -18,9 +17,8 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 
 
 @router.get("/", response_class=HTMLResponse)
-async def read_catalog(request: Request, learner: LearnerDep,
-                       catalog: VisibleCatalogDep) -> HTMLResponse:
-    db = pages_of(request).db
+async def read_catalog(request: Request, learner: LearnerDep, catalog: VisibleCatalogDep,
+                       db: DbDep) -> HTMLResponse:
     mine = await progress.for_learner(db, learner)
     summary: dict[str, dict[str, Any]] = {}
     for lesson in catalog.lessons:
@@ -48,26 +46,26 @@ async def read_catalog(request: Request, learner: LearnerDep,
 
 @router.get("/lessons/{lesson_id}", response_class=HTMLResponse)
 async def read_lesson(request: Request, lesson_id: str, learner: LearnerDep,
-                      share: str | None = None) -> HTMLResponse:
+                      page: LessonPageDep, share: str | None = None) -> HTMLResponse:
     lesson = await get_visible_lesson(request, lesson_id)
     if lesson is None:
         raise HTTPException(404, f"No lesson '{lesson_id}'.")
-    shared = await shares.get(pages_of(request).db, share) if share else None
+    shared = await shares.get(page.db, share) if share else None
     if shared and shared.lesson != lesson.id:
         shared = None
     codes = ({shared.step: {"tensorflow": shared.tensorflow, "pytorch": shared.pytorch}}
              if shared else {})
-    context = await lesson_context(request, lesson, learner, codes=codes)
+    context = await lesson_context(page, lesson, learner, codes=codes)
     if shared:
         context["shared"] = True
         context["shared_step_title"] = (lesson.step(shared.step) or lesson.steps[0]).title
-    await progress.mark(pages_of(request).db, learner, lesson.id, "", "viewed")
+    await progress.mark(page.db, learner, lesson.id, "", "viewed")
     return render(request, "pages/lesson.html", context)
 
 
 @router.get("/s/{share_id}")
-async def read_share(request: Request, share_id: str) -> RedirectResponse:
-    shared = await shares.get(pages_of(request).db, share_id)
+async def read_share(share_id: str, db: DbDep) -> RedirectResponse:
+    shared = await shares.get(db, share_id)
     if shared is None:
         raise HTTPException(404, "No such shared pair.")
     return RedirectResponse(f"/lessons/{shared.lesson}?share={share_id}#step-{shared.step}",

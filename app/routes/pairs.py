@@ -1,4 +1,4 @@
-"""POST /api/pairs: run a TensorFlow and a PyTorch snippet side by side and compare."""
+"""POST /api/pairs: run a TensorFlow and a PyTorch snippet side by side and compare them."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.classes import outcomes
-from app.deps import ClassesDep, ClientDep, PoolDep, SeatDep
-from app.pairs import PairResult, run_pair
-from sandbox.protocol import MAX_REPEAT, check_code
+from app.deps import ClientDep, RunsDep, SeatDep
+from app.pipeline.requests import RunOptions, build_request
+from app.pipeline.work import ApiPair, PairOutcome
+from sandbox.protocol import MAX_REPEAT, Framework, RunRequest, check_code
 
 router = APIRouter(prefix="/api/pairs", tags=["pairs"])
 
@@ -45,16 +45,18 @@ class PairRequest(BaseModel):
         return value
 
 
-@router.post("", response_model=PairResult, responses={
+@router.post("", response_model=PairOutcome, responses={
     423: {"description": "runs are paused by the instructor of the learner's class"},
     429: {"description": "the queue is full, or the class learner has a run in flight"}})
-async def create_pair(request: PairRequest, pool: PoolDep, client: ClientDep, seat: SeatDep,
-                      classes: ClassesDep) -> PairResult:
+async def create_pair(request: PairRequest, runs: RunsDep, client: ClientDep,
+                      seat: SeatDep) -> PairOutcome:
     """With a class learner's Bearer token (or class cookie) the pair counts in that class."""
-    codes = {"tensorflow": request.tensorflow, "pytorch": request.pytorch}
-    return await classes.track(seat, lambda: run_pair(
-        pool, request.tensorflow, request.pytorch, names=request.compare, rtol=request.rtol,
-        atol=request.atol, tensorflow_exprs=request.expressions.get("tensorflow"),
-        pytorch_exprs=request.expressions.get("pytorch"), client=client, graph=request.graph,
-        repeat=request.repeat, timeout_s=request.timeout_s), lambda pair: outcomes.of_pair(
-        {"tensorflow": pair.tensorflow, "pytorch": pair.pytorch}, codes))
+    def side(framework: Framework, code: str) -> RunRequest:
+        exprs = request.expressions.get(framework, {})
+        return build_request(framework, code, options=RunOptions(
+            capture={name: exprs.get(name, name) for name in request.compare},
+            graph=request.graph, repeat=request.repeat, timeout_s=request.timeout_s))
+
+    work = ApiPair(side("tensorflow", request.tensorflow), side("pytorch", request.pytorch),
+                   request.compare, request.rtol, request.atol)
+    return await runs.api_pair_tracked(work, client, seat)

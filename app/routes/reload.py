@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
+from app.deps import StateDep
+
 router = APIRouter(tags=["preview"])
 
 
 @router.get("/dev/reload", include_in_schema=False)
-async def read_reload_events(request: Request) -> StreamingResponse:
-    watcher = getattr(request.app.state, "watcher", None)
+async def read_reload_events(request: Request, state: StateDep) -> StreamingResponse:
+    watcher = state.watcher
     if watcher is None:
         raise HTTPException(404, "The server is not watching its packs (serve --reload).")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import sqlite3
 import time
@@ -11,6 +12,24 @@ from typing import Any
 from app.store import classes
 from app.store.classes import Class
 from app.store.db import Database
+from sandbox.protocol import RunStatus
+
+
+class CheckVerdict(enum.StrEnum):
+    """How an exercise check went, as the roster shows it."""
+
+    passed = "passed"
+    failed = "failed"
+
+
+# A roster's last status: how the learner's last run ended, or their last check's verdict.
+RecordStatus = RunStatus | CheckVerdict
+
+
+def record_status(text: str | None) -> RecordStatus | None:
+    if text is None:
+        return None
+    return CheckVerdict(text) if text in CheckVerdict.__members__ else RunStatus(text)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +44,7 @@ class Learner:
     step_since: float
     runs: int = 0
     failures_in_row: int = 0
-    last_status: str | None = None
+    last_status: RecordStatus | None = None
     last_error: str | None = None
     passed: int = 0  # exercises passed, in all
     step_passed: bool = False  # the exercise of the current step, if it has one
@@ -49,12 +68,12 @@ class Code:
 
 
 @dataclasses.dataclass(frozen=True)
-class Outcome:
+class RunRecord:
     """One run, pair or check as the roster counts it."""
 
     lesson: str | None
     step: str | None
-    status: str  # a RunStatus value, or "passed" / "failed" for an exercise check
+    status: RecordStatus
     error: str | None
     failed: bool
     passed: bool = False  # an exercise check that passed
@@ -74,6 +93,7 @@ FROM class_learners l
 
 def _learner(row: sqlite3.Row | tuple[object, ...]) -> Learner:
     values = list(row)
+    values[10] = record_status(None if values[10] is None else str(values[10]))
     values[13] = bool(values[13])
     return Learner(*values)  # type: ignore[arg-type]
 
@@ -153,7 +173,7 @@ async def move(db: Database, learner_id: str, lesson: str, step: str) -> None:
     await db.write(write)
 
 
-async def record(db: Database, learner_id: str, outcome: Outcome) -> None:
+async def record(db: Database, learner_id: str, outcome: RunRecord) -> None:
     now = time.time()
 
     def write(conn: sqlite3.Connection) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import sqlite3
 import time
@@ -11,12 +12,18 @@ from typing import Any
 from app.store.db import Database
 
 
+class VersionStatus(enum.StrEnum):
+    checking = "checking"  # uploaded; its steps are running in the sandbox
+    ready = "ready"  # every step passed: classes may pin it, it may be published
+    failed = "failed"  # its report says which steps failed, and where
+
+
 @dataclasses.dataclass(frozen=True)
 class Version:
     pack: str
     version: int
     title: str
-    status: str  # checking, ready, failed
+    status: VersionStatus
     report: list[dict[str, Any]]
     created_at: float
 
@@ -29,7 +36,7 @@ class UploadedPack:
 
 
 def _version(row: sqlite3.Row) -> Version:
-    return Version(row["pack"], row["version"], row["title"], row["status"],
+    return Version(row["pack"], row["version"], row["title"], VersionStatus(row["status"]),
                    json.loads(row["report"]), row["created_at"])
 
 
@@ -65,7 +72,7 @@ async def add_version(db: Database, pack: str, author_digest: str, title: str) -
     return await db.write(write)
 
 
-async def finish_check(db: Database, pack: str, version: int, status: str,
+async def finish_check(db: Database, pack: str, version: int, status: VersionStatus,
                        report: list[dict[str, Any]]) -> None:
     await db.write(lambda conn: conn.execute(
         "UPDATE pack_versions SET status = ?, report = ? WHERE pack = ? AND version = ?",

@@ -22,7 +22,7 @@ def banner_context(seat: Seat, catalog: Catalog) -> dict[str, Any]:
 
 
 def banner_frames(request: Request, seat: Seat) -> list[tuple[str, str]]:
-    catalog: Catalog = request.app.state.catalog
+    catalog: Catalog = request.app.state.sidebyside.catalog  # app.state.AppState
     return [("banner", fragment(request, "partials/class_banner.html",
                                 banner_context(seat, catalog)))]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from pathlib import Path
 from typing import Any
 
 from fastapi import Request
@@ -17,9 +16,9 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
 from app.packs.render import highlight_python, render_markdown
+from app.pipeline.requests import TIMING_REPEAT
 from app.resources import STATIC, TEMPLATES
 from app.web import views
-from app.web.runs import TIMING_REPEAT
 
 
 @functools.cache
@@ -60,19 +59,15 @@ def render(request: Request, page: str, context: dict[str, Any], *,
 
 def _preview(request: Request) -> dict[str, Any]:
     """In an author's live preview: the page refreshes itself and shows every pack error."""
-    if getattr(request.app.state, "watcher", None) is None:
+    state = request.app.state.sidebyside  # app.state.AppState (the app's composition root)
+    if state.watcher is None:
         return {"reload": False}
-    folder = f"{request.app.state.settings.packs_dir.resolve()}/"
-    return {"reload": True,
-            "pack_errors": [e.replace(folder, "") for e in request.app.state.catalog.errors]}
+    folder = f"{state.settings.packs_dir.resolve()}/"
+    return {"reload": True, "pack_errors": [e.replace(folder, "") for e in state.catalog.errors]}
 
 
 def _insecure(request: Request) -> bool:
-    return bool(getattr(request.app.state.settings, "insecure_no_sandbox", False))
-
-
-def static_root() -> Path:
-    return STATIC
+    return bool(request.app.state.sidebyside.settings.insecure_no_sandbox)
 
 
 def fragment(request: Request, name: str, context: dict[str, Any]) -> str:

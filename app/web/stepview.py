@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Literal
 
+from app.compare import Comparison
 from app.packs.models import Lesson, Step
+from app.pipeline.requests import original_code
 from app.store.progress import StepProgress
 from app.web.views import LABELS, TimingChart
 from sandbox.protocol import FRAMEWORKS, Framework, RunResult
@@ -37,7 +39,7 @@ class SideView:
 @dataclasses.dataclass
 class VerdictView:
     state: ViewState = "empty"
-    comparison: Any = None  # app.compare's result: .match, .names
+    comparison: Comparison | None = None
     rtol: float | None = None
     atol: float | None = None
     chart: TimingChart | None = None
@@ -85,8 +87,6 @@ class StepView:
 
 def build_step(lesson: Lesson, step: Step, *, codes: dict[str, str] | None = None,
                progress: StepProgress | None = None) -> StepView:
-    from app.web.runs import original_code
-
     progress = progress or StepProgress()
     sides = []
     for fw in FRAMEWORKS:

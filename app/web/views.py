@@ -7,7 +7,7 @@ import dataclasses
 import math
 import re
 
-from app.web.bytecache import ByteLRU
+from app.bytecache import ByteLRU
 from sandbox.protocol import Framework, Timings
 
 LABELS: dict[str, str] = {"tensorflow": "TensorFlow", "pytorch": "PyTorch"}

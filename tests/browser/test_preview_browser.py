@@ -28,7 +28,7 @@ def preview(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     shutil.copytree(ROOT / "lessons" / "example", packs / "example")
     settings = Settings(host="127.0.0.1", port=free_port(), data_dir=tmp_path / "data",
                         packs_dir=packs, reload_packs=True)
-    app = create_app(settings, pool=QuickPool())  # type: ignore[arg-type]
+    app = create_app(settings, executor=QuickPool())  # type: ignore[arg-type]
     server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

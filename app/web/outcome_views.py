@@ -1,0 +1,117 @@
+"""Outcomes and jobs of the run pipeline, shown in a step's views.
+
+A step's result panels, its verdict and its exercise are filled from a
+cached output, a finished job's outcome, or a job still on its way (then
+the partial polls `/jobs/{id}`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from app.pipeline.jobs import Job
+from app.pipeline.service import RunService
+from app.pipeline.work import CheckOutcome, PairOutcome, StepPair, StepSide
+from app.web.stepview import SideView, StepView
+from app.web.views import LABELS, timing_chart
+from sandbox.fairqueue import QueueFull
+from sandbox.protocol import RunResult, RunStatus
+
+
+async def fill_cached(service: RunService, views: list[StepView]) -> None:
+    """Show the lesson's own outputs at once; start computing the missing ones."""
+    wanted = [(v, s) for v in views for s in v.sides if s.code == s.original]
+    found = await service.precompute([StepSide(v.lesson, v.step, s.side, s.code)
+                                      for v, s in wanted])
+    for (_, side), hit in zip(wanted, found, strict=True):
+        if isinstance(hit, RunResult):
+            side.result, side.state, side.cached = hit, "done", True
+        else:
+            side.state, side.job = "pending", hit.id
+    for view in views:
+        tf, pt = view.side("tensorflow"), view.side("pytorch")
+        if tf.cached and pt.cached and tf.result and pt.result and view.step.compare \
+                and not view.exercise:
+            show_comparison(view, PairOutcome.of_step(view.step, tf.result, pt.result))
+
+
+def show_comparison(view: StepView, pair: PairOutcome, repeat: int = 1) -> None:
+    compare = view.step.compare
+    verdict = view.verdict
+    verdict.state = "done"
+    verdict.repeat = repeat
+    if compare:
+        verdict.comparison = pair.comparison
+        verdict.rtol, verdict.atol = compare.rtol, compare.atol
+    rows = [(LABELS[r.framework or fw], fw, r.device, r.timings)
+            for fw, r in pair.results().items() if r.timings]
+    verdict.chart = timing_chart(rows) if rows else None
+
+
+def _failure(job: Job) -> BaseException | None:
+    return job.task.exception() if not job.task.cancelled() else asyncio.CancelledError()
+
+
+def side_from_job(side: SideView, job: Job, position: int | None) -> None:
+    side.job = job.id
+    if not job.done:
+        side.state, side.position = "pending", position
+        return
+    exc = _failure(job)
+    if isinstance(exc, QueueFull):
+        side.state, side.retry_after_s = "busy", exc.retry_after_s
+    elif exc is not None:
+        side.state = "done"
+        side.result = RunResult.failed(RunStatus.killed, type(exc).__name__,
+                                       "the run was lost; try again", framework=side.side)
+    else:
+        result = job.task.result()
+        assert isinstance(result, RunResult)
+        side.state, side.result = "done", result
+        side.cached = side.code == side.original
+
+
+def pair_from_job(view: StepView, job: Job, position: int | None) -> None:
+    verdict = view.verdict
+    verdict.job = job.id
+    if not job.done:
+        verdict.state, verdict.position = "pending", position
+        for s in view.sides:
+            s.state, s.position = "pending", position
+            s.job = None  # the verdict polls for both
+        return
+    exc = _failure(job)
+    if isinstance(exc, QueueFull):
+        verdict.state, verdict.retry_after_s = "busy", exc.retry_after_s
+        return
+    if exc is not None:
+        raise exc
+    pair = job.task.result()
+    assert isinstance(pair, PairOutcome)
+    repeat = job.meta.repeat if isinstance(job.meta, StepPair) else 1
+    for s in view.sides:
+        s.state, s.result = "done", pair.side(s.side)
+        s.cached = s.code == s.original and repeat == 1
+    show_comparison(view, pair, repeat)
+
+
+def check_from_job(view: StepView, job: Job) -> None:
+    ex = view.exercise
+    assert ex is not None
+    ex.job = job.id
+    if not job.done:
+        ex.check_state = "pending"
+        return
+    exc = _failure(job)
+    if isinstance(exc, QueueFull):
+        ex.check_state, ex.retry_after_s = "busy", exc.retry_after_s
+        return
+    if exc is not None:
+        raise exc
+    check = job.task.result()
+    assert isinstance(check, CheckOutcome)
+    ex.check_state, ex.check_passed, ex.check_message = "done", check.passed, check.message
+    ex.attempts = check.attempts if check.attempts is not None else ex.attempts
+    ex.passed = ex.passed or check.passed
+    side = view.side(ex.side)
+    side.state, side.result = "done", check.run
