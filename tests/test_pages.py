@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import re
-import statistics
 import time
 from collections.abc import Iterator
 
@@ -101,18 +100,6 @@ def test_lesson_page_shows_both_snippets_and_hides_the_solution(learner: Learner
     assert "col = x  # make this a (6, 1) column" in page  # the starter, not the answer
     assert "x.reshape(-1, 1)\n</textarea>" not in page
     assert "Reference solution" not in page
-
-
-def test_a_lesson_page_renders_in_under_20_ms_p50(learner: Learner) -> None:
-    deadline = time.monotonic() + 120
-    while JOB.search(learner.http.get(f"/lessons/{LESSON}").text):  # outputs still computing
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
-    times = []
-    for _ in range(25):
-        page = learner.http.get(f"/lessons/{LESSON}")
-        times.append(float(page.headers["server-timing"].split("dur=")[1]))
-    assert statistics.median(times) < 20, times
 
 
 def test_a_step_seen_on_screen_is_recorded_once(learner: Learner) -> None:
