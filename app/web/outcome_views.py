@@ -11,7 +11,7 @@ import asyncio
 
 from app.pipeline.jobs import Job
 from app.pipeline.service import RunService
-from app.pipeline.work import CheckOutcome, PairOutcome, StepPair, StepSide
+from app.pipeline.work import CheckOutcome, Outcome, PairOutcome, StepPair, StepSide
 from app.web.stepview import SideView, StepView
 from app.web.views import LABELS, timing_chart
 from sandbox.fairqueue import QueueFull
@@ -52,6 +52,17 @@ def _failure(job: Job) -> BaseException | None:
     return job.task.exception() if not job.task.cancelled() else asyncio.CancelledError()
 
 
+def _outcome(job: Job) -> Outcome | QueueFull:
+    """A finished job's outcome, or the queue's refusal; anything else was a bug: raised."""
+    exc = _failure(job)
+    if isinstance(exc, QueueFull):
+        return exc
+    if exc is not None:
+        raise exc
+    outcome: Outcome = job.task.result()
+    return outcome
+
+
 def side_from_job(side: SideView, job: Job, position: int | None) -> None:
     side.job = job.id
     if not job.done:
@@ -80,13 +91,10 @@ def pair_from_job(view: StepView, job: Job, position: int | None) -> None:
             s.state, s.position = "pending", position
             s.job = None  # the verdict polls for both
         return
-    exc = _failure(job)
-    if isinstance(exc, QueueFull):
-        verdict.state, verdict.retry_after_s = "busy", exc.retry_after_s
+    pair = _outcome(job)
+    if isinstance(pair, QueueFull):
+        verdict.state, verdict.retry_after_s = "busy", pair.retry_after_s
         return
-    if exc is not None:
-        raise exc
-    pair = job.task.result()
     assert isinstance(pair, PairOutcome)
     repeat = job.meta.repeat if isinstance(job.meta, StepPair) else 1
     for s in view.sides:
@@ -102,13 +110,10 @@ def check_from_job(view: StepView, job: Job) -> None:
     if not job.done:
         ex.check_state = "pending"
         return
-    exc = _failure(job)
-    if isinstance(exc, QueueFull):
-        ex.check_state, ex.retry_after_s = "busy", exc.retry_after_s
+    check = _outcome(job)
+    if isinstance(check, QueueFull):
+        ex.check_state, ex.retry_after_s = "busy", check.retry_after_s
         return
-    if exc is not None:
-        raise exc
-    check = job.task.result()
     assert isinstance(check, CheckOutcome)
     ex.check_state, ex.check_passed, ex.check_message = "done", check.passed, check.message
     ex.attempts = check.attempts if check.attempts is not None else ex.attempts
