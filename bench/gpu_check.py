@@ -168,10 +168,10 @@ async def pool_checks(settings: Settings, on_gpu: bool, insecure: bool) -> None:
     await pool.start()
     try:
         targets = sum(pool.reserve.targets().values())
-        while pool.stats()["spares_ready"] < targets and time.perf_counter() - started < 300:
+        while pool.stats().spares_ready < targets and time.perf_counter() - started < 300:
             await asyncio.sleep(0.05)
         row("pool start to a full reserve", f"{time.perf_counter() - started:.1f}s",
-            f"{pool.stats()['spares_ready']}/{targets} spares, {pool.size} slot(s)"
+            f"{pool.stats().spares_ready}/{targets} spares, {pool.size} slot(s)"
             + (" (gpu_runs_per_device)" if pool.gpu else ""))
         row("GPU files open in the template", template_holds_gpu(pool), "must be none")
         _, view = await timed_run(pool, "pytorch", VIEW)

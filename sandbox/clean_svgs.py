@@ -1,4 +1,4 @@
-"""The trusted side's last word on a result, after `protocol.RunFinished` has capped it.
+"""A result's SVGs cleaned again on the trusted side, after `messages.RunFinished` capped it.
 
 The run draws its graphs and cleans their SVGs itself, but the run is the
 attacker: the pool cleans every SVG again through the same strict
@@ -11,7 +11,7 @@ from sandbox.graphs.render import RenderError, clean_svg, note_svg
 from sandbox.protocol import RunResult
 
 
-def clean_result(result: RunResult) -> RunResult:
+def clean_svgs(result: RunResult) -> RunResult:
     for graph in result.graphs:
         try:
             graph.svg = clean_svg(graph.svg)

@@ -1,7 +1,9 @@
 """Run one snippet in this process and describe what happened.
 
-Called in the run process, after isolation is in place. Returns a plain
-dict shaped like `protocol.RunResult` (the supervisor adds stdout/stderr).
+Called in the run process, after isolation is in place. Returns a
+`protocol.RunResult` (the supervisor adds stdout/stderr), every field cut
+to the protocol's caps here, so an odd exception or value is cut, not
+refused.
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ import types
 from typing import Any
 
 from sandbox import gpu, values
-from sandbox.protocol import TIMED_MARKER
+from sandbox.protocol import (
+    MAX_MESSAGE_CHARS,
+    MAX_SHORT_CHARS,
+    MAX_TRACEBACK_CHARS,
+    TIMED_MARKER,
+    ErrorInfo,
+    RunResult,
+    RunStatus,
+    Timings,
+)
 
 SNIPPET_FILE = "<snippet>"
 MEMORY_ERROR_HINTS = ("can't allocate memory", "DefaultCPUAllocator", "out of memory", "OOM")
@@ -46,16 +57,16 @@ def _assigned_names(source: str) -> list[str]:
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)]
 
 
-def _status_for(exc: BaseException) -> str:
+def _status_for(exc: BaseException) -> RunStatus:
     if isinstance(exc, MemoryError) or type(exc).__name__ in ("OutOfMemoryError",
                                                               "ResourceExhaustedError"):
-        return "memory"
+        return RunStatus.memory
     if isinstance(exc, RuntimeError) and any(h in str(exc) for h in MEMORY_ERROR_HINTS):
-        return "memory"
-    return "error"
+        return RunStatus.memory
+    return RunStatus.error
 
 
-def error_info(exc: BaseException) -> dict[str, Any]:
+def error_info(exc: BaseException) -> ErrorInfo:
     line = None
     if isinstance(exc, SyntaxError) and exc.filename == SNIPPET_FILE:
         line = exc.lineno
@@ -68,12 +79,12 @@ def error_info(exc: BaseException) -> dict[str, Any]:
         frames = "".join(f"  line {f.lineno}, in {f.name}\n    {(f.line or '').strip()}\n"
                          for f in snippet_frames)
     message = str(exc) if not isinstance(exc, SyntaxError) else (exc.msg or str(exc))
-    return {
-        "type": type(exc).__name__[:200],
-        "message": message[:4000],
-        "line": line,
-        "traceback": f"Traceback (snippet frames):\n{frames}{type(exc).__name__}: {message[:4000]}",
-    }
+    message = message[:MAX_MESSAGE_CHARS]
+    name = type(exc).__name__[:MAX_SHORT_CHARS]
+    traceback_text = f"Traceback (snippet frames):\n{frames}{name}: {message}"
+    if len(traceback_text) > MAX_TRACEBACK_CHARS:  # a deep recursion: keep its last frames
+        traceback_text = "…" + traceback_text[-(MAX_TRACEBACK_CHARS - 1):]
+    return ErrorInfo(type=name, message=message, line=line, traceback=traceback_text)
 
 
 def _force(namespace: dict[str, Any], names: list[str]) -> None:
@@ -91,8 +102,9 @@ def _stats(samples_ms: list[float]) -> dict[str, float]:
     return {"median_ms": statistics.median(ordered), "p25_ms": q[0], "p75_ms": q[2]}
 
 
-def run_snippet(code: str, repeat: int, capture: dict[str, str]) -> tuple[dict[str, Any], dict]:
-    """Execute `code`; returns (result dict, the snippet's namespace)."""
+def run_snippet(code: str, repeat: int,
+                capture: dict[str, str]) -> tuple[RunResult, dict[str, Any]]:
+    """Execute `code`; returns its result and the snippet's namespace."""
     linecache.cache[SNIPPET_FILE] = (len(code), None, code.splitlines(True), SNIPPET_FILE)
     # No __file__: AutoGraph would "refresh" the linecache entry from disk for a
     # module whose __file__ matches, and so lose the source it needs.
@@ -102,7 +114,7 @@ def run_snippet(code: str, repeat: int, capture: dict[str, str]) -> tuple[dict[s
     preexisting = set(namespace)
     setup, timed, timed_line = _split(code)
     timings: dict[str, Any] = {"runs": repeat}
-    result: dict[str, Any] = {"status": "ok"}
+    status, error = RunStatus.ok, None
     try:
         if setup:
             t0 = time.perf_counter()
@@ -124,11 +136,11 @@ def run_snippet(code: str, repeat: int, capture: dict[str, str]) -> tuple[dict[s
             timings.update(_stats(samples[1:]))
     except SystemExit as exc:
         if exc.code not in (None, 0):
-            result = {"status": "error", "error": error_info(exc)}
+            status, error = RunStatus.error, error_info(exc)
     except BaseException as exc:  # the snippet's own failure is a result, not a crash
-        result = {"status": _status_for(exc), "error": error_info(exc)}
-    result["timings"] = timings if "wall_ms" in timings else None
-    result["values"] = values.describe_namespace(namespace, preexisting)
-    if capture:
-        result["captured"] = values.capture(namespace, capture)
+        status, error = _status_for(exc), error_info(exc)
+    result = RunResult(status=status, error=error,
+                       timings=Timings(**timings) if "wall_ms" in timings else None,
+                       values=values.describe_namespace(namespace, preexisting),
+                       captured=values.capture(namespace, capture) if capture else {})
     return result, namespace

@@ -8,12 +8,13 @@ per class holds whichever one runs.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from pydantic import BaseModel, Field
 
 from sandbox.fairqueue import Client
 from sandbox.protocol import Device, RunRequest, RunResult
+from sandbox.stats import PoolStats, RemoteStats
 
 
 class ExecutorContext(BaseModel):
@@ -28,7 +29,8 @@ class Positions(Protocol):
 
 
 class Executor(Protocol):
-    context: ExecutorContext
+    @property
+    def context(self) -> ExecutorContext: ...
 
     @property
     def size(self) -> int: ...  # runs at once
@@ -44,4 +46,4 @@ class Executor(Protocol):
 
     def serves(self, device: Device) -> bool: ...  # a run for it would find a worker now
 
-    def stats(self) -> dict[str, Any]: ...
+    def stats(self) -> PoolStats | RemoteStats: ...

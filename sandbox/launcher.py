@@ -126,14 +126,17 @@ def bwrap_command(argv: list[str], passwd_fd: int, group_fd: int, hosts_fd: int,
     return [*args, "--", *argv]
 
 
-def template_argv(ctrl_fd: int, framework: str, insecure: bool = False) -> list[str]:
+def template_argv(ctrl_fd: int, framework: str, insecure: bool = False,
+                  kernels: bool = True) -> list[str]:
     return [sys.executable, "-m", "sandbox.template", "--ctrl-fd", str(ctrl_fd),
-            "--framework", framework] + (["--insecure"] if insecure else [])
+            "--framework", framework] + (["--insecure"] if insecure else []) + (
+            [] if kernels else ["--no-kernels"])
 
 
 PROBE = (
     "import os,sys\n"
-    "from sandbox.isolation import RunNamespaces, confine_run, is_real_root, own_namespaces\n"
+    "from sandbox.isolation import confine_run\n"
+    "from sandbox.namespaces import RunNamespaces, is_real_root, own_namespaces\n"
     "if not is_real_root():\n"
     "    own_namespaces()\n"
     "from sandbox.limits import Limits\n"

@@ -1,4 +1,4 @@
-"""Every limit a run is held to, in one place.
+"""Every limit a run is held to, in one place (and the one switch of how spares start).
 
 The web side builds a `Limits` from its settings; the spare applies all of
 them in `isolation.apply_limits` before it runs a snippet, and its GPU caps
@@ -30,6 +30,10 @@ class Limits:
     gpu_memory_mb: int = 4096  # each framework's allocator cap on the GPU, per run
     gpu_runs_per_device: int = 1  # runs at once on the GPU: the pool's slots there
     gpu_spares: int = 8  # ready spares at most on a GPU pool: each holds a CUDA context
+    # Not a limit, but the template's to know: TensorFlow's generates oneDNN's
+    # matmul kernels once for every spare (onednn.py); False leaves each spare
+    # to generate its own at its first matmul, as TensorFlow does.
+    onednn_precompile: bool = True
 
     def with_timeout(self, requested_s: float | None) -> Limits:
         wall = self.wall_s if requested_s is None else min(requested_s, self.max_timeout_s)

@@ -10,7 +10,8 @@ This calls oneDNN's plain C function on a few small arrays: one thread, no
 TensorFlow op, no runtime, nothing that a fork could leave half-held. The
 function is not exported by TensorFlow's library, so it is found in the
 library's symbol table; where it can't be found or its answers are wrong,
-nothing is kept and each spare generates the code itself, as before.
+nothing is kept and each spare generates the code itself, as TensorFlow
+does. `Limits.onednn_precompile` (SIDEBYSIDE_ONEDNN_PRECOMPILE) turns it off.
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ import os
 import resource
 import signal
 import struct
+import sys
 from collections.abc import Callable
+
+import numpy as np
+
+from sandbox.messages import KernelState, KernelStatus
 
 LIBRARY = "libtensorflow_cc.so.2"
 SYMBOL = b"dnnl_sgemm"
@@ -31,6 +37,10 @@ SYMBOL = b"dnnl_sgemm"
 # packing (copy) kernels, and a row or a column its matrix-vector kernels.
 SHAPES = ((4, 4, 4), (256, 256, 256), (1, 64, 64), (64, 1, 64))
 TRIAL_S = 20  # the trial's products take ≈ 0.1 s
+# The TensorFlow release this was last verified on (tests/test_onednn.py, as
+# the README's "oneDNN kernels" says). Any other release is still tried, and
+# kept only when every product is right; the status carries both versions.
+VERIFIED_ON = "2.21.0"
 
 _DIM = ctypes.c_int64
 _FLOATS = ctypes.POINTER(ctypes.c_float)
@@ -100,11 +110,19 @@ def symbol_offset(path: str, name: bytes, kind: int = STT_FUNC) -> int | None:
 
 
 def _product_is_right(sgemm: Sgemm, m: int, n: int, k: int) -> bool:
-    a = (ctypes.c_float * (m * k))(*[1.0] * (m * k))
-    b = (ctypes.c_float * (k * n))(*[2.0] * (k * n))
-    c = (ctypes.c_float * (m * n))()
-    status = sgemm(b"N", b"N", m, n, k, 1.0, a, k, b, n, 0.0, c, n)
-    return status == 0 and c[0] == c[m * n - 1] == 2.0 * k
+    """The whole of one product against NumPy's, on inputs that make every cell differ.
+
+    Small integers keep every sum exact in float32, so the two must agree
+    to the bit; NumPy multiplies them as integers, which uses no BLAS and
+    so starts no thread in the template.
+    """
+    a = (np.arange(m * k, dtype=np.float32) % 7 - 3).reshape(m, k)
+    b = (np.arange(k * n, dtype=np.float32) % 5 - 2).reshape(k, n)
+    c = np.full((m, n), np.nan, dtype=np.float32)  # a cell left unwritten shows
+    status = sgemm(b"N", b"N", m, n, k, 1.0, a.ctypes.data_as(_FLOATS), k,
+                   b.ctypes.data_as(_FLOATS), n, 0.0, c.ctypes.data_as(_FLOATS), n)
+    expected = a.astype(np.int64) @ b.astype(np.int64)
+    return status == 0 and bool(np.array_equal(c, expected))
 
 
 def _all_products_right(sgemm: Sgemm) -> bool:
@@ -127,24 +145,35 @@ def _trial_in_child(sgemm: Sgemm) -> str | None:
     return None
 
 
-def precompile() -> str:
-    """Generate oneDNN's sgemm kernels in this process; says what happened, in words."""
+def _status(state: KernelState, reason: str = "") -> KernelStatus:
+    tensorflow = sys.modules.get("tensorflow")
+    return KernelStatus(state=state, reason=reason, verified_on=VERIFIED_ON,
+                        tensorflow=str(getattr(tensorflow, "__version__", "")))
+
+
+def off() -> KernelStatus:
+    """Turned off: each spare generates the kernels at its first matmul, as TF does."""
+    return _status(KernelState.off)
+
+
+def precompile() -> KernelStatus:
+    """Generate oneDNN's sgemm kernels in this process, or say why not."""
     loaded = loaded_library()
     if loaded is None:
-        return f"not precompiled: {LIBRARY} is not loaded"
+        return _status(KernelState.failed, f"{LIBRARY} is not loaded")
     path, base, code = loaded
     try:
         offset = symbol_offset(path, SYMBOL)
     except (OSError, ValueError, struct.error) as exc:
-        return f"not precompiled: reading {LIBRARY}'s symbols failed ({exc})"
+        return _status(KernelState.failed, f"reading {LIBRARY}'s symbols failed ({exc})")
     if offset is None:
-        return f"not precompiled: {LIBRARY} has no {SYMBOL.decode()} function"
+        return _status(KernelState.failed, f"{LIBRARY} has no {SYMBOL.decode()} function")
     if not any(base + offset in r for r in code):
-        return f"not precompiled: {SYMBOL.decode()} is not in {LIBRARY}'s code"
+        return _status(KernelState.failed, f"{SYMBOL.decode()} is not in {LIBRARY}'s code")
     sgemm = _SGEMM(base + offset)
     failure = _trial_in_child(sgemm)
     if failure is not None:
-        return f"not precompiled: {failure}"
+        return _status(KernelState.failed, failure)
     if not _all_products_right(sgemm):
-        return f"not precompiled: {SYMBOL.decode()} gave a wrong product"
-    return "precompiled in the template"
+        return _status(KernelState.failed, f"{SYMBOL.decode()} gave a wrong product")
+    return _status(KernelState.done)

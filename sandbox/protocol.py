@@ -1,10 +1,10 @@
-"""The one contract between the web app, the pool and the sandbox processes.
+"""The public contract: what the web side asks of the sandbox, and what it gets back.
 
-Requests and results are named in pairs. The web side builds a `RunRequest`
-and gets a `RunResult`. Underneath, the pool and the template trade
-`SpawnSpare` / `SpareSpawned` on the control socket, and a spare's supervisor
-sends `SpareReady`, takes a `RunOrder` and answers `RunFinished`. Nothing
-else crosses a process boundary.
+The web side builds a `RunRequest` and gets a `RunResult`; everything a
+result holds, its status, the frameworks and devices a run may name, the
+caps and the timed-part marker are here. How the pool, the template and
+the runs pass these along is theirs (`messages.py`), and so is how the web
+server and remote workers do (`remote/messages.py`).
 
 Everything a run sends is an attacker's input: every string, list and map
 in a result has a hard cap here, and the trusted side (the supervisor, then
@@ -14,13 +14,10 @@ the pool) validates each frame against these models before using it.
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sandbox.limits import Limits
-
-M = TypeVar("M", bound=BaseModel)
 Framework = Literal["tensorflow", "pytorch"]
 FRAMEWORKS: tuple[Framework, ...] = ("tensorflow", "pytorch")
 Device = Literal["cpu", "gpu"]  # the kind of worker a run asks for (remote workers)
@@ -63,7 +60,9 @@ class RunStatus(enum.StrEnum):
     rejected = "rejected"  # never ran: queue full, shutting down, bad input
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """A message that refuses fields it doesn't know."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -78,7 +77,7 @@ def check_code(code: str) -> str:
 Code = Annotated[str, Field(description="Python source of the snippet")]
 
 
-class RunRequest(_Strict):
+class RunRequest(StrictModel):
     framework: Framework
     code: Code
     timeout_s: float | None = Field(default=None, gt=0, description="capped by the server")
@@ -165,122 +164,3 @@ class RunResult(BaseModel):
     @classmethod
     def failed(cls, status: RunStatus, type_: str, message: str, **kw: object) -> RunResult:
         return cls(status=status, error=ErrorInfo(type=type_, message=message), **kw)  # type: ignore[arg-type]
-
-
-# ---- between the pool, the template, the supervisors and the runs ----------
-
-class CgroupSpec(_Strict):
-    base: str
-    version: Literal[1, 2]
-
-
-class SpawnSpare(_Strict):
-    """pool → template: fork a supervisor and its spare for this slot."""
-
-    type: Literal["spawn"] = "spawn"
-    id: int
-    slot: int = Field(ge=0, lt=256)
-    framework: Framework  # the one framework the spare warms up
-    warm_ups: list[WarmUp] = Field(default_factory=list, max_length=2)
-    # Start no framework runtime: made for one snippet that configures the
-    # runtime before its first op (`reserve.needs_fresh_runtime`).
-    fresh: bool = False
-    name: str = Field(pattern=r"^[a-z0-9-]{1,64}$")  # unique per spare: its cgroup's folder
-    limits: Limits  # pydantic validates the dataclass's fields on the way in
-    cgroup: CgroupSpec | None = None
-
-
-class TemplateHello(_Strict):
-    """template → pool, once: its framework is imported."""
-
-    type: Literal["hello"] = "hello"
-    pid: int
-    # TensorFlow's template: whether oneDNN's matmul kernels were generated
-    # before any fork (onednn.py), or why not. Shown in /api/health.
-    kernels: str = Field(default="", max_length=200)
-
-
-class SpareSpawned(_Strict):
-    """template → pool, with the new spare's socket passed alongside."""
-
-    type: Literal["spare"] = "spare"
-    id: int
-    slot: int
-    framework: Framework
-    pid: int
-
-
-class SpareReady(_Strict):
-    """run → supervisor → pool: warmed up, waiting for its one request."""
-
-    type: Literal["ready"] = "ready"
-    framework: Framework
-    device: Short
-    versions: dict[Short, Short] = Field(max_length=MAX_MAP_ITEMS)
-    threads: dict[Short, int] = Field(max_length=MAX_MAP_ITEMS)
-
-
-class RunOrder(_Strict):
-    """pool → supervisor → run: the request and its limits."""
-
-    type: Literal["run"] = "run"
-    request: RunRequest
-    wall_s: float = Field(gt=0)
-    cpu_s: int = Field(gt=0)
-    # rootless only, filled in by the supervisor: tasks the sandbox's shared
-    # uid holds as the run starts (RLIMIT_NPROC counts them with the run's own)
-    shared_tasks: int = Field(default=0, ge=0)
-
-
-class RunFinished(_Strict):
-    """run → supervisor → pool: how it went (the supervisor adds the streams)."""
-
-    type: Literal["result"] = "result"
-    result: RunResult
-
-    def to_wire(self) -> dict[str, object]:
-        """The frame, captured arrays included (the web API leaves them out of a result)."""
-        frame = self.model_dump()
-        frame["result"]["captured"] = {k: v.model_dump() for k, v in self.result.captured.items()}
-        return frame
-
-
-# ---- between the web server and remote workers, through Redis ---------------
-
-class RemoteRun(_Strict):
-    """web → worker, through the device's queue: one request, and when the web stops waiting."""
-
-    request: RunRequest
-    deadline: float  # Unix time; a worker that gets the run later drops it unrun
-
-
-class WorkerBeat(_Strict):
-    """worker → web, every couple of seconds (a Redis key with a TTL): who, what, how free."""
-
-    name: Short  # the Celery node name; a result's `worker`
-    device: Device
-    device_name: Short  # the GPU's name, or the CPU's model
-    memory_mb: int | None = Field(default=None, ge=0)  # the GPU's memory
-    cuda: Short | None = None  # the driver's CUDA version
-    versions: dict[Short, Short] = Field(default_factory=dict, max_length=MAX_MAP_ITEMS)
-    slots: int = Field(ge=1, le=256)
-    busy: int = Field(ge=0)
-    free: int = Field(ge=0)
-    degraded: Short | None = None  # the worker's sandbox is restarting: it takes no runs
-    sandbox: Short = ""  # how its runs are isolated ("insecure" when they are not)
-
-
-class ProtocolError(ValueError):
-    """A frame that is not what the protocol allows at this point."""
-
-
-def parse_frame(model: type[M], data: bytes | dict[str, object]) -> M:
-    """Validate one frame; anything else is a ProtocolError."""
-    try:
-        if isinstance(data, bytes | bytearray):
-            return model.model_validate_json(data)
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ProtocolError(f"malformed {model.__name__}: {where}: {first['msg']}") from None

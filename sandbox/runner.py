@@ -1,21 +1,79 @@
 """The run: one process, one snippet, then gone.
 
-It starts life as a *ready spare*: fenced in, frameworks warmed up (TF's
-runtime and AutoGraph start-up, torch's first op), waiting on a pipe for
-the request. The supervisor relays stdout/stderr and the result frame.
+    supervisor ──fork, in new namespaces──> run (`become_run`)
+        fd 1, 2: stdout, stderr     fd 3: its `RunOrder`
+        fd 4: `SpareReady`, then `RunFinished`
+
+It starts life as a *ready spare*: fenced in, its framework warmed up
+(`frameworks/`), waiting on a pipe for the order. The supervisor relays
+stdout/stderr and the frames; the run trusts nothing either, and every
+frame it writes is a model of `messages.py`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import fcntl
 import io
 import os
+import signal
 import sys
-from collections.abc import Sequence
-from typing import Any
+import traceback
+from collections.abc import Iterable, Sequence
+from typing import NoReturn
 
-from sandbox import execute, gpu, wire
+from sandbox import execute, frameworks, gpu, wire
 from sandbox.cgroups import RunCgroup
+from sandbox.isolation import confine_run
 from sandbox.limits import Limits
+from sandbox.messages import RunFinished, RunOrder, SpareReady, SpawnSpare
+from sandbox.namespaces import set_parent_death_signal
+from sandbox.protocol import Framework, WarmUp
+from sandbox.rlimits import (
+    apply_limits,
+    limit_cpu_seconds,
+    limit_processes,
+    lower_priority,
+    run_priority,
+)
+
+REQUEST_FD, RESULT_FD = 3, 4  # in the run
+
+
+@dataclasses.dataclass(frozen=True)
+class Pipes:
+    """The run's four pipes, (read end, write end) each; the run writes all but `request`."""
+
+    stdout: tuple[int, int]
+    stderr: tuple[int, int]
+    result: tuple[int, int]
+    request: tuple[int, int]
+
+    @classmethod
+    def make(cls) -> Pipes:
+        return cls(*(os.pipe2(os.O_CLOEXEC) for _ in range(4)))
+
+    def all(self) -> tuple[tuple[int, int], ...]:
+        return (self.stdout, self.stderr, self.result, self.request)
+
+    def close(self) -> None:
+        for r, w in self.all():
+            os.close(r)
+            os.close(w)
+
+    def keep_parent_ends(self) -> int:
+        """In the supervisor: close the run's ends; returns the request's write end."""
+        for _, w in (self.stdout, self.stderr, self.result):
+            os.close(w)
+        os.close(self.request[0])
+        return self.request[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class HostFacts:
+    device: str  # the CPU's model
+    versions: dict[str, str]  # both frameworks', from their installed metadata
 
 
 def _cpu_model() -> str:
@@ -27,56 +85,6 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return "CPU"
-
-
-def _warm_torch() -> None:
-    import torch
-
-    # The ops nearly every lesson uses: their first call in a process pays for
-    # kernel lookup and oneDNN/MKL set-up (a first matmul alone is ~15 ms).
-    w = torch.randn(4, 4, requires_grad=True)
-    torch.relu(w @ torch.ones(4, 4)).sum().backward()
-
-
-def _warm_tensorflow() -> None:
-    import tensorflow as tf
-
-    # TF's eager runtime (thread pools, device set-up) starts at its first op;
-    # a first matmul also generates its CPU kernel.
-    x = tf.ones([4, 4])
-    tf.reduce_sum(tf.nn.relu(x @ x)).numpy()
-
-
-def _warm_tf_gradients() -> None:
-    import tensorflow as tf
-
-    v = tf.Variable(tf.random.normal([4, 4]))
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(tf.nn.relu(tf.matmul(v, tf.ones([4, 4]))))
-    tape.gradient(loss, v).numpy()
-
-
-def _warm_tf_functions() -> None:
-    import tensorflow as tf
-
-    @tf.function
-    def _double(x: Any) -> Any:
-        return x * 2
-
-    _double(tf.constant(1.0)).numpy()  # starts AutoGraph's machinery
-
-
-WARM_UPS = {"pytorch": _warm_torch, "tensorflow": _warm_tensorflow}
-OPTIONAL_WARM_UPS = {"gradients": _warm_tf_gradients, "functions": _warm_tf_functions}
-
-
-def host_facts() -> dict[str, Any]:
-    """The CPU and both frameworks' versions (from their installed metadata, no import).
-
-    Read once in the template: every spare reports them without reading
-    /proc or importing the framework its template left out.
-    """
-    return {"device": _cpu_model(), "versions": _installed_versions()}
 
 
 def _installed_versions() -> dict[str, str]:
@@ -95,11 +103,20 @@ def _installed_versions() -> dict[str, str]:
             "keras": version("keras"), "numpy": version("numpy")}
 
 
-FACTS: dict[str, Any] = {}  # host_facts(), set by the template, inherited by every spare
+def host_facts() -> HostFacts:
+    """The CPU and both frameworks' versions (from their installed metadata, no import).
+
+    Read once in the template: every spare reports them without reading
+    /proc or importing the framework its template left out.
+    """
+    return HostFacts(_cpu_model(), _installed_versions())
 
 
-def warm_up(framework: str, extras: Sequence[str] = (),
-            gpu_memory_mb: int = Limits.gpu_memory_mb, fresh: bool = False) -> dict[str, Any]:
+FACTS: HostFacts | None = None  # host_facts(), set by the template, inherited by every spare
+
+
+def warm_up(framework: Framework, extras: Sequence[WarmUp] = (),
+            gpu_memory_mb: int = Limits.gpu_memory_mb, fresh: bool = False) -> SpareReady:
     """Pay one framework's per-process start-up now, before any code arrives.
 
     A spare serves one framework and comes from that framework's template: a
@@ -112,20 +129,43 @@ def warm_up(framework: str, extras: Sequence[str] = (),
     A `fresh` spare starts nothing: its snippet configures the runtime first.
     """
     facts = FACTS or host_facts()
-    device = facts["device"]
+    device = facts.device
     if gpu.present():
         device = gpu.prepare(framework, gpu_memory_mb, warm=not fresh)
+    side = frameworks.of(framework)
     if not fresh:
-        WARM_UPS[framework]()
-        for name in extras:
-            OPTIONAL_WARM_UPS[name]()
-    threads = {"cpu_cores": os.cpu_count() or 1}
-    if framework == "pytorch":
-        import torch
+        side.warm_up(extras)
+    threads = {"cpu_cores": os.cpu_count() or 1, **side.threads()}
+    return SpareReady(framework=framework, device=device, versions=facts.versions,
+                      threads=threads)
 
-        threads.update(torch_intraop=torch.get_num_threads(),
-                       torch_interop=torch.get_num_interop_threads())
-    return {"device": device, "versions": facts["versions"], "threads": threads}
+
+def become_run(pipes: Pipes, owned: Iterable[int], workdir: str, spare: SpawnSpare,
+               secure: bool, cgroup: RunCgroup | None) -> NoReturn:
+    """In the forked child: the run's descriptors and nothing else, then serve one order."""
+    code = 0
+    try:
+        set_parent_death_signal()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        for fd in owned:  # the control socket, other spares' pipes and sockets
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        # The run's own descriptors as 1 and 2 (stdout, stderr), 3 (its order) and
+        # 4 (its result), whatever numbers the template's many pipes had.
+        keep = {1: pipes.stdout[1], 2: pipes.stderr[1],
+                REQUEST_FD: pipes.request[0], RESULT_FD: pipes.result[1]}
+        moved = {to: fcntl.fcntl(fd, fcntl.F_DUPFD, 16) for to, fd in keep.items()}
+        pipes.close()
+        for to, fd in moved.items():
+            os.dup2(fd, to, inheritable=to <= 2)  # a subprocess inherits stdio only
+            os.close(fd)
+        os.chdir(workdir)
+        serve_one(REQUEST_FD, RESULT_FD, spare, secure, cgroup)
+    except BaseException:
+        traceback.print_exc()
+        code = 70
+    finally:
+        os._exit(code)
 
 
 def _streams_unbuffered() -> None:
@@ -136,25 +176,14 @@ def _streams_unbuffered() -> None:
                                   errors="backslashreplace", write_through=True)
 
 
-def _trace_ms(namespace: dict[str, Any], timings: dict[str, Any]) -> float | None:
-    """First-run excess when the snippet traced tf.functions: the cost of tracing."""
-    traced = any(type(v).__name__ == "Function" and hasattr(v, "experimental_get_tracing_count")
-                 and v.experimental_get_tracing_count() > 0 for v in namespace.values())
-    if traced and timings.get("first_ms") is not None and timings.get("median_ms") is not None:
-        return max(timings["first_ms"] - timings["median_ms"], 0.0)
-    return None
-
-
-def serve_one(request_fd: int, result_fd: int, limits: Limits, slot: int, secure: bool,
-              framework: str, warm_ups: Sequence[str] = (), fresh: bool = False,
+def serve_one(request_fd: int, result_fd: int, spare: SpawnSpare, secure: bool,
               cgroup: RunCgroup | None = None) -> None:
-    from sandbox.isolation import apply_limits, confine_run, lower_priority
-
+    limits = spare.limits
     lower_priority()
     if secure:
         if cgroup is not None:
             cgroup.join()  # while still root: after this the run can't leave it
-        confine_run(limits, slot)
+        confine_run(limits, spare.slot)
     else:
         apply_limits(limits)
     _streams_unbuffered()
@@ -162,36 +191,31 @@ def serve_one(request_fd: int, result_fd: int, limits: Limits, slot: int, secure
         import tempfile
 
         os.environ["TMPDIR"] = tempfile.tempdir = os.getcwd()
-    context = warm_up(framework, warm_ups, limits.gpu_memory_mb, fresh)
-    wire.write_frame(result_fd, {"type": "ready", "framework": framework, **context})
-    message = wire.read_frame(request_fd)
-    if message is None:
+    ready = warm_up(spare.framework, spare.warm_ups, limits.gpu_memory_mb, spare.fresh)
+    wire.write_frame(result_fd, ready)
+    body = wire.read_body(request_fd)
+    if body is None:
         return
-    request = message["request"]
-    from sandbox.isolation import limit_cpu_seconds, limit_processes, run_priority
-
+    order = wire.parse_frame(RunOrder, body)
+    request = order.request
     run_priority()
-    if message.get("shared_tasks"):
-        limit_processes(limits, int(message["shared_tasks"]))
-    limit_cpu_seconds(int(message.get("cpu_s", limits.cpu_s)))
-    if request.get("graph") and framework == "tensorflow":
-        from sandbox import graphs
-
-        graphs.install_tracking()
+    if order.shared_tasks:
+        limit_processes(limits, order.shared_tasks)
+    limit_cpu_seconds(order.cpu_s)
+    side = frameworks.of(spare.framework)
+    side.before_snippet(request.graph)
     me = os.getpid()
-    result, namespace = execute.run_snippet(request["code"], request.get("repeat", 1),
-                                            request.get("capture") or {})
+    result, namespace = execute.run_snippet(request.code, request.repeat, request.capture)
     if os.getpid() != me:  # a child the snippet forked finished the snippet: not our result
         os._exit(0)
     sys.stdout.flush()
-    if result.get("timings") is not None:
-        result["timings"]["threads"] = context["threads"]
-        if request["framework"] == "tensorflow":
-            result["timings"]["trace_ms"] = _trace_ms(namespace, result["timings"])
-    if request.get("graph"):
+    if result.timings is not None:
+        result.timings.threads = ready.threads
+        side.after_snippet(namespace, result.timings)
+    if request.graph:
         from sandbox import graphs
 
-        result["graphs"] = graphs.draw(namespace, request["framework"], request.get("draw"))
-    result.update(device=context["device"], versions=context["versions"],
-                  framework=request["framework"])
-    wire.write_frame(result_fd, {"type": "result", "result": result})
+        result.graphs = graphs.draw(namespace, request.framework, request.draw)
+    result.device, result.versions = ready.device, ready.versions
+    result.framework = request.framework
+    wire.write_frame(result_fd, RunFinished(result=result).to_wire())

@@ -9,12 +9,13 @@ process without TensorFlow copies a third of the mappings, and its fork and
 exit cost a third as much (≈ 1 ms each instead of ≈ 3).
 
 The template never runs a framework op: TF's runtime threads or torch's
-OpenMP pool started here would hang every forked child. It only imports,
-has oneDNN generate TF's matmul kernels (one thread, no runtime: onednn.py),
-freezes and folds its heap (cheaper forks, cheaper copy-on-write), then
-answers each "spawn" with the new spare's socket (passed as an fd) and
-supervises the spare and its run (`supervisor.py`). It reaps every run
-itself, so their CPU time adds up in its own (bench reads it).
+OpenMP pool started here would hang every forked child. It only imports
+(`frameworks/`: TensorFlow's also has oneDNN generate its matmul kernels,
+one thread, no runtime), freezes and folds its heap (cheaper forks, cheaper
+copy-on-write), then answers each `SpawnSpare` with the new spare's socket
+(passed as an fd) and supervises the spare and its run (`supervisor.py`).
+It reaps every run itself, so their CPU time adds up in its own (bench
+reads it).
 """
 
 from __future__ import annotations
@@ -28,52 +29,35 @@ import socket
 import sys
 import time
 import traceback
-import types
 from typing import TYPE_CHECKING
 
-from sandbox.protocol import (
-    FRAMEWORKS,
-    ProtocolError,
-    SpareSpawned,
-    SpawnSpare,
-    TemplateHello,
-    parse_frame,
-)
+from sandbox import hugepages
+from sandbox.loop import Loop, Timer
+from sandbox.messages import KernelStatus, SpareSpawned, SpawnSpare, TemplateHello
+from sandbox.namespaces import is_real_root, own_namespaces
+from sandbox.protocol import FRAMEWORKS, Framework
+from sandbox.wire import ProtocolError, parse_frame
 
-if TYPE_CHECKING:  # imported once the template's namespaces are its own (main)
-    from sandbox.supervisor import Supervision, Timer
+if TYPE_CHECKING:
+    from sandbox.supervisor import Supervision
+
+# What the run side needs is imported in `import_framework`, not here: it
+# loads numpy, whose import may start threads, and a rootless template must
+# still be single-threaded when it moves into its own namespaces (`main`).
 
 
-def import_framework(framework: str) -> str:
-    """Import `framework` and what every spare needs; returns what `onednn` did."""
+def import_framework(framework: Framework, precompile_kernels: bool = True) -> KernelStatus | None:
+    """Import `framework` and what every spare needs; what was done of its kernels, if any."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy  # noqa: F401
 
-    kernels = ""
-    if framework == "tensorflow":
-        import tensorflow  # noqa: F401
+    from sandbox import frameworks, runner, seccomp
+    from sandbox import supervisor as _supervisor  # noqa: F401  (every spare's code, once)
 
-        from sandbox import onednn
-
-        kernels = onednn.precompile()
-    else:
-        import torch  # noqa: F401
-
-        # tensorboard's documented switch (its `no_tensorflow` build) for its
-        # stand-in file layer: a PyTorch run's SummaryWriter then works as on
-        # a machine without TensorFlow, instead of importing all of it (≈ 2.5 s).
-        notf = "tensorboard.compat.notf"
-        sys.modules.setdefault(notf, types.ModuleType(notf))
-
-    import sandbox.execute
-    import sandbox.isolation
-    import sandbox.runner
-    import sandbox.supervisor
-
-    sandbox.runner.FACTS.update(sandbox.runner.host_facts())
-    # Not left to each spare: importing this module (ctypes, libc) and
-    # compiling the seccomp filter cost a spare ~15 ms of CPU.
-    sandbox.isolation.prepare()
+    kernels = frameworks.of(framework).in_template(precompile_kernels)
+    runner.FACTS = runner.host_facts()
+    # Not left to each spare: compiling the seccomp filter costs a spare ~5 ms.
+    seccomp.prepare()
     return kernels
 
 
@@ -89,7 +73,7 @@ class Refold:
     EVERY = 64  # spares between refolds
     QUIET_S = 2.0  # no spawn for this long: the pool is not in a burst
 
-    def __init__(self, loop: Supervision) -> None:
+    def __init__(self, loop: Loop) -> None:
         self.loop, self.count, self.last = loop, 0, 0.0
         self.timer: Timer | None = None
 
@@ -104,16 +88,13 @@ class Refold:
         if time.monotonic() - self.last < self.QUIET_S:  # still busy: later
             self.timer = self.loop.later(self.QUIET_S, self._fold)
             return
-        from sandbox.hugepages import collapse_heap
-
-        collapse_heap()
+        hugepages.collapse_heap()
         self.count = 0
 
 
-def serve(ctrl: socket.socket, secure: bool, framework: str) -> None:
-    from sandbox.supervisor import Supervision, supervise
+def serve(ctrl: socket.socket, loop: Supervision, framework: Framework) -> None:
+    from sandbox.supervisor import supervise
 
-    loop = Supervision(secure)
     loop.owned.add(ctrl.fileno())
     refold = Refold(loop)
 
@@ -156,22 +137,21 @@ def main() -> None:
     parser.add_argument("--ctrl-fd", type=int, required=True)
     parser.add_argument("--framework", choices=FRAMEWORKS, required=True)
     parser.add_argument("--insecure", action="store_true")
+    parser.add_argument("--no-kernels", action="store_true",
+                        help="TensorFlow: leave oneDNN's kernels to each spare (onednn.py)")
     args = parser.parse_args()
     ctrl = socket.socket(fileno=args.ctrl_fd)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pool decides when we stop
     try:
-        if not args.insecure:
-            from sandbox.isolation import is_real_root, own_namespaces
-
-            if not is_real_root():
-                own_namespaces()  # before the imports start any thread
-        kernels = import_framework(args.framework)
+        if not args.insecure and not is_real_root():
+            own_namespaces()  # before the imports start any thread
+        kernels = import_framework(args.framework, precompile_kernels=not args.no_kernels)
         gc.freeze()
-        from sandbox.hugepages import collapse_heap
-
-        collapse_heap()  # after the imports, so what they allocated is folded too
+        hugepages.collapse_heap()  # after the imports, so what they allocated is folded too
         ctrl.send(TemplateHello(pid=os.getpid(), kernels=kernels).model_dump_json().encode())
-        serve(ctrl, secure=not args.insecure, framework=args.framework)
+        from sandbox.supervisor import Supervision
+
+        serve(ctrl, Supervision(secure=not args.insecure), args.framework)
     except Exception:
         traceback.print_exc()
         sys.exit(70)

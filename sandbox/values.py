@@ -13,10 +13,18 @@ from typing import Any
 
 import numpy as np
 
-MAX_VALUES = 40
+from sandbox.protocol import (
+    MAX_PREVIEW_CHARS,
+    MAX_SHAPE_DIMS,
+    MAX_SHORT_CHARS,
+    CapturedArray,
+    ValueInfo,
+)
+
+# How much of a namespace a result shows: fewer values, and shorter
+# previews, than the protocol's caps allow (MAX_VALUES, MAX_PREVIEW_CHARS).
+SHOWN_VALUES = 40
 PREVIEW_CHARS = 400
-MAX_NAME_CHARS = 200  # below protocol.MAX_SHORT_CHARS, so a long name is cut, not refused
-MAX_DIMS = 32  # protocol.MAX_SHAPE_DIMS
 MAX_CAPTURE_ELEMENTS = 4_000_000
 
 
@@ -70,33 +78,37 @@ def _preview(array: np.ndarray) -> str:
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 
-def describe(name: str, value: Any) -> dict[str, Any] | None:
+def _short(text: str | None) -> str | None:
+    """Cut to the protocol's cap: a long name or dtype is cut, not refused."""
+    return None if text is None else text[:MAX_SHORT_CHARS]
+
+
+def describe(name: str, value: Any) -> ValueInfo | None:
     kind = _kind(value)
     if kind is None:
         return None
-    info: dict[str, Any] = {"name": name[:MAX_NAME_CHARS], "kind": kind}
+    name = name[:MAX_SHORT_CHARS]
     if kind in ("number", "bool"):
-        info["dtype"] = type(value).__name__
-        info["preview"] = repr(value)[:PREVIEW_CHARS]
-        return info
+        return ValueInfo(name=name, kind=kind, dtype=type(value).__name__,
+                         preview=repr(value)[:PREVIEW_CHARS])
     try:
         array = to_numpy(value)
     except Exception as exc:  # e.g. a tensor on a device we can't copy from
-        info["preview"] = f"<unreadable: {type(exc).__name__}>"
-        return info
-    info["shape"] = list(array.shape) if array.ndim <= MAX_DIMS else None
-    info["dtype"] = str(getattr(value, "dtype", array.dtype)).replace("torch.", "").replace(
+        return ValueInfo(name=name, kind=kind, preview=f"<unreadable: {type(exc).__name__}>")
+    dtype = str(getattr(value, "dtype", array.dtype)).replace("torch.", "").replace(
         "<dtype: '", "").replace("'>", "")
-    info["device"] = _device(value)
-    info["preview"] = _preview(array)
+    requires_grad = None
     if kind.startswith("torch"):
-        info["requires_grad"] = bool(value.requires_grad)
+        requires_grad = bool(value.requires_grad)
     elif kind == "tf.Variable":
-        info["requires_grad"] = bool(getattr(value, "trainable", False))
-    return info
+        requires_grad = bool(getattr(value, "trainable", False))
+    return ValueInfo(name=name, kind=kind,
+                     shape=list(array.shape) if array.ndim <= MAX_SHAPE_DIMS else None,
+                     dtype=_short(dtype), device=_short(_device(value)),
+                     preview=_preview(array), requires_grad=requires_grad)
 
 
-def describe_namespace(namespace: dict[str, Any], skip: set[str]) -> list[dict[str, Any]]:
+def describe_namespace(namespace: dict[str, Any], skip: set[str]) -> list[ValueInfo]:
     found = []
     for name, value in namespace.items():
         if name.startswith("_") or name in skip:
@@ -104,31 +116,32 @@ def describe_namespace(namespace: dict[str, Any], skip: set[str]) -> list[dict[s
         info = describe(name, value)
         if info is not None:
             found.append(info)
-            if len(found) >= MAX_VALUES:
+            if len(found) >= SHOWN_VALUES:
                 break
     return found
 
 
-def capture(namespace: dict[str, Any], expressions: dict[str, str]) -> dict[str, Any]:
+def capture(namespace: dict[str, Any], expressions: dict[str, str]) -> dict[str, CapturedArray]:
     """Evaluate each expression in the snippet's namespace and pack it as raw bytes."""
-    captured: dict[str, Any] = {}
+    captured: dict[str, CapturedArray] = {}
     for name, expression in expressions.items():
         try:
             array = np.ascontiguousarray(to_numpy(eval(expression, namespace)))
         except NameError:
-            captured[name] = {"missing": f"`{expression}` is not defined at the end of the snippet"}
+            captured[name] = _missing(f"`{expression}` is not defined at the end of the snippet")
             continue
         except Exception as exc:
             why = f"`{expression}` failed: {type(exc).__name__}: {exc}"
-            captured[name] = {"missing": why[:300]}
+            captured[name] = _missing(why)
             continue
         if array.dtype == object or array.size > MAX_CAPTURE_ELEMENTS:
             why = f"`{expression}` is not a numeric array of manageable size"
-            captured[name] = {"missing": why[:300]}
+            captured[name] = _missing(why)
             continue
-        captured[name] = {
-            "shape": list(array.shape),
-            "dtype": array.dtype.str,
-            "data_b64": base64.b64encode(array.tobytes()).decode(),
-        }
+        captured[name] = CapturedArray(shape=list(array.shape), dtype=array.dtype.str,
+                                       data_b64=base64.b64encode(array.tobytes()).decode())
     return captured
+
+
+def _missing(why: str) -> CapturedArray:
+    return CapturedArray(missing=why[:MAX_PREVIEW_CHARS])

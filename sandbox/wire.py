@@ -1,8 +1,9 @@
-"""Length-prefixed JSON frames: how processes of the sandbox talk.
+"""Frames on the wire: length-prefixed JSON out, validated models in.
 
-Blocking helpers for the sandbox processes; the pool reads the same frames
-with asyncio streams (`read_body_async`) and validates them with the
-models in `protocol.py`.
+Every process of the sandbox speaks these: the run and the supervisor with
+blocking helpers, the pool with asyncio streams (`read_body_async`). A
+frame's body is read as bytes and becomes a model only through
+`parse_frame`, whose one failure is a `ProtocolError`.
 """
 
 from __future__ import annotations
@@ -11,17 +12,40 @@ import asyncio
 import json
 import os
 import struct
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 HEADER = struct.Struct(">I")
+M = TypeVar("M", bound=BaseModel)
 
 
-def encode(message: dict[str, Any]) -> bytes:
-    body = json.dumps(message, separators=(",", ":"), allow_nan=True).encode()
+class ProtocolError(ValueError):
+    """A frame that is not what the protocol allows at this point."""
+
+
+def parse_frame(model: type[M], data: bytes | dict[str, object]) -> M:
+    """Validate one frame; anything else is a ProtocolError."""
+    try:
+        if isinstance(data, bytes | bytearray):
+            return model.model_validate_json(data)
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ProtocolError(f"malformed {model.__name__}: {where}: {first['msg']}") from None
+
+
+def encode(message: BaseModel | dict[str, Any]) -> bytes:
+    """One frame: a model as its JSON, or a dict already dumped from one (`to_wire`)."""
+    if isinstance(message, BaseModel):
+        body = message.model_dump_json().encode()
+    else:
+        body = json.dumps(message, separators=(",", ":"), allow_nan=True).encode()
     return HEADER.pack(len(body)) + body
 
 
-def write_frame(fd: int, message: dict[str, Any]) -> None:
+def write_frame(fd: int, message: BaseModel | dict[str, Any]) -> None:
     view = memoryview(encode(message))
     while view:
         view = view[os.write(fd, view):]
@@ -38,16 +62,15 @@ def _read_exactly(fd: int, size: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def read_frame(fd: int, max_bytes: int = 64 * 1024 * 1024) -> dict[str, Any] | None:
-    """The next frame, or None at end of stream."""
+def read_body(fd: int, max_bytes: int = 64 * 1024 * 1024) -> bytes | None:
+    """The next frame's body, unparsed (a model validates it), or None at end of stream."""
     header = _read_exactly(fd, HEADER.size)
     if header is None:
         return None
     (size,) = HEADER.unpack(header)
     if size > max_bytes:
         raise ValueError(f"frame of {size} bytes is over the {max_bytes}-byte limit")
-    body = _read_exactly(fd, size)
-    return None if body is None else json.loads(body)
+    return _read_exactly(fd, size)
 
 
 async def read_body_async(reader: asyncio.StreamReader, max_bytes: int) -> bytes | None:

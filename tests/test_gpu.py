@@ -21,11 +21,13 @@ from typing import Any
 import pytest
 
 from app.settings import Settings
-from sandbox import gpu, gpu_binds, isolation, launcher, runner
+from sandbox import frameworks, gpu, gpu_binds, launcher, rlimits, runner
 from sandbox.gpu_binds import NO_GPU, Gpu, bwrap_args, find_gpu, run_slots
 from sandbox.limits import Limits
-from sandbox.protocol import SpawnSpare, parse_frame
+from sandbox.messages import SpawnSpare
+from sandbox.protocol import RunStatus
 from sandbox.reserve import Reserve
+from sandbox.wire import parse_frame
 
 GPU_BUS = "0000:41:00.0"
 GPU_SYS = "sys/devices/pci0000:40/0000:40:01.1/" + GPU_BUS
@@ -152,25 +154,25 @@ def _recording_warm_up(monkeypatch: pytest.MonkeyPatch, present: bool) -> list[A
         return "Fake GPU, 16 GiB, CUDA 12.8"
 
     monkeypatch.setattr(gpu, "prepare", prepare)
-    def warm(name: str) -> Callable[[], None]:
-        return lambda: calls.append(("cpu", name))
+    def warm(name: str) -> Callable[..., None]:
+        return lambda extras=(): calls.append(("cpu", name))
 
-    for name in runner.WARM_UPS:
-        monkeypatch.setitem(runner.WARM_UPS, name, warm(name))
+    for name, module in frameworks.MODULES.items():
+        monkeypatch.setattr(module, "warm_up", warm(name))
     return calls
 
 
 def test_warm_up_makes_a_cuda_context_only_when_a_gpu_is_present(
         monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _recording_warm_up(monkeypatch, present=False)
-    context = runner.warm_up("pytorch", (), gpu_memory_mb=1000)
-    assert calls == [("cpu", "pytorch")] and "GPU" not in context["device"]
+    ready = runner.warm_up("pytorch", (), gpu_memory_mb=1000)
+    assert calls == [("cpu", "pytorch")] and "GPU" not in ready.device
 
     calls = _recording_warm_up(monkeypatch, present=True)
-    context = runner.warm_up("tensorflow", (), gpu_memory_mb=1000)
+    ready = runner.warm_up("tensorflow", (), gpu_memory_mb=1000)
     # the GPU first: TF's memory limit must be set before its runtime starts
     assert calls == [("gpu", "tensorflow", 1000), ("cpu", "tensorflow")]
-    assert context["device"] == "Fake GPU, 16 GiB, CUDA 12.8"
+    assert ready.device == "Fake GPU, 16 GiB, CUDA 12.8"
 
     # A fresh spare (its snippet configures TF's runtime) sets the caps and starts nothing.
     calls = _recording_warm_up(monkeypatch, present=True)
@@ -228,7 +230,7 @@ def test_address_space_is_unlimited_only_with_a_gpu_in_view(
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:
-            isolation.apply_limits(Limits())
+            rlimits.apply_limits(Limits())
             os.write(write, str(resource.getrlimit(resource.RLIMIT_AS)[0]).encode())
             os._exit(0)
         os.close(write)
@@ -308,7 +310,7 @@ def test_every_timed_repeat_waits_for_the_device_before_the_clock(
     waits: list[int] = []
     monkeypatch.setattr(gpu, "sync", lambda: waits.append(1))
     result, _ = execute.run_snippet("x = 1\n# %% timed\ny = x + 1", 3, {})
-    assert result["status"] == "ok" and len(waits) == 3
+    assert result.status == RunStatus.ok and len(waits) == 3
 
 
 def test_tensorflow_device_work_is_waited_for_once_its_gpu_was_set_up(

@@ -96,7 +96,7 @@ loss = train_step(x, y)
 def test_torch_training_step_draws_ops_and_named_parameters() -> None:
     ns = run(TORCH_STEP + "loss.backward()\nopt.step()\n")
     drawn = graphs.draw(ns, "pytorch", None)
-    assert [g["kind"] for g in drawn] == ["autograd", "structure"]
+    assert [g.kind for g in drawn] == ["autograd", "structure"]
     autograd = Graph(**drawn[0])
     assert autograd.title == "Autograd graph of loss" and not autograd.truncated
     for text in (
@@ -109,7 +109,7 @@ def test_torch_training_step_draws_ops_and_named_parameters() -> None:
     ):
         assert text in autograd.svg
     assert "freed them" in autograd.svg  # backward() dropped the saved inputs, and says so
-    assert drawn[1]["title"] == "Structure of model (MLP)"  # the model, not the loss module
+    assert drawn[1].title == "Structure of model (MLP)"  # the model, not the loss module
 
 
 def test_torch_inputs_without_grad_are_drawn_apart_from_parameters() -> None:
@@ -156,11 +156,11 @@ def test_keras_training_step_in_tf_function_draws_ops_variables_and_gradients() 
     assert len(diagram.nodes) < 60
 
     drawn = graphs.draw(ns, "tensorflow", None)
-    assert [(g["kind"], g["title"]) for g in drawn] == [
+    assert [(g.kind, g.title) for g in drawn] == [
         ("tf_function", "tf.function train_step"),
         ("structure", "Layers of model (Sequential)"),
     ]
-    assert FILLS["grad"] in drawn[0]["svg"] and "ReluGrad" in drawn[0]["svg"]
+    assert FILLS["grad"] in drawn[0].svg and "ReluGrad" in drawn[0].svg
 
 
 def test_keras_model_called_on_inputs_is_drawn_as_a_traced_function() -> None:
@@ -176,11 +176,11 @@ def test_keras_model_called_on_inputs_is_drawn_as_a_traced_function() -> None:
         out = net(tf.ones((2, 5)))
     """)
     drawn = graphs.draw(ns, "tensorflow", "net")
-    assert [g["kind"] for g in drawn] == ["tf_function", "structure"]
+    assert [g.kind for g in drawn] == ["tf_function", "structure"]
     assert (
-        "MatMul" in drawn[0]["svg"] and "kernel" in drawn[0]["svg"] and "inputs" in drawn[0]["svg"]
+        "MatMul" in drawn[0].svg and "kernel" in drawn[0].svg and "inputs" in drawn[0].svg
     )
-    assert "subclassed model" in drawn[1]["svg"]
+    assert "subclassed model" in drawn[1].svg
 
 
 def test_nested_tf_function_calls_are_not_recorded_as_runs() -> None:
@@ -270,8 +270,8 @@ def test_keras_fit_draws_the_train_step_its_loop_calls() -> None:
         model.fit(np.ones((8, 3)), np.ones((8, 1)), epochs=1, verbose=0)
     """)
     drawn = graphs.draw(ns, "tensorflow", None)
-    assert drawn[0]["kind"] == "tf_function" and drawn[0]["title"].endswith("(from library code)")
-    svg = drawn[0]["svg"]
+    assert drawn[0].kind == "tf_function" and drawn[0].title.endswith("(from library code)")
+    svg = drawn[0].svg
     assert "only calls one_step_on_data" in svg
     assert "fitme/lin/kernel" in svg and "MatMul" in svg and FILLS["grad"] in svg
 
@@ -308,8 +308,8 @@ def test_node_cap_on_a_huge_traced_function() -> None:
     started = time.perf_counter()
     drawn = graphs.draw(ns, "tensorflow", None, max_nodes=120)
     assert time.perf_counter() - started < 8.0
-    assert drawn[0]["truncated"] and drawn[0]["nodes"] == 120
-    assert "truncated: 120 of" in drawn[0]["svg"]
+    assert drawn[0].truncated and drawn[0].nodes == 120
+    assert "truncated: 120 of" in drawn[0].svg
 
 
 def test_hostile_module_name_is_escaped_and_never_reaches_the_svg_as_markup() -> None:
@@ -323,8 +323,8 @@ def test_hostile_module_name_is_escaped_and_never_reaches_the_svg_as_markup() ->
     drawn = graphs.draw(ns, "pytorch", None)
     assert len(drawn) == 2
     for graph in drawn:
-        assert "<script" not in graph["svg"].lower()
-        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in graph["svg"]
+        assert "<script" not in graph.svg.lower()
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in graph.svg
 
 
 def test_hostile_layer_name_cannot_break_out_of_its_dot_label() -> None:
@@ -339,7 +339,7 @@ def test_hostile_layer_name_cannot_break_out_of_its_dot_label() -> None:
     assert '\\"];evil[label=\\"x' in dot
     assert "evil [" not in dot and "evil[" not in dot.replace('\\"];evil[label=\\"x', "")
     drawn = graphs.draw(ns, "tensorflow", "model")
-    structure = drawn[-1]["svg"]
+    structure = drawn[-1].svg
     assert structure.count('<g class="node">') == len(diagram.nodes) == 3
     assert name in structure  # shown literally, as text
 
@@ -441,6 +441,6 @@ def test_draw_turns_every_failure_into_a_note() -> None:
     }
     for target, text in cases.items():
         drawn = graphs.draw(ns, "tensorflow", target)
-        assert drawn and text in drawn[0]["svg"], target
+        assert drawn and text in drawn[0].svg, target
         assert all(Graph(**g).nodes == 0 for g in drawn[:1])
-    assert graphs.draw({}, "pytorch", None)[0]["nodes"] == 0
+    assert graphs.draw({}, "pytorch", None)[0].nodes == 0

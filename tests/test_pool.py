@@ -93,13 +93,13 @@ def test_pool_backpressure_crash_recovery_and_shutdown() -> None:
             assert lost.status == RunStatus.killed and lost.error is not None
             # Only PyTorch's template died: TensorFlow's runs go on meanwhile.
             other = await pool.run(RunRequest(framework="tensorflow", code="print('tf')"), _c("b"))
-            assert other.stdout == "tf\n" and pool.stats()["template_restarts"] == 1
+            assert other.stdout == "tf\n" and pool.stats().template_restarts == 1
             for _ in range(100):  # the replacement template imports torch again
-                if pool.stats()["spares_ready"]:
+                if pool.stats().spares_ready:
                     break
                 await asyncio.sleep(0.3)
             again = await pool.run(QUICK, _c("a"))
-            assert again.status == RunStatus.ok and pool.stats()["template_restarts"] == 1
+            assert again.status == RunStatus.ok and pool.stats().template_restarts == 1
 
             # 3. Shutdown: the running run drains, the queued one is told why.
             running = asyncio.create_task(pool.run(SLEEP, _c("a")))
@@ -155,7 +155,7 @@ def test_runs_die_with_the_template_that_supervises_them_and_failed_restarts_are
             lost = await asyncio.wait_for(in_flight, 5)
             assert lost.status == RunStatus.killed
             for _ in range(300):
-                if pool.stats()["spares_ready"] and pool.stats()["degraded"] is None:
+                if pool.stats().spares_ready and pool.stats().degraded is None:
                     break
                 await asyncio.sleep(0.2)
             assert (await pool.run(QUICK, _c("a"))).stdout == "hi\n"
@@ -168,19 +168,19 @@ def test_runs_die_with_the_template_that_supervises_them_and_failed_restarts_are
                                 lambda *a, **k: [sys.executable, "-c", "raise SystemExit(3)"])
             os.kill(pool.templates["pytorch"].process.pid, signal.SIGKILL)
             for _ in range(100):
-                if (pool.stats()["degraded"] or "").startswith("template restart failed"):
+                if (pool.stats().degraded or "").startswith("template restart failed"):
                     break
                 await asyncio.sleep(0.1)
-            assert (pool.stats()["degraded"] or "").startswith("template restart failed")
+            assert (pool.stats().degraded or "").startswith("template restart failed")
             refused = await asyncio.wait_for(pool.run(QUICK, _c("a")), 2)
             assert refused.status == RunStatus.killed and "restarting" in refused.error.message
             monkeypatch.setattr(launcher, "template_argv", real_argv)
             for _ in range(200):  # the TensorFlow template served on all along
-                if pool.stats()["reserve"]["pytorch"]["ready"]:
+                if pool.stats().reserve["pytorch"].ready:
                     break
                 await asyncio.sleep(0.2)
             assert (await pool.run(QUICK, _c("a"))).stdout == "hi\n"
-            assert pool.stats()["template_restarts"] >= 2 and pool.stats()["degraded"] is None
+            assert pool.stats().template_restarts >= 2 and pool.stats().degraded is None
         finally:
             await pool.stop()
 
@@ -272,19 +272,19 @@ def test_a_burst_is_served_from_the_reserve_which_fills_up_behind_it() -> None:
             target = pool.reserve.targets()["pytorch"]
             assert target >= 12
             for _ in range(300):
-                if pool.stats()["reserve"]["pytorch"]["ready"] >= target:
+                if pool.stats().reserve["pytorch"].ready >= target:
                     break
                 await asyncio.sleep(0.2)
             burst = await asyncio.gather(*(pool.run(QUICK, _c(f"learner-{i}")) for i in range(8)))
             assert all(r.stdout == "hi\n" for r in burst)
-            during = pool.stats()["reserve"]["pytorch"]
+            during = pool.stats().reserve["pytorch"]
             # nothing was forked while the burst ran: it drew on the reserve
-            assert during["ready"] == target - 8 and during["warming"] == 0, during
+            assert during.ready == target - 8 and during.warming == 0, during
             for _ in range(300):
-                if pool.stats()["reserve"]["pytorch"]["ready"] >= target:
+                if pool.stats().reserve["pytorch"].ready >= target:
                     break
                 await asyncio.sleep(0.1)
-            assert pool.stats()["reserve"]["pytorch"]["ready"] == target  # then it filled up
+            assert pool.stats().reserve["pytorch"].ready == target  # then it filled up
         finally:
             await pool.stop()
 

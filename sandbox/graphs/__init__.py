@@ -14,8 +14,8 @@ from typing import Any
 from sandbox.graphs import tracking
 from sandbox.graphs.render import note_svg, render
 from sandbox.graphs.targets import Job, plan_tf, plan_torch
+from sandbox.protocol import MAX_SHORT_CHARS, MAX_SVG_CHARS, Graph
 
-GraphDict = dict[str, Any]
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _ERROR_LINE = re.compile(r"^\w+(Error|Exception): ")
 
@@ -33,8 +33,8 @@ def draw(
     *,
     max_nodes: int = 300,
     render_timeout_s: float = 3.0,
-) -> list[GraphDict]:
-    """Graphs as `protocol.Graph` dicts: kind, title, svg, nodes, truncated."""
+) -> list[Graph]:
+    """Graphs: kind, title, svg, nodes, truncated."""
     try:
         jobs = (plan_torch if framework == "pytorch" else plan_tf)(namespace, target)
     except Exception:  # a namespace too odd to search: no drawing at all
@@ -42,7 +42,7 @@ def draw(
     return [_build(job, max_nodes, render_timeout_s) for job in jobs]
 
 
-def _build(job: Job, max_nodes: int, timeout_s: float) -> GraphDict:
+def _build(job: Job, max_nodes: int, timeout_s: float) -> Graph:
     kind, title, make = job
     if isinstance(make, str):
         return _note(kind, title, make)
@@ -50,13 +50,10 @@ def _build(job: Job, max_nodes: int, timeout_s: float) -> GraphDict:
         drawn = render(make(), max_nodes=max_nodes, timeout_s=timeout_s)
     except Exception as exc:  # a failed drawing must not cost the run its result
         return _note(kind, title, f"could not draw this graph: {_reason(exc)}")
-    return {
-        "kind": kind,
-        "title": title,
-        "svg": drawn.svg,
-        "nodes": drawn.nodes,
-        "truncated": drawn.truncated,
-    }
+    if len(drawn.svg) > MAX_SVG_CHARS:
+        return _note(kind, title, "this graph's drawing is too large to show")
+    return Graph(kind=kind, title=title[:MAX_SHORT_CHARS], svg=drawn.svg, nodes=drawn.nodes,
+                 truncated=drawn.truncated)
 
 
 def _reason(exc: Exception) -> str:
@@ -71,5 +68,5 @@ def _reason(exc: Exception) -> str:
     return " ".join(lines)[:200]
 
 
-def _note(kind: str, title: str, text: str) -> GraphDict:
-    return {"kind": kind, "title": title, "svg": note_svg(text), "nodes": 0, "truncated": False}
+def _note(kind: str, title: str, text: str) -> Graph:
+    return Graph(kind=kind, title=title[:MAX_SHORT_CHARS], svg=note_svg(text), nodes=0)

@@ -22,25 +22,19 @@ from typing import Any
 
 import redis.asyncio
 
+from sandbox.clean_svgs import clean_svgs
 from sandbox.executor import ExecutorContext
 from sandbox.fairqueue import Client, FairQueue, QueueClosed
 from sandbox.limits import Limits
+from sandbox.messages import RunFinished
 from sandbox.pool import RESULT_GRACE_S
-from sandbox.protocol import (
-    DEVICES,
-    Device,
-    ProtocolError,
-    RemoteRun,
-    RunFinished,
-    RunRequest,
-    RunResult,
-    RunStatus,
-    parse_frame,
-)
+from sandbox.protocol import DEVICES, Device, RunRequest, RunResult, RunStatus
 from sandbox.remote.celeryapp import RUN_TASK, make_celery, queue_for
 from sandbox.remote.listener import ResultListener, parse_state
+from sandbox.remote.messages import RemoteRun
 from sandbox.remote.registry import WorkerRegistry
-from sandbox.results import clean_result
+from sandbox.stats import DeviceStats, RemoteStats
+from sandbox.wire import ProtocolError, parse_frame
 
 log = logging.getLogger("sidebyside.remote")
 TRANSPORT_GRACE_S = 2.0  # queue, result backend and pub/sub, on top of the pool's own grace
@@ -177,7 +171,7 @@ class RemoteExecutor:
     def _answer(self, status: str, payload: Any, request: RunRequest, worker: str) -> RunResult:
         if status == "SUCCESS":
             try:
-                result = clean_result(parse_frame(RunFinished, payload).result)
+                result = clean_svgs(parse_frame(RunFinished, payload).result)
             except ProtocolError as exc:
                 return _failed(RunStatus.killed, "ProtocolError",
                                f"a worker sent a malformed result: {exc}", request)
@@ -188,19 +182,19 @@ class RemoteExecutor:
         return _failed(RunStatus.killed, "WorkerError",
                        f"the worker failed to run it ({status})", request, worker=worker)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> RemoteStats:
         workers = sorted(self.registry.workers.values(), key=lambda b: b.name)
         degraded = self.registry.error or (None if workers else "no worker registered")
-        return {"slots": sum(q.slots for q in self.queues.values()),
-                "busy": sum(q.busy for q in self.queues.values()),
-                "queued": sum(q.waiting for q in self.queues.values()),
-                "runs_started": self.runs_started,
-                "devices": {d: {"slots": q.slots, "busy": q.busy, "queued": q.waiting}
-                            for d, q in self.queues.items()},
-                "template_alive": degraded is None, "degraded": degraded,
-                "sandbox": "remote workers (Celery over Redis)", "memory_cgroups": None,
-                "memory_limit": "set by each worker's sandbox",
-                "workers": [w.model_dump() for w in workers]}
+        return RemoteStats(
+            slots=sum(q.slots for q in self.queues.values()),
+            busy=sum(q.busy for q in self.queues.values()),
+            queued=sum(q.waiting for q in self.queues.values()),
+            runs_started=self.runs_started,
+            devices={d: DeviceStats(slots=q.slots, busy=q.busy, queued=q.waiting)
+                     for d, q in self.queues.items()},
+            template_alive=degraded is None, degraded=degraded,
+            sandbox="remote workers (Celery over Redis)", memory_cgroups=None,
+            memory_limit="set by each worker's sandbox", workers=workers)
 
     async def stop(self) -> None:
         for queue in self.queues.values():

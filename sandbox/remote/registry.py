@@ -14,8 +14,10 @@ from collections.abc import Callable
 
 import redis.asyncio
 
-from sandbox.protocol import Device, ProtocolError, WorkerBeat, parse_frame
+from sandbox.protocol import Device
 from sandbox.remote.celeryapp import BEAT_PREFIX
+from sandbox.remote.messages import WorkerBeat
+from sandbox.wire import ProtocolError, parse_frame
 
 log = logging.getLogger("sidebyside.remote")
 POLL_EVERY_S = 1.0

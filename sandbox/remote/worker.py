@@ -34,17 +34,9 @@ from celery.signals import worker_shutting_down
 from celery.utils.nodenames import default_nodename
 
 from sandbox.fairqueue import Client
+from sandbox.messages import RunFinished
 from sandbox.pool import RESULT_GRACE_S, TEMPLATE_START_S, Pool
-from sandbox.protocol import (
-    ProtocolError,
-    RemoteRun,
-    RunFinished,
-    RunRequest,
-    RunResult,
-    RunStatus,
-    WorkerBeat,
-    parse_frame,
-)
+from sandbox.protocol import RunRequest, RunResult, RunStatus
 from sandbox.remote.celeryapp import (
     BEAT_EVERY_S,
     BEAT_PREFIX,
@@ -54,6 +46,8 @@ from sandbox.remote.celeryapp import (
     queue_for,
 )
 from sandbox.remote.device import HostDevice
+from sandbox.remote.messages import RemoteRun, WorkerBeat
+from sandbox.wire import ProtocolError, parse_frame
 
 log = logging.getLogger("sidebyside.worker")
 T = TypeVar("T")
@@ -112,9 +106,9 @@ class WorkerHost:
         return WorkerBeat(
             name=self.name, device=self.device.device, device_name=self.device.name,
             memory_mb=self.device.memory_mb, cuda=self.device.cuda,
-            versions=self.pool.context.versions, slots=stats["slots"],
-            busy=stats["busy"], free=max(0, stats["slots"] - stats["busy"] - stats["queued"]),
-            degraded=stats["degraded"], sandbox=stats["sandbox"])
+            versions=self.pool.context.versions, slots=stats.slots,
+            busy=stats.busy, free=max(0, stats.slots - stats.busy - stats.queued),
+            degraded=stats.degraded, sandbox=stats.sandbox)
 
     async def beat_forever(self) -> None:
         assert self._redis is not None

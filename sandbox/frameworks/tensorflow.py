@@ -1,0 +1,82 @@
+"""TensorFlow's start-up: its template's matmul kernels, a spare's warm-ups, tracing costs.
+
+    template: import TensorFlow; have oneDNN generate the sgemm kernels every
+              spare's matmuls use (`onednn.py`), unless turned off
+    spare:    start the eager runtime; the optional warm-ups (`WarmUp`) recent
+              runs needed (`reserve.py` picks them); none in a fresh spare,
+              whose snippet configures the runtime first
+    run:      tf.function tracking for graphs; the first run's tracing cost
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sandbox import onednn
+from sandbox.messages import KernelStatus
+from sandbox.protocol import Timings, WarmUp
+
+
+def in_template(precompile_kernels: bool) -> KernelStatus:
+    """Import TensorFlow once, and generate oneDNN's kernels for every spare (or say why not)."""
+    import tensorflow  # noqa: F401
+
+    return onednn.precompile() if precompile_kernels else onednn.off()
+
+
+def _eager_runtime() -> None:
+    import tensorflow as tf
+
+    # TF's eager runtime (thread pools, device set-up) starts at its first op;
+    # a first matmul also generates its CPU kernel.
+    x = tf.ones([4, 4])
+    tf.reduce_sum(tf.nn.relu(x @ x)).numpy()
+
+
+def _gradients() -> None:
+    import tensorflow as tf
+
+    v = tf.Variable(tf.random.normal([4, 4]))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.nn.relu(tf.matmul(v, tf.ones([4, 4]))))
+    tape.gradient(loss, v).numpy()
+
+
+def _functions() -> None:
+    import tensorflow as tf
+
+    @tf.function
+    def _double(x: Any) -> Any:
+        return x * 2
+
+    _double(tf.constant(1.0)).numpy()  # starts AutoGraph's machinery
+
+
+OPTIONAL_WARM_UPS: dict[WarmUp, Callable[[], None]] = {
+    "gradients": _gradients, "functions": _functions}
+
+
+def warm_up(extras: Sequence[WarmUp] = ()) -> None:
+    _eager_runtime()
+    for name in extras:
+        OPTIONAL_WARM_UPS[name]()
+
+
+def threads() -> dict[str, int]:
+    return {}
+
+
+def before_snippet(graph: bool) -> None:
+    if graph:
+        from sandbox import graphs
+
+        graphs.install_tracking()
+
+
+def after_snippet(namespace: dict[str, Any], timings: Timings) -> None:
+    """The first run's excess over the median when the snippet traced tf.functions."""
+    traced = any(type(v).__name__ == "Function" and hasattr(v, "experimental_get_tracing_count")
+                 and v.experimental_get_tracing_count() > 0 for v in namespace.values())
+    if traced and timings.first_ms is not None and timings.median_ms is not None:
+        timings.trace_ms = max(timings.first_ms - timings.median_ms, 0.0)

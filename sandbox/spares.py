@@ -1,0 +1,210 @@
+"""The pool's spares: the reserve of ready ones, the slots they hold, fresh ones on demand.
+
+    pool ──spawn(framework)──> template ──SpareSpawned + socket──> _await_ready
+                                                                      │ SpareReady
+    take(framework) <──────────────── ready queue (one per framework) ┘
+
+A slot is a uid for a process that is running, ready or warming; a spare
+takes one when asked for and gives it back when closed. A spare serves
+exactly one run; the pool asks for its replacement as soon as it is
+taken, so the next run finds one warm. A *fresh* spare is made for one
+run that configures TensorFlow's runtime itself: it warms nothing and goes
+to that run alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from sandbox import wire
+from sandbox.executor import ExecutorContext
+from sandbox.limits import Limits
+from sandbox.messages import CgroupSpec, SpareReady, SpareSpawned, SpawnSpare
+from sandbox.protocol import FRAMEWORKS, Framework
+from sandbox.reserve import Reserve, needs_fresh_runtime
+from sandbox.stats import ReserveStats
+from sandbox.template_process import TEMPLATE_START_S, TemplateProcess
+
+log = logging.getLogger("sidebyside.pool")
+RESERVE_FLOOR_DIVISOR = 4  # while runs are in flight, refill only below target / 4
+READY_WAIT_S = 120.0  # a spare not ready by then is given up (the supervisor's WARM_UP_S)
+READY_MAX_BYTES = 2**20
+
+
+@dataclasses.dataclass
+class Spare:
+    slot: int
+    framework: Framework
+    generation: int
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class Spares:
+    def __init__(self, templates: dict[Framework, TemplateProcess], reserve: Reserve,
+                 limits: Limits, slots: int, in_flight: Callable[[], bool]) -> None:
+        self.templates, self.reserve, self.limits = templates, reserve, limits
+        self.in_flight = in_flight  # runs in flight or waiting: draw the reserve down
+        self.cgroup: CgroupSpec | None = None  # where each run's memory cgroup goes
+        self.context = ExecutorContext()  # from the last spare that was ready
+        self.closing = False
+        self._ready: dict[Framework, asyncio.Queue[Spare]] = {
+            f: asyncio.Queue() for f in FRAMEWORKS}
+        self._warming: dict[Framework, int] = dict.fromkeys(FRAMEWORKS, 0)
+        self._free_slots = list(range(slots))
+        self._ids = itertools.count()
+        self.warmers: set[asyncio.Task[Any]] = set()
+        # Fresh spares are made for one run that waits for it, by spare id.
+        self._fresh: dict[int, tuple[Framework, asyncio.Future[Spare | None]]] = {}
+
+    def stats(self) -> dict[Framework, ReserveStats]:
+        targets = self.reserve.targets()
+        return {f: ReserveStats(ready=self._ready[f].qsize(), warming=self._warming[f],
+                                target=targets[f]) for f in FRAMEWORKS}
+
+    def refill(self) -> None:
+        """Spawn spares up to each framework's target; retire ready ones beyond it.
+
+        While runs are in flight the reserve is drawn down to a quarter of its
+        target before anything is spawned: a burst is served from spares made
+        in the quiet before it, and its runs don't share the CPU (nor the
+        template's loop) with forks and warm-ups. The pool calls this again
+        once runs pause: then the reserve fills up behind the burst.
+        """
+        running = self.in_flight()
+        for framework, target in self.reserve.targets().items():
+            ready = self._ready[framework]
+            floor = max(1, target // RESERVE_FLOOR_DIVISOR) if running else target
+            while ready.qsize() + self._warming[framework] < floor:
+                if self.spawn(framework) is None:
+                    break
+            while ready.qsize() > target:  # demand moved on: give its memory to the other kind
+                spare = ready.get_nowait()
+                spare.close()  # the supervisor sees the hang-up and ends the spare
+                self.release_slot(spare.slot)
+
+    def spawn(self, framework: Framework, fresh: bool = False) -> int | None:
+        """Ask the template for a spare; its id, or None when none can be made now."""
+        template = self.templates[framework]
+        if template.ctrl is None or self.closing or not self._free_slots:
+            return None
+        slot = self._free_slots.pop(0)
+        spare_id = next(self._ids)
+        order = SpawnSpare(
+            id=spare_id, slot=slot, framework=framework,
+            warm_ups=self.reserve.warm_ups(framework),
+            name=f"{framework}-{template.generation}-{spare_id}",
+            limits=self.limits, fresh=fresh, cgroup=self.cgroup)
+        if not template.send(order):
+            self.release_slot(slot)
+            return None
+        if fresh:
+            self._fresh[spare_id] = (framework, asyncio.get_running_loop().create_future())
+        else:
+            self._warming[framework] += 1
+        return spare_id
+
+    def spawned(self, sock: socket.socket, spawned: SpareSpawned, generation: int) -> None:
+        """The template forked it: wait for it to be ready, off the control socket's reader."""
+        task = asyncio.get_running_loop().create_task(
+            self._await_ready(sock, spawned.slot, spawned.framework, generation, spawned.id))
+        self.warmers.add(task)
+        task.add_done_callback(self.warmers.discard)
+
+    async def _await_ready(self, sock: socket.socket, slot: int, framework: Framework,
+                           generation: int, spare_id: int) -> None:
+        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=READY_MAX_BYTES)
+        spare = Spare(slot, framework, generation, reader, writer)
+        ready: SpareReady | None = None
+        try:
+            frame = await asyncio.wait_for(wire.read_body_async(reader, READY_MAX_BYTES),
+                                           READY_WAIT_S)
+            ready = None if frame is None else wire.parse_frame(SpareReady, frame)
+        except (TimeoutError, ValueError):
+            pass
+        except asyncio.CancelledError:
+            spare.close()
+            raise
+        waiting = self._fresh.pop(spare_id, (framework, None))[1]
+        if generation != self.templates[framework].generation:
+            spare.close()
+            if waiting is not None and not waiting.done():
+                waiting.set_result(None)
+            return
+        if waiting is not None:  # made for one run: it goes to that run, ready or not
+            if ready is None or waiting.done():
+                spare.close()
+                self.release_slot(slot)
+            if not waiting.done():
+                waiting.set_result(spare if ready is not None else None)
+            return
+        self._warming[framework] -= 1
+        if ready is None or ready.framework != framework:
+            log.warning("a spare failed while starting; replacing it")
+            spare.close()
+            self.release_slot(slot)
+            self.refill()
+            return
+        self.context = ExecutorContext(device=ready.device, versions=ready.versions)
+        self._ready[framework].put_nowait(spare)
+
+    def release_slot(self, slot: int) -> None:
+        self._free_slots.append(slot)
+
+    async def take(self, framework: Framework, code: str = "") -> Spare:
+        """A ready spare for this run (raises TimeoutError when none comes)."""
+        self.reserve.record(framework, code)
+        if needs_fresh_runtime(framework, code):
+            return await self._take_fresh(framework)
+        self.refill()  # a spare of this kind is on its way even if none is ready
+        while True:
+            spare = await asyncio.wait_for(self._ready[framework].get(), TEMPLATE_START_S)
+            # A dead template takes its spares with it, even before the pool
+            # has read the news from the control socket.
+            template = self.templates[framework]
+            if template.alive and spare.generation == template.generation \
+                    and not spare.reader.at_eof():
+                break
+            spare.close()
+            self.release_slot(spare.slot)
+            self.refill()
+        self.refill()  # its replacement warms up while this one runs
+        return spare
+
+    async def _take_fresh(self, framework: Framework) -> Spare:
+        """A spare made for this run alone, that started no runtime (raises TimeoutError)."""
+        spare_id = self.spawn(framework, fresh=True)
+        if spare_id is None:
+            raise TimeoutError("no slot or template for a fresh spare")
+        waiting = self._fresh[spare_id][1]
+        try:
+            spare = await asyncio.wait_for(asyncio.shield(waiting), TEMPLATE_START_S)
+        except BaseException:
+            # Given up on (timeout, cancelled): whatever arrives later is closed.
+            waiting.cancel()
+            raise
+        if spare is None:
+            raise TimeoutError("the fresh spare failed while starting")
+        return spare
+
+    def retire(self, framework: Framework) -> None:
+        """Its template died: drop its ready spares, tell the runs waiting for a fresh one."""
+        self._warming[framework] = 0
+        for spare_id, (kind, waiting) in list(self._fresh.items()):
+            if kind == framework:  # its template won't answer: the runs waiting hear now
+                del self._fresh[spare_id]
+                if not waiting.done():
+                    waiting.set_result(None)
+        while not self._ready[framework].empty():
+            spare = self._ready[framework].get_nowait()
+            self.release_slot(spare.slot)
+            spare.close()
