@@ -27,9 +27,10 @@ from fastapi import FastAPI
 from app.main import create_app
 from app.pipeline.requests import build_request
 from app.settings import ROOT, Settings
-from sandbox.protocol import RemoteRun, RunRequest
+from sandbox.protocol import RunRequest
 from sandbox.remote.celeryapp import BEAT_PREFIX, BEAT_TTL_S, RUN_TASK, make_celery, queue_for
 from sandbox.remote.client import TRANSPORT_GRACE_S
+from sandbox.remote.messages import RemoteRun
 
 pytestmark = pytest.mark.slow
 START_S = 300  # two templates importing both frameworks at once on a busy machine
@@ -291,7 +292,7 @@ def test_a_forged_heartbeat_is_not_listed(web: httpx.Client, redis_url: str) -> 
 FORGER = """
 import sys, threading, time
 import redis
-from sandbox.protocol import WorkerBeat
+from sandbox.remote.messages import WorkerBeat
 from sandbox.remote.celeryapp import BEAT_PREFIX, RUN_TASK, make_celery, queue_for
 
 url = sys.argv[1]
