@@ -133,7 +133,9 @@ SeatDep = Annotated[Seat | None, Depends(get_seat)]
 
 def get_lesson_page(request: Request, seat: SeatDep) -> LessonPage:
     state = get_state(request)
-    return LessonPage(state.db, state.runs, state.catalog, seat)
+    address = request.client.host if request.client else "unknown"
+    return LessonPage(state.db, state.runs, state.catalog, seat, address,
+                      frozenset(state.library.checking))
 
 
 LessonPageDep = Annotated[LessonPage, Depends(get_lesson_page)]

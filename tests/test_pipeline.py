@@ -118,9 +118,9 @@ def test_a_finished_result_is_kept_with_its_captured_arrays(db: Database) -> Non
     assert back.captured["x"].data_b64 == _int64(7)
 
 
-@pytest.mark.parametrize("status", [RunStatus.timeout, RunStatus.killed, RunStatus.memory,
-                                    RunStatus.output_limit, RunStatus.rejected])
-def test_a_run_cut_short_is_not_kept(db: Database, status: RunStatus) -> None:
+@pytest.mark.parametrize("status", [RunStatus.killed, RunStatus.rejected])
+def test_a_run_that_never_ran_or_lost_its_sandbox_is_not_kept(db: Database,
+                                                              status: RunStatus) -> None:
     cache = OutputCache(db)
 
     async def go() -> list[RunResult | None]:
@@ -128,6 +128,22 @@ def test_a_run_cut_short_is_not_kept(db: Database, status: RunStatus) -> None:
         return await OutputCache(db).get_many(["k"])
 
     assert run(go()) == [None]
+
+
+@pytest.mark.parametrize("status", [RunStatus.timeout, RunStatus.memory, RunStatus.output_limit])
+def test_a_run_cut_short_by_its_limits_is_kept_for_a_while_only(
+        db: Database, status: RunStatus, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from app.pipeline import cache as cache_module
+
+    cache = OutputCache(db)
+    run(cache.put("k", RunResult(status=status)))
+    found = run(cache.get_many(["k"]))[0]
+    assert found is not None and found.status == status
+    later = time.time() + cache_module.CUT_SHORT_KEEP_S + 1
+    monkeypatch.setattr(cache_module.time, "time", lambda: later)
+    assert run(cache.get_many(["k"])) == [None]
 
 
 def test_the_key_follows_the_request_the_versions_and_the_device() -> None:

@@ -73,6 +73,7 @@ class Library:
         self.limits = limits or UnpackLimits()
         self.on_change = on_change
         self._checks: set[asyncio.Task[None]] = set()
+        self.checking: set[str] = set()  # versioned pack ids whose check is running
         # Every version on disk, loaded: the site's catalog includes them (who may
         # see which is decided per request: `listed`, `may_view`).
         self.packs: dict[str, Pack] = {}
@@ -134,9 +135,16 @@ class Library:
         return [(p.id, await store.versions(self.db, p.id)) for p in mine]
 
     def _start_check(self, pack: str, version: int) -> None:
+        versioned = str(VersionedPackId(pack, version))
         task = asyncio.get_running_loop().create_task(self._check(pack, version))
         self._checks.add(task)
-        task.add_done_callback(self._checks.discard)
+        self.checking.add(versioned)
+
+        def finished(done: asyncio.Task[None]) -> None:
+            self._checks.discard(done)
+            self.checking.discard(versioned)
+
+        task.add_done_callback(finished)
 
     async def _check(self, pack_id: str, version: int) -> None:
         folder = self.folder(pack_id, version)

@@ -2,14 +2,18 @@
 
 A result is keyed by its request (code, framework, run options) and by what
 the executor runs it with (framework versions, device), so an upgrade or a
-move to a GPU recomputes. Only finished runs are kept: a snippet that ran or
-raised says something about the snippet; a timeout or a lost sandbox says
-something about that moment. The lesson page reads the same few entries on
-every view, so parsed entries are also kept in memory, bounded by bytes.
+move to a GPU recomputes. A snippet that ran or raised is kept for good: it
+says something about the snippet. One cut short by its own limits (time,
+memory, output) is kept for `CUT_SHORT_KEEP_S`, so lesson views don't queue
+the same doomed run again and again, yet a busy moment is not remembered for
+ever. A run that never ran, or whose sandbox was lost, is not kept. The
+lesson page reads the same few entries on every view, so finished results
+are also kept in memory, bounded by bytes.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from app.bytecache import ByteLRU
@@ -20,7 +24,9 @@ from sandbox.protocol import CapturedArray, RunRequest, RunResult, RunStatus
 
 MEMO_BUDGET_BYTES = 64 * 2**20
 MAX_ENTRY_BYTES = 4 * 1024 * 1024  # a bigger result runs again rather than fill the table
-CACHED_STATUSES = frozenset({RunStatus.ok, RunStatus.error})
+FINISHED = frozenset({RunStatus.ok, RunStatus.error})
+CUT_SHORT = frozenset({RunStatus.timeout, RunStatus.memory, RunStatus.output_limit})
+CUT_SHORT_KEEP_S = 600.0
 
 
 class OutputCache:
@@ -37,20 +43,25 @@ class OutputCache:
         # Hits are taken before loading the misses, which may push them out of the memo.
         found = {k: hit for k in keys if (hit := self.memo.get(k)) is not None}
         missing = [k for k in keys if k not in found]
+        now = time.time()
         for key, body in (await outputs.get_many(self.db, missing)).items():
+            if body.get("until", now + 1) < now:
+                continue  # a cut-short run, kept for a while only: it runs again
             found[key] = load(body)
-            self._remember(key, found[key])
+            if found[key].status in FINISHED:
+                self._remember(key, found[key])
         return [found.get(k) for k in keys]
 
     async def put(self, key: str, result: RunResult) -> bool:
-        """Keep a finished result; False when it is not one to keep."""
-        if result.status not in CACHED_STATUSES:
+        """Keep a result (a cut-short one for a while); False when it is not one to keep."""
+        if result.status not in FINISHED | CUT_SHORT or result_bytes(result) >= MAX_ENTRY_BYTES:
             return False
         body = dump(result)
-        if result_bytes(result) >= MAX_ENTRY_BYTES:
-            return False
+        if result.status in CUT_SHORT:
+            body["until"] = time.time() + CUT_SHORT_KEEP_S
         await outputs.put(self.db, key, body)
-        self._remember(key, result)
+        if result.status in FINISHED:
+            self._remember(key, result)
         return True
 
     def _remember(self, key: str, result: RunResult) -> None:

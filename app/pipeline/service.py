@@ -23,6 +23,7 @@ from app.pipeline import records
 from app.pipeline.cache import OutputCache
 from app.pipeline.exercise import judge
 from app.pipeline.jobs import Job, Jobs
+from app.pipeline.precompute import PRECOMPUTE_CLIENT, Precompute, Viewer
 from app.pipeline.requests import RunOptions, build_request, exercise_options
 from app.pipeline.work import (
     ApiPair,
@@ -42,10 +43,6 @@ from sandbox.fairqueue import Client
 from sandbox.protocol import RunRequest, RunResult
 
 T = TypeVar("T", bound=Outcome)
-# Uncapped: a lesson has more missing outputs than one learner may queue, and
-# what it queues is bounded by the lesson. Its own learner id keeps it in the
-# round-robin, so a learner's own runs still come first.
-PRECOMPUTE_CLIENT = Client(learner="precompute", address="server", capped=False)
 
 
 class RunService:
@@ -53,6 +50,7 @@ class RunService:
                  classes: ClassService | None = None, jobs: Jobs | None = None) -> None:
         self.executor, self.cache, self.classes = executor, cache, classes
         self.jobs = jobs or Jobs()
+        self.precomputing = Precompute(executor)
         self._in_flight: dict[str, asyncio.Future[RunResult]] = {}
 
     # ---- one request --------------------------------------------------------------
@@ -174,13 +172,27 @@ class RunService:
 
         return self.jobs.start(self.tracked(work, client, seat, done), client=client, meta=work)
 
-    async def precompute(self, sides: list[StepSide]) -> list[RunResult | Job]:
-        """Each side's cached output, or a job computing it behind the learners' own runs."""
+    async def precompute(self, sides: list[StepSide], viewer: Viewer, *,
+                         start: bool = True) -> list[RunResult | Job | None]:
+        """Each side's cached output, else a job computing it behind every learner's runs,
+        else None: over the viewer's or the pack's cap, or told not to `start` any."""
         requests = [build_request(s.side, s.code, lesson=s.lesson, step=s.step) for s in sides]
         found = await self.cached(requests)
-        return [hit if hit is not None else self.jobs.start(
-            self.side(side, PRECOMPUTE_CLIENT), client=PRECOMPUTE_CLIENT, meta=side)
-            for side, hit in zip(sides, found, strict=True)]
+        shown: list[RunResult | Job | None] = []
+        for side, hit in zip(sides, found, strict=True):
+            if hit is None and start and self.precomputing.admit(viewer):
+                shown.append(self.jobs.start(self._precompute(side, viewer),
+                                             client=PRECOMPUTE_CLIENT, meta=side))
+            else:
+                shown.append(hit)
+        return shown
+
+    async def _precompute(self, side: StepSide, viewer: Viewer) -> RunResult:
+        try:
+            async with self.precomputing.turn():
+                return await self.side(side, PRECOMPUTE_CLIENT)
+        finally:
+            self.precomputing.release(viewer)
 
     async def stop(self) -> None:
         self.jobs.cancel_all()

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from app.packs.models import Catalog, Lesson
+from app.pipeline.precompute import Viewer
 from app.pipeline.service import RunService
 from app.store import progress
 from app.store.class_learners import Seat
@@ -17,12 +18,16 @@ from app.web.stepview import StepView, build_step
 
 @dataclasses.dataclass(frozen=True)
 class LessonPage:
-    """What a lesson page is drawn from: the store, the runs, the catalog, the class seat."""
+    """What a lesson page is drawn from: the store, the runs, the catalog, the class seat,
+    who is looking, and the uploaded versions still being checked (their check computes
+    their outputs: a view adds no runs of its own)."""
 
     db: Database
     runs: RunService
     catalog: Catalog
     seat: Seat | None
+    address: str
+    checking: frozenset[str]
 
 
 async def lesson_context(page: LessonPage, lesson: Lesson, learner: str, *,
@@ -34,7 +39,9 @@ async def lesson_context(page: LessonPage, lesson: Lesson, learner: str, *,
              for step in lesson.steps]
     if replace is not None:
         views = [replace if v.step.id == replace.step.id else v for v in views]
-    await fill_cached(page.runs, [v for v in views if v is not replace])
+    viewer = Viewer(learner, page.address, lesson.pack)
+    await fill_cached(page.runs, [v for v in views if v is not replace], viewer,
+                      precompute=lesson.pack not in page.checking)
     # Previous and next within the lesson's own pack: another pack may not be the
     # learner's to see (uploaded packs), and is another course anyway.
     pack = page.catalog.pack(lesson.pack)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from app.pipeline.jobs import Job
+from app.pipeline.precompute import Viewer
 from app.pipeline.service import RunService
 from app.pipeline.work import CheckOutcome, Outcome, PairOutcome, StepPair, StepSide
 from app.web.stepview import SideView, StepView
@@ -18,15 +19,16 @@ from sandbox.fairqueue import QueueFull
 from sandbox.protocol import RunResult, RunStatus
 
 
-async def fill_cached(service: RunService, views: list[StepView]) -> None:
-    """Show the lesson's own outputs at once; start computing the missing ones."""
+async def fill_cached(service: RunService, views: list[StepView], viewer: Viewer, *,
+                      precompute: bool = True) -> None:
+    """Show the lesson's own outputs at once; start computing missing ones, within caps."""
     wanted = [(v, s) for v in views for s in v.sides if s.code == s.original]
     found = await service.precompute([StepSide(v.lesson, v.step, s.side, s.code)
-                                      for v, s in wanted])
+                                      for v, s in wanted], viewer, start=precompute)
     for (_, side), hit in zip(wanted, found, strict=True):
         if isinstance(hit, RunResult):
             side.result, side.state, side.cached = hit, "done", True
-        else:
+        elif hit is not None:
             side.state, side.job = "pending", hit.id
     for view in views:
         tf, pt = view.side("tensorflow"), view.side("pytorch")
