@@ -17,11 +17,13 @@ from __future__ import annotations
 import enum
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sandbox.limits import Limits
 from sandbox.protocol import (
+    MAX_CAPTURED,
     MAX_MAP_ITEMS,
+    CapturedArray,
     Framework,
     RunRequest,
     RunResult,
@@ -119,13 +121,27 @@ class RunOrder(StrictModel):
 
 
 class RunFinished(StrictModel):
-    """run → supervisor → pool: how it went (the supervisor adds the streams)."""
+    """run → supervisor → pool: how it went (the supervisor adds the streams).
+
+    The result's captured arrays travel beside it, since a result leaves them
+    out of its JSON (the web API never shows them); they are back in
+    `result.captured` once the frame is parsed.
+    """
 
     type: Literal["result"] = "result"
     result: RunResult
+    captured: dict[Short, CapturedArray] = Field(default_factory=dict, max_length=MAX_CAPTURED)
 
-    def to_wire(self) -> dict[str, object]:
-        """The frame, captured arrays included (the web API leaves them out of a result)."""
-        frame = self.model_dump()
-        frame["result"]["captured"] = {k: v.model_dump() for k, v in self.result.captured.items()}
-        return frame
+    @classmethod
+    def of(cls, result: RunResult) -> RunFinished:
+        return cls(result=result, captured=result.captured)
+
+    @model_validator(mode="after")
+    def _captured_back_in_the_result(self) -> RunFinished:
+        if self.captured:
+            self.result.captured = self.captured
+        return self
+
+    def to_task_result(self) -> dict[str, object]:
+        """As a remote worker's Celery task returns it (JSON)."""
+        return self.model_dump(mode="json")

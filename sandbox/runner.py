@@ -29,7 +29,18 @@ from sandbox.isolation import confine_run
 from sandbox.limits import Limits
 from sandbox.messages import RunFinished, RunOrder, SpareReady, SpawnSpare
 from sandbox.namespaces import set_parent_death_signal
-from sandbox.protocol import Framework, WarmUp
+from sandbox.protocol import (
+    CapturedArray,
+    ErrorInfo,
+    Framework,
+    Graph,
+    RunRequest,
+    RunResult,
+    RunStatus,
+    Timings,
+    ValueInfo,
+    WarmUp,
+)
 from sandbox.rlimits import (
     apply_limits,
     limit_cpu_seconds,
@@ -140,6 +151,25 @@ def warm_up(framework: Framework, extras: Sequence[WarmUp] = (),
                       threads=threads)
 
 
+def rehearse() -> None:
+    """Once in the template, before any fork: what every run does with the messages.
+
+    A model's first validation or dump in a process sets up what later ones
+    reuse; done here, every spare inherits that instead of paying for it
+    (≈ 0.2 ms) in its run. Pure Python and pydantic: no framework op.
+    """
+    request = RunRequest(framework="pytorch", code="x = 1", capture={"x": "x"})
+    order = RunOrder(request=request, wall_s=1.0, cpu_s=1)
+    order = wire.parse_frame(RunOrder, wire.encode(order)[wire.HEADER.size:])
+    result = RunResult(
+        status=RunStatus.error, error=ErrorInfo(type="E", message="m", line=1),
+        timings=Timings(wall_ms=1.0, cpu_ms=1.0), values=[ValueInfo(name="x", kind="number",
+                                                                     preview="1")],
+        captured={"x": CapturedArray(shape=[], dtype="<i8", data_b64="")},
+        graphs=[Graph(kind="structure", title="t", svg="<svg/>", nodes=0)])
+    wire.parse_frame(RunFinished, wire.encode(RunFinished.of(result))[wire.HEADER.size:])
+
+
 def become_run(pipes: Pipes, owned: Iterable[int], workdir: str, spare: SpawnSpare,
                secure: bool, cgroup: RunCgroup | None) -> NoReturn:
     """In the forked child: the run's descriptors and nothing else, then serve one order."""
@@ -218,4 +248,4 @@ def serve_one(request_fd: int, result_fd: int, spare: SpawnSpare, secure: bool,
         result.graphs = graphs.draw(namespace, request.framework, request.draw)
     result.device, result.versions = ready.device, ready.versions
     result.framework = request.framework
-    wire.write_frame(result_fd, RunFinished(result=result).to_wire())
+    wire.write_frame(result_fd, RunFinished.of(result))

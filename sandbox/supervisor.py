@@ -237,7 +237,7 @@ class Supervisor:
             exit_status=self.exit_status, stderr=self.streams.text(Pipe.stderr),
             oom_killed=self._oom_killed(), output_bytes=self.limits.output_bytes)
         result = self._result(frame, ending)
-        self.pool.send(wire.encode(RunFinished(result=result).to_wire()))
+        self.pool.send(wire.encode(RunFinished.of(result)))
         self._end()
 
     def _oom_killed(self) -> bool:

@@ -56,6 +56,7 @@ def import_framework(framework: Framework, precompile_kernels: bool = True) -> K
 
     kernels = frameworks.of(framework).in_template(precompile_kernels)
     runner.FACTS = runner.host_facts()
+    runner.rehearse()
     # Not left to each spare: compiling the seccomp filter costs a spare ~5 ms.
     seccomp.prepare()
     return kernels

@@ -9,10 +9,9 @@ frame's body is read as bytes and becomes a model only through
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import struct
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -36,16 +35,12 @@ def parse_frame(model: type[M], data: bytes | dict[str, object]) -> M:
         raise ProtocolError(f"malformed {model.__name__}: {where}: {first['msg']}") from None
 
 
-def encode(message: BaseModel | dict[str, Any]) -> bytes:
-    """One frame: a model as its JSON, or a dict already dumped from one (`to_wire`)."""
-    if isinstance(message, BaseModel):
-        body = message.model_dump_json().encode()
-    else:
-        body = json.dumps(message, separators=(",", ":"), allow_nan=True).encode()
+def encode(message: BaseModel) -> bytes:
+    body = message.model_dump_json().encode()
     return HEADER.pack(len(body)) + body
 
 
-def write_frame(fd: int, message: BaseModel | dict[str, Any]) -> None:
+def write_frame(fd: int, message: BaseModel) -> None:
     view = memoryview(encode(message))
     while view:
         view = view[os.write(fd, view):]

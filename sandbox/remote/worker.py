@@ -151,7 +151,7 @@ class WorkerHost:
         """One run, from a Celery task thread; `channel` is where its states are published."""
         result = self._run(payload, channel)
         result.worker = self.name
-        return RunFinished(result=result).to_wire()
+        return RunFinished.of(result).to_task_result()
 
     def _run(self, payload: object, channel: str) -> RunResult:
         try:
