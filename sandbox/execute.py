@@ -1,9 +1,8 @@
 """Run one snippet in this process and describe what happened.
 
 Called in the run process, after isolation is in place. Returns a
-`protocol.RunResult` (the supervisor adds stdout/stderr), every field cut
-to the protocol's caps here, so an odd exception or value is cut, not
-refused.
+`protocol.RunResult` (the supervisor adds stdout/stderr), its text cut to
+the protocol's caps here, so an odd exception or value is cut, not refused.
 """
 
 from __future__ import annotations
@@ -139,8 +138,11 @@ def run_snippet(code: str, repeat: int,
             status, error = RunStatus.error, error_info(exc)
     except BaseException as exc:  # the snippet's own failure is a result, not a crash
         status, error = _status_for(exc), error_info(exc)
-    result = RunResult(status=status, error=error,
-                       timings=Timings(**timings) if "wall_ms" in timings else None,
-                       values=values.describe_namespace(namespace, preexisting),
-                       captured=values.capture(namespace, capture) if capture else {})
+    # Not validated as a whole here: a result past a cap (an array too large
+    # to send, a capture name too long) is the supervisor's to refuse, as it
+    # refuses anything a run sends.
+    result = RunResult.model_construct(
+        status=status, error=error, timings=Timings(**timings) if "wall_ms" in timings else None,
+        values=values.describe_namespace(namespace, preexisting),
+        captured=values.capture(namespace, capture) if capture else {})
     return result, namespace

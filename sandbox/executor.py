@@ -3,7 +3,9 @@
 Two implementations: the in-process pool (`sandbox.pool.Pool`, the default)
 and the client of remote workers (`sandbox.remote.client.RemoteExecutor`).
 Both put a fair queue in front of their slots, so fairness per learner and
-per class holds whichever one runs.
+per class holds whichever one runs, and both say what their runs compute
+with (`context`, part of the output cache's key) and how they are
+(`stats()`, typed in `stats.py`).
 """
 
 from __future__ import annotations

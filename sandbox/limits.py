@@ -1,7 +1,7 @@
 """Every limit a run is held to, in one place (and the one switch of how spares start).
 
 The web side builds a `Limits` from its settings; the spare applies all of
-them in `isolation.apply_limits` before it runs a snippet, and its GPU caps
+them in `rlimits.apply_limits` before it runs a snippet, and its GPU caps
 in its warm-up (`gpu.py`). The GPU fields also say how the pool shares its
 one GPU out (`gpu_binds.py`).
 """

@@ -32,6 +32,12 @@ from sandbox.protocol import (
     WarmUp,
 )
 
+# Frames from the trusted side are capped too, so a bug can't grow a buffer
+# without end: an order holds a request (code ≤ MAX_CODE_BYTES) and its
+# limits; a SpareReady, a device string and a few versions.
+MAX_ORDER_BYTES = 2 * 1024 * 1024
+MAX_READY_BYTES = 1024 * 1024
+
 
 class CgroupSpec(StrictModel):
     base: str
@@ -134,7 +140,8 @@ class RunFinished(StrictModel):
 
     @classmethod
     def of(cls, result: RunResult) -> RunFinished:
-        return cls(result=result, captured=result.captured)
+        """The frame for `result`, unchecked: the receiving side validates it."""
+        return cls.model_construct(result=result, captured=result.captured)
 
     @model_validator(mode="after")
     def _captured_back_in_the_result(self) -> RunFinished:

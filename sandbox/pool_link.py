@@ -15,11 +15,9 @@ import socket
 from collections.abc import Callable
 
 from sandbox.loop import Loop
-from sandbox.messages import RunOrder
+from sandbox.messages import MAX_ORDER_BYTES, RunOrder
 from sandbox.reassembly import FrameBuffer
 from sandbox.wire import ProtocolError, parse_frame
-
-ORDER_MAX_BYTES = 2 * 1024 * 1024
 
 
 class PoolLink:
@@ -28,7 +26,7 @@ class PoolLink:
         self.loop, self.sock = loop, sock
         self.on_order, self.on_hang_up = on_order, on_hang_up
         self.awaiting_order = False  # only a ready spare takes one
-        self.inbox = FrameBuffer(ORDER_MAX_BYTES)  # the order, as it arrives
+        self.inbox = FrameBuffer(MAX_ORDER_BYTES)  # the order, as it arrives
         self.outbox = bytearray()  # frames for the pool not yet sent
         self.closing = False  # close once the outbox is empty
         sock.setblocking(False)

@@ -25,7 +25,7 @@ from typing import Any
 from sandbox import wire
 from sandbox.executor import ExecutorContext
 from sandbox.limits import Limits
-from sandbox.messages import CgroupSpec, SpareReady, SpareSpawned, SpawnSpare
+from sandbox.messages import MAX_READY_BYTES, CgroupSpec, SpareReady, SpareSpawned, SpawnSpare
 from sandbox.protocol import FRAMEWORKS, Framework
 from sandbox.reserve import Reserve, needs_fresh_runtime
 from sandbox.stats import ReserveStats
@@ -34,7 +34,6 @@ from sandbox.template_process import TEMPLATE_START_S, TemplateProcess
 log = logging.getLogger("sidebyside.pool")
 RESERVE_FLOOR_DIVISOR = 4  # while runs are in flight, refill only below target / 4
 READY_WAIT_S = 120.0  # a spare not ready by then is given up (the supervisor's WARM_UP_S)
-READY_MAX_BYTES = 2**20
 
 
 @dataclasses.dataclass
@@ -122,11 +121,11 @@ class Spares:
 
     async def _await_ready(self, sock: socket.socket, slot: int, framework: Framework,
                            generation: int, spare_id: int) -> None:
-        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=READY_MAX_BYTES)
+        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_READY_BYTES)
         spare = Spare(slot, framework, generation, reader, writer)
         ready: SpareReady | None = None
         try:
-            frame = await asyncio.wait_for(wire.read_body_async(reader, READY_MAX_BYTES),
+            frame = await asyncio.wait_for(wire.read_body_async(reader, MAX_READY_BYTES),
                                            READY_WAIT_S)
             ready = None if frame is None else wire.parse_frame(SpareReady, frame)
         except (TimeoutError, ValueError):

@@ -51,8 +51,8 @@ def import_framework(framework: Framework, precompile_kernels: bool = True) -> K
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy  # noqa: F401
 
+    import sandbox.supervisor  # noqa: F401  (every spare's code, loaded once for all)
     from sandbox import frameworks, runner, seccomp
-    from sandbox import supervisor as _supervisor  # noqa: F401  (every spare's code, once)
 
     kernels = frameworks.of(framework).in_template(precompile_kernels)
     runner.FACTS = runner.host_facts()

@@ -138,8 +138,11 @@ def capture(namespace: dict[str, Any], expressions: dict[str, str]) -> dict[str,
             why = f"`{expression}` is not a numeric array of manageable size"
             captured[name] = _missing(why)
             continue
-        captured[name] = CapturedArray(shape=list(array.shape), dtype=array.dtype.str,
-                                       data_b64=base64.b64encode(array.tobytes()).decode())
+        # Unchecked here: an array past the result's cap ends the run as
+        # ResultTooLarge, on the supervisor's side.
+        captured[name] = CapturedArray.model_construct(
+            shape=list(array.shape), dtype=array.dtype.str,
+            data_b64=base64.b64encode(array.tobytes()).decode())
     return captured
 
 

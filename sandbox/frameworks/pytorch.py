@@ -24,11 +24,11 @@ def in_template(precompile_kernels: bool) -> KernelStatus | None:
 
 
 def warm_up(extras: Sequence[WarmUp] = ()) -> None:
-    """The ops nearly every lesson uses: their first call in a process pays for
-    kernel lookup and oneDNN/MKL set-up (a first matmul alone is ~15 ms).
-    `extras` are TensorFlow's alone."""
+    """The ops nearly every lesson uses, once (`extras` are TensorFlow's alone)."""
     import torch
 
+    # Their first call in a process pays for kernel lookup and oneDNN/MKL
+    # set-up (a first matmul alone is ~15 ms).
     w = torch.randn(4, 4, requires_grad=True)
     torch.relu(w @ torch.ones(4, 4)).sum().backward()
 

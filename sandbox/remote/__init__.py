@@ -6,6 +6,7 @@
           ├── RunFinished, pub/sub on the task's key (listener.py) <── result backend <──┤
           └── WorkerBeat keys, 6 s TTL (registry.py) <────────────── heartbeat every 2 s ┘
 
-Imports `sandbox.protocol` and the local pool, never `app/`. Everything a
+What the two sides trade is `messages.py`. Imports the sandbox's contract
+and the local pool, never `app/`. Everything a
 worker sends (results, heartbeats) is validated again on the web side.
 """

@@ -2,7 +2,7 @@
 
 A worker writes one key with a TTL every couple of seconds; a worker that
 dies stops writing and its key expires. Each beat is a worker's claim, so
-it is validated like any other message (`protocol.WorkerBeat`).
+it is validated like any other message (`remote.messages.WorkerBeat`).
 """
 
 from __future__ import annotations
