@@ -14,21 +14,30 @@ from app.web.render import render
 from sandbox.fairqueue import QueueFull
 
 MAX_BODY_BYTES = 1024 * 1024  # two 64 KiB snippets with room for JSON escaping
+# A pack's zip (UnpackLimits.zip_bytes) with room for its multipart envelope.
+UPLOAD_BODY_BYTES = 4 * 1024 * 1024 + 64 * 1024
+UPLOAD_PATHS = frozenset({"/api/packs", "/packs"})  # POST only: the two upload forms
 
 
 class BodySizeLimit:
-    """Refuse a request body over `max_bytes` with 413, before anyone parses it."""
+    """Refuse a request body over its route's limit with 413, before anyone parses it."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES,
+                 upload_bytes: int = UPLOAD_BODY_BYTES) -> None:
+        self.app, self.default_bytes, self.upload_bytes = app, max_bytes, upload_bytes
+
+    def limit(self, scope: Scope) -> int:
+        uploading = scope["method"] == "POST" and scope["path"].rstrip("/") in UPLOAD_PATHS
+        return self.upload_bytes if uploading else self.default_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit(scope)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(limit, scope, receive, send)
             return
         seen = 0
 
@@ -36,18 +45,18 @@ class BodySizeLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
+            if seen > limit:
                 raise _BodyTooLarge
             return message
 
         try:
             await self.app(scope, limited_receive, send)
         except _BodyTooLarge:
-            await self._too_large(scope, receive, send)
+            await self._too_large(limit, scope, receive, send)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _too_large(self, limit: int, scope: Scope, receive: Receive, send: Send) -> None:
         response = JSONResponse(
-            {"detail": f"request body is larger than {self.max_bytes // 1024} KiB"}, 413)
+            {"detail": f"request body is larger than {limit // 1024} KiB"}, 413)
         await response(scope, receive, send)
 
 

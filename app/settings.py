@@ -69,6 +69,10 @@ class Settings(BaseSettings):
         60, ge=1, description=(
             "Join attempts one client address may make per minute (right code or wrong); "
             "a classroom behind one NAT joins from one address."))
+    pack_max_lessons: int = Field(
+        50, ge=1, description="Lessons an uploaded pack may have; more is refused (422).")
+    pack_max_steps_per_lesson: int = Field(
+        40, ge=1, description="Steps one lesson of an uploaded pack may have; more is refused.")
     reload_packs: bool = Field(
         False, description=("Watch the packs folder: re-read the packs on every change and "
                             "refresh open pages (an author's live preview)."))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from app import check
 from app.classes.service import ClassService
-from app.packs.library import Library
+from app.packs.library import Library, PackLimits
 from app.packs.loader import load_packs
 from app.packs.models import Catalog, Pack
 from app.packs.watch import PackWatcher
@@ -101,6 +101,8 @@ def build_state(settings: Settings, executor: Executor | None = None) -> AppStat
     # The library reads the bundled packs and announces its changes through the
     # state it is part of (bound late: `state` exists before either is called).
     library = Library(settings.data_dir / "packs", db, lambda: state.bundled, check_upload,
+                      pack_limits=PackLimits(settings.pack_max_lessons,
+                                             settings.pack_max_steps_per_lesson),
                       on_change=lambda: state.publish())
     state = AppState(settings, executor, owns_executor, db, bundled, classes, runs, library,
                      watcher=None)

@@ -15,7 +15,7 @@ from markdown_it.token import Token
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.packs.models import Compare, Exercise, GraphSpec, Lesson, Level, Snippet, Step
-from app.packs.source import PackError, line_of, read_yaml, validate
+from app.packs.source import PackError, line_of, read_text, read_yaml, validate
 from sandbox.protocol import MAX_CODE_BYTES, TIMED_MARKER, Device
 
 ID_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -60,11 +60,7 @@ class _Section:
 
 
 def parse_lesson(file: Path, pack_id: str) -> Lesson:
-    try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise PackError(file, 1, f"not UTF-8 text ({exc.reason})") from None
-    front, body, offset = _split_front_matter(text, file)
+    front, body, offset = _split_front_matter(read_text(file), file)
     meta = validate(FrontMatter, *read_yaml(front, file, 2), file, 2, "front matter")
     intro, steps = _parse_body(body, file, offset)
     if not steps:
@@ -74,7 +70,7 @@ def parse_lesson(file: Path, pack_id: str) -> Lesson:
 
 def front_matter_line(file: Path, *loc: int | str) -> int:
     """Line of a front matter field, for errors found once the whole catalog is known."""
-    front, _, _ = _split_front_matter(file.read_text(encoding="utf-8"), file)
+    front, _, _ = _split_front_matter(read_text(file), file)
     return 2 + line_of(read_yaml(front, file, 2)[1], loc)
 
 

@@ -40,6 +40,14 @@ MIN_TOKEN_CHARS = 22  # 128 bits, URL-safe base64
 Checker = Callable[[Pack, Path], Awaitable[tuple[bool, list[dict[str, Any]]]]]
 
 
+@dataclasses.dataclass(frozen=True)
+class PackLimits:
+    """How big an uploaded pack may be, past its zip's limits (settings: pack_max_*)."""
+
+    lessons: int = 50
+    steps_per_lesson: int = 40
+
+
 class UploadRefused(Exception):
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
@@ -67,10 +75,13 @@ def _versioned(pack: Pack, version: int) -> Pack:
 
 class Library:
     def __init__(self, root: Path, db: Database, bundled: Callable[[], Catalog], checker: Checker,
-                 limits: UnpackLimits | None = None,
+                 limits: UnpackLimits | None = None, pack_limits: PackLimits | None = None,
                  on_change: Callable[[], None] | None = None) -> None:
         self.root, self.db, self.bundled, self.checker = root, db, bundled, checker
         self.limits = limits or UnpackLimits()
+        self.pack_limits = pack_limits or PackLimits()
+        # An upload a crash interrupted left its staging folder: nothing in it is a version.
+        shutil.rmtree(self.staging_root, ignore_errors=True)
         self.on_change = on_change
         self._checks: set[asyncio.Task[None]] = set()
         self.checking: set[str] = set()  # versioned pack ids whose check is running
@@ -79,22 +90,31 @@ class Library:
         self.packs: dict[str, Pack] = {}
         for folder in sorted(root.glob("*/*")) if root.is_dir() else []:
             if folder.name.isdigit() and not folder.parent.name.startswith("."):
-                self._add(folder.parent.name, int(folder.name), announce=False)
+                name, number = folder.parent.name, int(folder.name)
+                self._add(name, number, self._load_stored(name, number), announce=False)
 
-    def _add(self, pack: str, version: int, announce: bool = True) -> None:
+    def _load_stored(self, pack: str, version: int) -> Pack | None:
         try:
-            self.packs[str(VersionedPackId(pack, version))] = _versioned(self.load(pack, version),
-                                                                 version)
+            return self.load(pack, version)
         except PackError as exc:  # a pack loaded once loads again, unless its folder was hurt
             log.error("uploaded pack %s v%d no longer loads: %s", pack, version, exc)
+            return None
+
+    def _add(self, pack: str, version: int, loaded: Pack | None, announce: bool = True) -> None:
+        if loaded is not None:
+            self.packs[str(VersionedPackId(pack, version))] = _versioned(loaded, version)
         if announce and self.on_change is not None:
             self.on_change()
 
     def folder(self, pack: str, version: int) -> Path:
         return self.root / pack / str(version)
 
-    async def upload(self, data: bytes, token: str | None) -> Receipt:
-        staging = self.root / ".incoming" / new_token()
+    @property
+    def staging_root(self) -> Path:
+        return self.root / ".incoming"
+
+    def _read_upload(self, data: bytes, staging: Path) -> Pack:
+        """Unzip, parse and sanitise: seconds of CPU for a big pack, so never on the loop."""
         try:
             unpack(data, staging, self.limits)
             pack = load_pack(staging)
@@ -102,7 +122,22 @@ class Library:
             raise UploadRefused(422, str(exc)) from None
         except PackError as exc:
             raise UploadRefused(422, relative(str(exc), staging)) from None
-        try:
+        limits = self.pack_limits
+        if len(pack.lessons) > limits.lessons:
+            raise UploadRefused(422, f"pack.yaml: {len(pack.lessons)} lessons; a pack may have "
+                                     f"{limits.lessons} (setting pack_max_lessons)")
+        for lesson in pack.lessons:
+            if len(lesson.steps) > limits.steps_per_lesson:
+                raise UploadRefused(422, f"{relative(str(lesson.file), staging)}: "
+                                         f"{len(lesson.steps)} steps; a lesson may have "
+                                         f"{limits.steps_per_lesson} (setting "
+                                         f"pack_max_steps_per_lesson)")
+        return pack
+
+    async def upload(self, data: bytes, token: str | None) -> Receipt:
+        staging = self.staging_root / new_token()
+        try:  # every way out of here removes the staging folder
+            pack = await asyncio.to_thread(self._read_upload, data, staging)
             if self.bundled().pack(pack.id) is not None:
                 raise UploadRefused(409, f"pack id '{pack.id}' is taken by a bundled pack")
             made = await store.owner(self.db, pack.id)
@@ -122,7 +157,8 @@ class Library:
             staging.rename(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        self._add(pack.id, version)
+        # read again from its folder, where its files' paths now point
+        self._add(pack.id, version, await asyncio.to_thread(self._load_stored, pack.id, version))
         self._start_check(pack.id, version)
         return Receipt(pack.id, version, None if made is not None else author)
 
@@ -149,7 +185,7 @@ class Library:
     async def _check(self, pack_id: str, version: int) -> None:
         folder = self.folder(pack_id, version)
         try:
-            ok, report = await self.checker(load_pack(folder), folder)
+            ok, report = await self.checker(await asyncio.to_thread(load_pack, folder), folder)
             await store.finish_check(self.db, pack_id, version,
                                      VersionStatus.ready if ok else VersionStatus.failed, report)
         except asyncio.CancelledError:

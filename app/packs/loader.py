@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.packs.lesson_file import ID_PATTERN, front_matter_line, parse_lesson
 from app.packs.models import Catalog, Lesson, Pack
-from app.packs.source import PackError, line_of, read_yaml, validate
+from app.packs.source import PackError, line_of, read_text, read_yaml, validate
 from sandbox.protocol import Framework
 
 __all__ = ["MANIFEST", "PackError", "load_lesson", "load_pack", "load_packs"]
@@ -79,7 +79,7 @@ def _load(manifests: list[Path], *, strict: bool) -> Catalog:
 def _read_pack(manifest: Path, keep: _Keep) -> Pack:
     if not manifest.is_file():
         raise PackError(manifest, 0, "no such file")
-    data, node = read_yaml(manifest.read_text(encoding="utf-8"), manifest, 1)
+    data, node = read_yaml(read_text(manifest), manifest, 1)
     meta = validate(Manifest, data, node, manifest, 1, "pack.yaml")
     lessons: list[Lesson] = []
     for i, name in enumerate(meta.lessons):
@@ -137,4 +137,4 @@ def _unique(packs: list[Pack], keep: _Keep) -> list[Pack]:
 
 
 def _id_line(manifest: Path) -> int:
-    return 1 + line_of(read_yaml(manifest.read_text(encoding="utf-8"), manifest, 1)[1], ["id"])
+    return 1 + line_of(read_yaml(read_text(manifest), manifest, 1)[1], ["id"])

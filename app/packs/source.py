@@ -29,6 +29,14 @@ class PackError(Exception):
         super().__init__(f"{file}:{line}: {message}")
 
 
+def read_text(file: Path) -> str:
+    """A pack file's text; one that is not UTF-8 is an error naming the file."""
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PackError(file, 1, f"not UTF-8 text ({exc.reason})") from None
+
+
 def read_yaml(text: str, file: Path, first_line: int) -> tuple[Any, Node | None]:
     """Parse `text`, whose first line is line `first_line` of `file`."""
     loader = yaml.SafeLoader(text)
@@ -41,6 +49,8 @@ def read_yaml(text: str, file: Path, first_line: int) -> tuple[Any, Node | None]
         raise PackError(file, line, f"invalid YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise PackError(file, first_line, f"invalid YAML: {exc}") from None
+    except RecursionError:  # a document of nested brackets thousands deep
+        raise PackError(file, first_line, "invalid YAML: nested too deeply") from None
     finally:
         loader.dispose()
     return data, node
