@@ -42,3 +42,10 @@ def digest(token: str) -> str:
 
 def same(token: str, expected_digest: str) -> bool:
     return secrets.compare_digest(digest(token), expected_digest)
+
+
+def equal(sent: str, expected: str) -> bool:
+    """A secret as sent against the real one, in constant time; any text may be sent
+    (compare_digest refuses non-ASCII str, so both are compared as bytes)."""
+    return secrets.compare_digest(sent.encode("utf-8", "surrogatepass"),
+                                  expected.encode("utf-8", "surrogatepass"))

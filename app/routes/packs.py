@@ -7,12 +7,12 @@ list, or takes it back.
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, HTTPException, Request, Response, UploadFile
 from pydantic import BaseModel
 
+from app import tokens
 from app.deps import LibraryDep, SettingsDep, bearer_token
 from app.packs.library import Library, UploadRefused
 from app.packs.models import VersionedPackId
@@ -66,7 +66,7 @@ async def _readable(library: Library, pack: str, token: str | None) -> bool:
     """Whether the caller may see the pack: published, or theirs. False for an unknown pack."""
     made = await store.owner(library.db, pack)
     return made is not None and (made.published or (
-        token is not None and hmac.compare_digest(digest(token), made.author_digest)))
+        token is not None and tokens.same(token, made.author_digest)))
 
 
 async def _own(library: Library, pack: str, request: Request) -> None:
@@ -76,7 +76,7 @@ async def _own(library: Library, pack: str, request: Request) -> None:
     token = bearer_token(request)
     if token is None:
         raise HTTPException(401, "Send the pack's author token: Authorization: Bearer <token>.")
-    if not hmac.compare_digest(digest(token), made.author_digest):
+    if not tokens.same(token, made.author_digest):
         raise HTTPException(403, "That token is not this pack's author's.")
 
 
@@ -182,7 +182,7 @@ def _admin(request: Request, settings: SettingsDep) -> None:
     expected = settings.admin_token
     if expected is None:
         raise HTTPException(403, "No administrator token is set on this server.")
-    if token is None or not hmac.compare_digest(token, expected.get_secret_value()):
+    if token is None or not tokens.equal(token, expected.get_secret_value()):
         raise HTTPException(403, "Publishing takes the administrator's token.")
 
 

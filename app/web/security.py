@@ -19,6 +19,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import tokens
+
 LEARNER_COOKIE = "sbs_learner"  # app.deps.get_client_id reads it too
 CSRF_COOKIE = "sbs_csrf"
 CLASS_COOKIE = "sbs_class"  # a learner's student token in a live class
@@ -133,7 +135,7 @@ async def verify_csrf(request: Request) -> None:
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
         sent = str((await request.form()).get(CSRF_FIELD, ""))
-    if not expected or not sent or not secrets.compare_digest(str(sent), str(expected)):
+    if not expected or not sent or not tokens.equal(str(sent), str(expected)):
         raise HTTPException(403, "The form's security token is missing or stale; reload the page.")
 
 
