@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from app.deps import PoolDep, SettingsDep
 from sandbox.protocol import Device, Framework
@@ -17,6 +17,8 @@ router = APIRouter(prefix="/api/health", tags=["health"])
 
 class LocalPoolHealth(BaseModel):
     """The in-process pool's slots and spares."""
+
+    model_config = ConfigDict(extra="forbid")  # one shape or the other, never a blend
 
     slots: int
     busy: int
@@ -34,6 +36,8 @@ class LocalPoolHealth(BaseModel):
 
 class RemotePoolHealth(BaseModel):
     """Remote workers keep their spares to themselves: slots, and slots per device."""
+
+    model_config = ConfigDict(extra="forbid")
 
     slots: int
     busy: int
