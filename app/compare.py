@@ -29,6 +29,9 @@ def _array(captured: CapturedArray) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.dtype(captured.dtype or "f4")).reshape(captured.shape or [])
 
 
+# A run chooses what it captures: comparing is bounded so no pair can hold a thread for
+# long. Lessons compare small values; past this a name is a mismatch that says why.
+MAX_COMPARED_ELEMENTS = 1_000_000
 TEXT_KINDS = "US"  # NumPy's str and bytes kinds: device strings, dtype names, labels
 EXACT_KINDS = "biu"  # bool, signed and unsigned integers: counts, indices, orders
 PREVIEW_CHARS = 120
@@ -101,9 +104,18 @@ def compare_results(a: RunResult, b: RunResult, names: list[str], rtol: float = 
             results[name] = NameComparison(match=False, reason="; ".join(missing))
             continue
         try:
-            results[name] = compare_arrays(_array(left), _array(right), rtol, atol)
-        except (ValueError, TypeError) as exc:
-            results[name] = NameComparison(match=False, reason=f"not comparable: {exc}")
+            left_array, right_array = _array(left), _array(right)
+            size = max(left_array.size, right_array.size)
+            if size > MAX_COMPARED_ELEMENTS:
+                results[name] = NameComparison(
+                    match=False, shapes=[list(left_array.shape), list(right_array.shape)],
+                    reason=f"too large to compare: {size:,} elements "
+                           f"(at most {MAX_COMPARED_ELEMENTS:,})")
+                continue
+            results[name] = compare_arrays(left_array, right_array, rtol, atol)
+        except Exception as exc:  # a forged array (bad dtype, bad bytes): the run's fault
+            results[name] = NameComparison(
+                match=False, reason=f"not comparable: {type(exc).__name__}: {exc}"[:300])
     return Comparison(match=bool(results) and all(r.match for r in results.values()),
                       names=results)
 

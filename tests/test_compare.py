@@ -100,3 +100,26 @@ def test_infinities_on_both_sides_match_without_a_numpy_warning() -> None:
         other = compare_arrays(a, np.array([np.inf, np.inf, 1.0], dtype=np.float32), 1e-5, 1e-6)
     assert same.match and same.max_abs_diff is None
     assert not other.match
+
+
+def test_a_forged_array_is_a_mismatch_with_a_reason_not_a_crash() -> None:
+    bad_code_point = CapturedArray(shape=[1], dtype="<U1",
+                                   data_b64=base64.b64encode(b"\xff\xff\xff\xff").decode())
+    wrong_length = CapturedArray(shape=[3], dtype="<f4", data_b64=base64.b64encode(b"x").decode())
+    objects = CapturedArray(shape=[1], dtype="|O", data_b64=base64.b64encode(b"\0" * 8).decode())
+    for forged in (bad_code_point, wrong_length, objects):
+        tf = run("tensorflow", y="a")
+        pt = RunResult(status=RunStatus.ok, framework="pytorch", captured={"y": forged})
+        result = compare_results(tf, pt, ["y"])
+        assert not result.match and (result.names["y"].reason or "").startswith(
+            "not comparable"), (forged, result)
+
+
+def test_values_too_large_to_compare_are_a_mismatch_that_says_so() -> None:
+    from app.compare import MAX_COMPARED_ELEMENTS
+
+    big = np.zeros(MAX_COMPARED_ELEMENTS + 1, dtype=np.int8)
+    result = compare_results(run("tensorflow", y=big), run("pytorch", y=big), ["y"])
+    assert not result.match and "too large to compare" in (result.names["y"].reason or "")
+    small = np.zeros(MAX_COMPARED_ELEMENTS, dtype=np.int8)
+    assert compare_results(run("tensorflow", y=small), run("pytorch", y=small), ["y"]).match

@@ -111,7 +111,8 @@ class RunService:
         else:
             tf_result, pt_result = await asyncio.gather(self.side(tf, client),
                                                         self.side(pt, client))
-        return PairOutcome.of_step(work.step, tf_result, pt_result)
+        # Comparing is CPU work on values the runs chose: off the event loop.
+        return await asyncio.to_thread(PairOutcome.of_step, work.step, tf_result, pt_result)
 
     async def check(self, work: StepCheck, client: Client) -> CheckOutcome:
         """The code against the reference solution, on the exercise's names."""
@@ -123,12 +124,12 @@ class RunService:
                               for code in (work.code, ex.solution.code))
         mine, solution = await asyncio.gather(self.run(attempt, client),
                                               self.run(reference, client, cached=True))
-        return judge(mine, solution, ex)
+        return await asyncio.to_thread(judge, mine, solution, ex)
 
     async def api_pair(self, work: ApiPair, client: Client) -> PairOutcome:
         tf, pt = await asyncio.gather(self.run(work.tensorflow, client),
                                       self.run(work.pytorch, client))
-        return PairOutcome.of(tf, pt, work.names, work.rtol, work.atol)
+        return await asyncio.to_thread(PairOutcome.of, tf, pt, work.names, work.rtol, work.atol)
 
     def perform(self, work: Work, client: Client) -> Coroutine[Any, Any, Outcome]:
         match work:

@@ -34,7 +34,8 @@ async def fill_cached(service: RunService, views: list[StepView], viewer: Viewer
         tf, pt = view.side("tensorflow"), view.side("pytorch")
         if tf.cached and pt.cached and tf.result and pt.result and view.step.compare \
                 and not view.exercise:
-            show_comparison(view, PairOutcome.of_step(view.step, tf.result, pt.result))
+            pair = await asyncio.to_thread(PairOutcome.of_step, view.step, tf.result, pt.result)
+            show_comparison(view, pair)
 
 
 def show_comparison(view: StepView, pair: PairOutcome, repeat: int = 1) -> None:
