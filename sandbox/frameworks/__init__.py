@@ -10,13 +10,30 @@ must never load TensorFlow, nor the reverse.
 
 from __future__ import annotations
 
-from types import ModuleType
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from sandbox.frameworks import pytorch, tensorflow
-from sandbox.protocol import Framework
+from sandbox.messages import KernelStatus
+from sandbox.protocol import Framework, Timings, WarmUp
 
-MODULES: dict[Framework, ModuleType] = {"tensorflow": tensorflow, "pytorch": pytorch}
+
+class Side(Protocol):
+    """What each framework's module provides (the modules themselves satisfy it)."""
+
+    def in_template(self, precompile_kernels: bool) -> KernelStatus | None: ...
+
+    def warm_up(self, extras: Sequence[WarmUp] = ()) -> None: ...
+
+    def threads(self) -> dict[str, int]: ...
+
+    def before_snippet(self, graph: bool) -> None: ...
+
+    def after_snippet(self, namespace: dict[str, Any], timings: Timings) -> None: ...
 
 
-def of(framework: Framework) -> ModuleType:
+MODULES: dict[Framework, Side] = {"tensorflow": tensorflow, "pytorch": pytorch}
+
+
+def of(framework: Framework) -> Side:
     return MODULES[framework]
