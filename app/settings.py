@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         60, ge=1, description=(
             "Join attempts one client address may make per minute (right code or wrong); "
             "a classroom behind one NAT joins from one address."))
+    class_joins_per_class_per_minute: int = Field(
+        120, ge=1, description=(
+            "Learners one class may seat per minute, from every address together; "
+            "joins beyond it get 429."))
+    classes_per_address_per_hour: int = Field(
+        10, ge=1, description="Classes one client address may start per hour; more get 429.")
     pack_max_lessons: int = Field(
         50, ge=1, description="Lessons an uploaded pack may have; more is refused (422).")
     pack_max_steps_per_lesson: int = Field(

@@ -91,8 +91,11 @@ def build_state(settings: Settings, executor: Executor | None = None) -> AppStat
     for error in bundled.errors:
         log.error("lesson pack: %s", error)
     db = Database(settings.data_dir / DB_FILE)
-    classes = ClassService(db, bundled, max_learners=settings.class_max_learners,
-                           joins_per_minute=settings.class_joins_per_minute)
+    classes = ClassService(
+        db, bundled, max_learners=settings.class_max_learners,
+        joins_per_minute=settings.class_joins_per_minute,
+        joins_per_class_per_minute=settings.class_joins_per_class_per_minute,
+        classes_per_address_per_hour=settings.classes_per_address_per_hour)
     runs = RunService(executor, OutputCache(db), classes)
 
     async def check_upload(pack: Pack, folder: Path) -> tuple[bool, list[dict[str, object]]]:

@@ -317,6 +317,64 @@ def test_joins_are_rate_limited_per_address_and_classes_capped(tmp_path: Path) -
     scenario(tmp_path, go, class_max_learners=2, class_joins_per_minute=4)
 
 
+def from_address(http: httpx.AsyncClient, host: str) -> httpx.AsyncClient:
+    """Another client of the same app, from its own address."""
+    app = http._transport.app  # type: ignore[attr-defined]
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(host, 40000)),
+                             base_url="http://test")
+
+
+def test_many_addresses_together_cannot_seat_more_than_the_class_limit_a_minute(
+        tmp_path: Path) -> None:
+    async def go(http: httpx.AsyncClient, pool: QuickPool) -> None:
+        code = (await new_class(http))["code"]
+        other = (await new_class(http))["code"]
+        answers = []
+        for i in range(5):
+            async with from_address(http, f"10.9.0.{i}") as learner:
+                answers.append(await learner.post(f"/api/classes/{code}/join",
+                                                  json={"name": f"L{i}"}))
+        assert [a.status_code for a in answers] == [201, 201, 201, 429, 429]
+        assert 1 <= int(answers[3].headers["retry-after"]) <= 60
+        assert "Too many people are joining this class" in answers[3].json()["detail"]
+        async with from_address(http, "10.9.1.1") as learner:
+            assert (await learner.post(f"/api/classes/{other}/join",
+                                       json={"name": "Elsewhere"})).status_code == 201
+            page = await learner.get(f"/join/{code}")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+            assert token
+            form = await learner.post(f"/join/{code}", data={"csrf_token": token.group(1),
+                                                              "name": "By form"})
+            assert form.status_code == 429 and "Too many people are joining" in form.text
+            assert int(form.headers["retry-after"]) >= 1
+
+    scenario(tmp_path, go, class_joins_per_class_per_minute=3)
+
+
+def test_one_address_may_start_only_so_many_classes_an_hour(tmp_path: Path) -> None:
+    async def go(http: httpx.AsyncClient, pool: QuickPool) -> None:
+        await new_class(http)
+        await new_class(http)
+        refused = await http.post("/api/classes", json={"pack": "example", "title": "Third"})
+        assert refused.status_code == 429
+        assert "started 2 classes in the last hour" in refused.json()["detail"]
+        assert 3000 < int(refused.headers["retry-after"]) <= 3600
+        bad = await http.post("/api/classes", json={"pack": "nope", "title": "Bad pack"})
+        assert bad.status_code == 404  # bad input is still told as such
+        page = await http.get("/classes/new")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token
+        form = await http.post("/classes/new", data={"csrf_token": token.group(1),
+                                                     "title": "By form", "pack": "example"})
+        assert form.status_code == 429 and "started 2 classes in the last hour" in form.text
+        assert int(form.headers["retry-after"]) > 3000
+        async with from_address(http, "10.9.2.2") as colleague:
+            assert (await colleague.post("/api/classes", json={
+                "pack": "example", "title": "Theirs"})).status_code == 201
+
+    scenario(tmp_path, go, classes_per_address_per_hour=2)
+
+
 def test_only_the_join_page_tells_live_codes_from_dead_ones(tmp_path: Path) -> None:
     async def go(http: httpx.AsyncClient, pool: QuickPool) -> None:
         made = await new_class(http)

@@ -36,6 +36,10 @@ class TooManyJoins(ClassRefused):
     status_code = 429
 
 
+class TooManyClasses(ClassRefused):
+    status_code = 429
+
+
 class RunsPaused(ClassRefused):
     status_code = 423
 

@@ -24,6 +24,7 @@ from app.classes.errors import (
     NotTheInstructor,
     RunInFlight,
     RunsPaused,
+    TooManyClasses,
     TooManyJoins,
 )
 from app.classes.models import RosterEntry
@@ -37,21 +38,26 @@ from sandbox.fairqueue import Client
 
 T = TypeVar("T")
 PAUSED_MESSAGE = "Runs are paused by the instructor."
+HOUR_S = 3600.0
 
 
 class ClassService:
     def __init__(self, db: Database, catalog: Catalog, *, max_learners: int,
-                 joins_per_minute: int, bus: EventBus | None = None) -> None:
+                 joins_per_minute: int, joins_per_class_per_minute: int = 120,
+                 classes_per_address_per_hour: int = 10,
+                 bus: EventBus | None = None) -> None:
         self.db, self.catalog = db, catalog
         self.max_learners = max_learners
         self.bus = bus or EventBus()
-        self.joins = RateLimit(joins_per_minute)
+        self.joins = RateLimit(joins_per_minute)  # per client address, right code or wrong
+        self.seats = RateLimit(joins_per_class_per_minute)  # per class, every address
+        self.new_classes = RateLimit(classes_per_address_per_hour, window_s=HOUR_S)
         self._in_flight: set[str] = set()
 
     # ---- the instructor -----------------------------------------------------
 
-    async def create(self, pack_id: str, title: str,
-                     lesson_ids: list[str] | None) -> tuple[Class, str]:
+    async def create(self, pack_id: str, title: str, lesson_ids: list[str] | None,
+                     address: str) -> tuple[Class, str]:
         pack = self.catalog.pack(pack_id)
         if pack is None:
             raise NoSuchClass(f"No pack '{pack_id}'.")
@@ -61,6 +67,11 @@ class ClassService:
         if unknown or len(set(chosen)) != len(chosen) or not chosen:
             raise ClassRefused(f"lessons must be distinct lessons of '{pack_id}' with steps; "
                                f"not {', '.join(unknown) or 'those'}")
+        wait_s = self.new_classes.attempt(address)
+        if wait_s:
+            raise TooManyClasses(
+                f"This address has started {self.new_classes.per_window} classes in the last "
+                f"hour; try again in {_minutes(wait_s)}.", wait_s)
         token = tokens.new_token()
         while True:  # 32**6 codes: a clash is rare, and simply drawn again
             klass = Class(tokens.new_code(), title, pack_id, tuple(chosen),
@@ -136,6 +147,11 @@ class ClassService:
         self._joins_left(address, count=True)
         klass = await self.get(code)
         self._still_open(klass)
+        wait_s = self.seats.attempt(klass.code)
+        if wait_s:
+            raise TooManyJoins(f"Too many people are joining this class at once (more than "
+                               f"{self.seats.per_window} a minute); try again in {wait_s} s.",
+                               wait_s)
         lesson = self.catalog.lesson(klass.lessons[0])
         first_step = lesson.steps[0].id if lesson and lesson.steps else ""
         token, now = tokens.new_token(), time.time()
@@ -219,3 +235,7 @@ class ClassService:
 
     def _publish(self, klass: Class, event: ClassEvent) -> None:
         self.bus.publish(klass.code, event)
+
+
+def _minutes(seconds: int) -> str:
+    return f"{seconds} s" if seconds < 120 else f"{seconds // 60} min"

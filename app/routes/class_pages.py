@@ -6,7 +6,7 @@ this router serves the banner's event stream.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
@@ -18,7 +18,7 @@ from app.classes.errors import ClassRefused, NotTheInstructor
 from app.classes.models import CreateClass, JoinClass
 from app.deps import ClassesDep, LibraryDep, SeatDep, VisibleCatalogDep
 from app.packs.models import VersionedPackId
-from app.routes.classes import pinned_pack
+from app.routes.classes import client_address, pinned_pack
 from app.web.classbanner import banner_frames
 from app.web.classlinks import first_lesson_url, set_class_cookie, set_teach_cookie
 from app.web.render import render
@@ -48,10 +48,11 @@ async def create_class_page(request: Request, catalog: VisibleCatalogDep, classe
             title=title, lessons=[x.removeprefix(prefix) for x in lessons or []] or None)
         chosen, chosen_lessons = await pinned_pack(body, library, classes,
                                                    request.cookies.get(AUTHOR_COOKIE))
-        klass, token = await classes.create(chosen, body.title, chosen_lessons)
+        klass, token = await classes.create(chosen, body.title, chosen_lessons,
+                                            client_address(request))
     except (ValidationError, ClassRefused, HTTPException, ValueError) as exc:
         return render(request, "pages/class_new.html", {
-            "packs": catalog.packs, "error": _say(exc)}, status_code=422)
+            "packs": catalog.packs, "error": _say(exc)}, **_refusal(exc, default=422))
     response = RedirectResponse(f"/classes/{klass.code}/dashboard", status_code=303)
     set_teach_cookie(response, klass.code, token)
     return response
@@ -68,7 +69,7 @@ async def read_join_code(request: Request,
 
 @router.get("/join/{code}", response_class=HTMLResponse)
 async def read_join(request: Request, code: str, classes: ClassesDep) -> HTMLResponse:
-    klass = await classes.find_to_join(code, _address(request))
+    klass = await classes.find_to_join(code, client_address(request))
     return render(request, "pages/join.html", {"klass": klass, "code": klass.code,
                                                "error": None, "name": ""})
 
@@ -77,14 +78,14 @@ async def read_join(request: Request, code: str, classes: ClassesDep) -> HTMLRes
 async def create_join_page(request: Request, code: str, classes: ClassesDep,
                            name: Annotated[str, Form(max_length=200)],
                            ) -> HTMLResponse | RedirectResponse:
-    klass = await classes.find_to_join(code, _address(request))
+    klass = await classes.find_to_join(code, client_address(request))
     try:
-        seat, token = await classes.join(code, JoinClass(name=name).name, _address(request))
+        seat, token = await classes.join(code, JoinClass(name=name).name,
+                                         client_address(request))
     except (ValidationError, ClassRefused) as exc:
-        status = exc.status_code if isinstance(exc, ClassRefused) else 422
         return render(request, "pages/join.html", {"klass": klass, "code": klass.code,
                                                    "error": _say(exc), "name": name},
-                      status_code=status)
+                      **_refusal(exc, default=422, own_status=True))
     response = RedirectResponse(first_lesson_url(request, seat.klass), status_code=303)
     set_class_cookie(response, token)
     return response
@@ -129,8 +130,15 @@ async def read_class_stream(request: Request, code: str, seat: SeatDep,
         media_type="text/event-stream", headers=streams.HEADERS)
 
 
-def _address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def _refusal(exc: Exception, *, default: int, own_status: bool = False) -> dict[str, Any]:
+    """The status and headers a form page answers a refusal with: a limit is 429 with
+    Retry-After; otherwise `default`, or with `own_status` the refusal's own status."""
+    if not isinstance(exc, ClassRefused):
+        return {"status_code": default}
+    if exc.retry_after_s:
+        return {"status_code": exc.status_code,
+                "headers": {"Retry-After": str(exc.retry_after_s)}}
+    return {"status_code": exc.status_code if own_status else default}
 
 
 def _say(exc: Exception) -> str:

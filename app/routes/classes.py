@@ -41,6 +41,10 @@ CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {}}, "description": "One row per learner."}}
 
 
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 async def instructor_class(code: str, request: Request, classes: ClassesDep) -> Class:
     return await classes.as_instructor(code, bearer_token(request))
 
@@ -70,13 +74,13 @@ async def pinned_pack(body: CreateClass, library: Library, classes: ClassService
 
 
 @router.post("", status_code=201, response_model=ClassCreated,
-             responses={404: {}, 409: {}, 422: {}})
+             responses={404: {}, 409: {}, 422: {}, 429: {}})
 async def create_class(body: CreateClass, request: Request, classes: ClassesDep,
                        library: LibraryDep) -> ClassCreated:
     """Start a class from a bundled pack, or from a version of an uploaded one (the
     author's Bearer token lets them teach from their own unpublished pack)."""
     pack, lessons = await pinned_pack(body, library, classes, bearer_token(request))
-    klass, token = await classes.create(pack, body.title, lessons)
+    klass, token = await classes.create(pack, body.title, lessons, client_address(request))
     return ClassCreated(code=klass.code, join_url=join_url(request, klass.code),
                         instructor_url=teach_url(request, klass.code, token),
                         instructor_token=token)
@@ -85,8 +89,7 @@ async def create_class(body: CreateClass, request: Request, classes: ClassesDep,
 @router.post("/{code}/join", status_code=201, response_model=Joined)
 async def create_join(code: str, body: JoinClass, request: Request, response: Response,
                       classes: ClassesDep) -> Joined:
-    seat, token = await classes.join(code, body.name, request.client.host if request.client
-                                     else "unknown")
+    seat, token = await classes.join(code, body.name, client_address(request))
     set_class_cookie(response, token)  # a browser calling the API is in the class too
     return Joined(student_token=token, lesson_url=first_lesson_url(request, seat.klass))
 
