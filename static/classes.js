@@ -47,7 +47,17 @@
     setTimeout(function () { target.classList.remove("followed"); }, 2500);
   }
 
+  // Taken out of the class: the note stays, the stream's element goes (the sse
+  // extension closes a stream whose element left the page, and never reopens it).
+  function leaveClass() {
+    var note = document.querySelector(".class-slot .class-removed");
+    if (!note) return;
+    note.closest(".class-slot").replaceWith(note);
+    showPause(false);
+  }
+
   function apply() {
+    leaveClass();
     var banner = document.getElementById("class-banner");
     if (!banner) return;
     showPause(banner.dataset.paused === "true");

@@ -161,6 +161,7 @@ def test_the_roster_and_code_are_the_instructors_alone(tmp_path: Path) -> None:
             ("GET", f"/api/classes/{code}/events"), ("GET", f"/api/classes/{code}/export.csv"),
             ("POST", f"/api/classes/{code}/pause"), ("POST", f"/api/classes/{code}/end"),
             ("POST", f"/api/classes/{code}/message"), ("POST", f"/api/classes/{code}/follow"),
+            ("DELETE", f"/api/classes/{code}/learners/{ana_id}"),
         ]
         for method, path in instructor_only:
             body = {"json": {}} if method == "POST" else {}

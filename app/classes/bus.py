@@ -19,7 +19,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-EventKind = Literal["joined", "moved", "run", "follow", "message", "pause", "end", "overflow"]
+EventKind = Literal["joined", "moved", "run", "removed", "follow", "message", "pause", "end",
+                    "overflow"]
 # What a learner's page hears: the class's own state, never another learner.
 CLASS_WIDE: frozenset[EventKind] = frozenset({"follow", "message", "pause", "end", "overflow"})
 QUEUE_EVENTS = 512

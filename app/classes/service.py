@@ -137,6 +137,15 @@ class ClassService:
         await classes.pause(self.db, klass.code, paused)
         self._publish(klass, ClassEvent(kind="pause", paused=paused))
 
+    async def remove(self, klass: Class, learner_id: str) -> None:
+        """Take a learner out: their token no longer seats them, so their runs are their
+        own again and their banner goes; they may join again, as a new learner."""
+        self._still_open(klass)
+        name = await class_learners.remove(self.db, klass.code, learner_id[:200])
+        if name is None:
+            raise NoSuchClass("No such learner in this class.")
+        self._publish(klass, ClassEvent(kind="removed", learner=learner_id, name=name))
+
     async def end(self, klass: Class) -> None:
         await classes.end(self.db, klass.code)
         self._publish(klass, ClassEvent(kind="end"))
@@ -169,9 +178,9 @@ class ClassService:
             return None
         return await class_learners.seat(self.db, tokens.digest(token))
 
-    async def seat_again(self, seat: Seat) -> Seat:
-        """The same learner, with the class's state as it is now."""
-        return await class_learners.seat_of(self.db, seat.learner.id) or seat
+    async def seat_again(self, seat: Seat) -> Seat | None:
+        """The same learner, with the class's state as it is now; None once removed."""
+        return await class_learners.seat_of(self.db, seat.learner.id)
 
     def client(self, seat: Seat, address: str) -> Client:
         """The learner in the fair queue: their class is their group."""
@@ -218,7 +227,8 @@ class ClassService:
         finally:
             self._in_flight.discard(seat.learner.id)
         done = outcome(result)
-        await class_learners.record(self.db, seat.learner.id, done)
+        if not await class_learners.record(self.db, seat.learner.id, done):
+            return result  # removed while it ran: it is theirs, not the class's
         self._publish(seat.klass, ClassEvent(
             kind="run", learner=seat.learner.id, name=seat.learner.name, lesson=done.lesson,
             step=done.step, status=done.status, error=done.error))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from app.classes.bus import CLASS_WIDE, ClassEvent, EventBus
+from app.classes.bus import ClassEvent, EventBus
 
 KEEPALIVE_S = 15.0
 SETTLE_S = 0.25  # the dashboard re-renders at most this often under a burst
@@ -28,13 +28,16 @@ def encode(event: str, data: str) -> str:
 
 async def follow(bus: EventBus, code: str, everything: Callable[[], Awaitable[Frames]],
                  on_event: Callable[[ClassEvent], Awaitable[Frames]], *,
-                 class_wide_only: bool = False, settle_s: float = 0.0,
+                 wants: Callable[[ClassEvent], bool] | None = None,
+                 ends: Callable[[ClassEvent], bool] | None = None, settle_s: float = 0.0,
                  refresh_s: float | None = None) -> AsyncIterator[str]:
     """The stream: `everything` first and on overflow, `on_event` per event.
 
-    With `settle_s`, events arriving together are answered once, by
-    `everything`; with `refresh_s`, `everything` is sent again after that
-    long without events (the dashboard's idle times move on their own).
+    Only the events `wants` accepts are answered, and the stream ends after
+    answering one that `ends` accepts. With `settle_s`, events arriving
+    together are answered once, by `everything`; with `refresh_s`,
+    `everything` is sent again after that long without events (the
+    dashboard's idle times move on their own).
     """
     async with bus.subscribe(code) as subscription:
         yield f"retry: {RETRY_MS}\n\n"
@@ -56,7 +59,7 @@ async def follow(bus: EventBus, code: str, everything: Callable[[], Awaitable[Fr
                     yield ": keepalive\n\n"
                 continue
             quiet_s = 0.0
-            if class_wide_only and event.kind not in CLASS_WIDE:
+            if wants is not None and event.kind != "overflow" and not wants(event):
                 continue
             if settle_s or event.kind == "overflow":
                 closed = await _drain(subscription.queue, settle_s)
@@ -67,6 +70,8 @@ async def follow(bus: EventBus, code: str, everything: Callable[[], Awaitable[Fr
                 continue
             for name, data in await on_event(event):
                 yield encode(name, data)
+            if ends is not None and ends(event):
+                return
 
 
 async def _drain(queue: asyncio.Queue[ClassEvent | None], settle_s: float) -> bool:

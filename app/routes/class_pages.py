@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from pydantic import ValidationError
 
 from app.classes import streams
-from app.classes.bus import ClassEvent
+from app.classes.bus import CLASS_WIDE, ClassEvent
 from app.classes.errors import ClassRefused, NotTheInstructor
 from app.classes.models import CreateClass, JoinClass
 from app.deps import ClassesDep, LibraryDep, SeatDep, VisibleCatalogDep
@@ -21,7 +21,7 @@ from app.packs.models import VersionedPackId
 from app.routes.classes import client_address, pinned_pack
 from app.web.classbanner import banner_frames
 from app.web.classlinks import first_lesson_url, set_class_cookie, set_teach_cookie
-from app.web.render import render
+from app.web.render import fragment, render
 from app.web.security import AUTHOR_COOKIE, CsrfDep
 
 router = APIRouter(tags=["class pages"], include_in_schema=False)
@@ -120,13 +120,21 @@ async def read_class_stream(request: Request, code: str, seat: SeatDep,
 
     async def everything() -> streams.Frames:
         fresh = await classes.seat_again(seat)
+        if fresh is None:  # removed by the instructor: the banner gives way to a note
+            return [("banner", fragment(request, "partials/class_removed.html",
+                                        {"klass": seat.klass}))]
         return banner_frames(request, fresh)
 
     async def one(_: ClassEvent) -> streams.Frames:
         return await everything()
 
+    def wants(event: ClassEvent) -> bool:
+        return event.kind in CLASS_WIDE or (event.kind == "removed"
+                                            and event.learner == seat.learner.id)
+
     return StreamingResponse(
-        streams.follow(classes.bus, code, everything, one, class_wide_only=True),
+        streams.follow(classes.bus, code, everything, one, wants=wants,
+                       ends=lambda event: event.kind == "removed"),
         media_type="text/event-stream", headers=streams.HEADERS)
 
 

@@ -112,6 +112,15 @@ async def read_learner_code(learner_id: str, klass: InstructorClass,
                        tensorflow=code.tensorflow, pytorch=code.pytorch, result=code.result)
 
 
+@router.delete("/{code}/learners/{learner_id}", status_code=204, response_class=Response,
+               responses={404: {}, 409: {}})
+async def delete_learner(learner_id: str, klass: InstructorClass, classes: ClassesDep) -> None:
+    """Take a learner out of the class: their token no longer seats them, their runs stop
+    counting here, and they leave the roster and the export. They may join again, as
+    someone new on the roster."""
+    await classes.remove(klass, learner_id)
+
+
 @router.get("/{code}/events", response_class=StreamingResponse, responses=EVENT_STREAM)
 async def read_events(klass: InstructorClass, classes: ClassesDep) -> StreamingResponse:
     async def everything() -> streams.Frames:

@@ -117,6 +117,22 @@ async def update_pause_page(request: Request, klass: TaughtClass, classes: Class
     return await _act(request, klass, classes, classes.pause(klass, paused))
 
 
+@posts.post("/learners/{learner_id}/remove", response_class=HTMLResponse, response_model=None)
+async def delete_learner_page(request: Request, learner_id: str, klass: TaughtClass,
+                              classes: ClassesDep) -> Response:
+    """htmx gets the fresh roster (the stream tells the other dashboards); a form, the page."""
+    error = None
+    try:
+        await classes.remove(klass, learner_id)
+    except ClassRefused as exc:
+        error = exc.message
+    if not is_fragment(request):
+        return RedirectResponse(f"/classes/{klass.code}/dashboard", status_code=303)
+    context = await _live_context(request, klass, classes)
+    context["error"] = error
+    return render(request, "partials/roster.html", context)
+
+
 @posts.post("/end", response_class=HTMLResponse, response_model=None)
 async def update_end_page(request: Request, klass: TaughtClass, classes: ClassesDep) -> Response:
     return await _act(request, klass, classes, classes.end(klass))

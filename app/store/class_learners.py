@@ -89,6 +89,7 @@ SELECT l.id, l.class_code, l.name, l.joined_at, l.active_at, l.lesson, l.step, l
                WHERE p.learner_id = l.id AND p.lesson = l.lesson AND p.step = l.step)
 FROM class_learners l
 """
+_SEATED = "l.removed_at IS NULL"  # a removed learner is in no roster and has no seat
 
 
 def _learner(row: sqlite3.Row | tuple[object, ...]) -> Learner:
@@ -102,7 +103,8 @@ async def join(db: Database, learner: Learner, token_digest: str, max_learners: 
     """Seat a learner; False when the class already has `max_learners`."""
 
     def write(conn: sqlite3.Connection) -> bool:
-        (count,) = conn.execute("SELECT count(*) FROM class_learners WHERE class_code = ?",
+        (count,) = conn.execute("SELECT count(*) FROM class_learners"
+                                " WHERE class_code = ? AND removed_at IS NULL",
                                 (learner.class_code,)).fetchone()
         if count >= max_learners:
             return False
@@ -126,7 +128,8 @@ async def seat_of(db: Database, learner_id: str) -> Seat | None:
 
 async def _seat(db: Database, column: str, value: str) -> Seat | None:
     def read(conn: sqlite3.Connection) -> Seat | None:
-        row = conn.execute(_LEARNER + f" WHERE {column} = ?", (value,)).fetchone()
+        row = conn.execute(_LEARNER + f" WHERE {column} = ? AND {_SEATED}",
+                           (value,)).fetchone()
         if row is None:
             return None
         klass = conn.execute(f"SELECT {classes.COLUMNS} FROM classes WHERE code = ?",
@@ -138,8 +141,8 @@ async def _seat(db: Database, column: str, value: str) -> Seat | None:
 
 async def roster(db: Database, code: str) -> list[Learner]:
     def read(conn: sqlite3.Connection) -> list[Learner]:
-        rows = conn.execute(_LEARNER + " WHERE l.class_code = ? ORDER BY l.joined_at, l.id",
-                            (code,))
+        rows = conn.execute(_LEARNER + f" WHERE l.class_code = ? AND {_SEATED}"
+                            " ORDER BY l.joined_at, l.id", (code,))
         return [_learner(r) for r in rows]
 
     return await db.read(read)
@@ -147,7 +150,7 @@ async def roster(db: Database, code: str) -> list[Learner]:
 
 async def code(db: Database, class_code: str, learner_id: str) -> tuple[Learner, Code] | None:
     def read(conn: sqlite3.Connection) -> tuple[Learner, Code] | None:
-        row = conn.execute(_LEARNER + " WHERE l.class_code = ? AND l.id = ?",
+        row = conn.execute(_LEARNER + f" WHERE l.class_code = ? AND l.id = ? AND {_SEATED}",
                            (class_code, learner_id)).fetchone()
         if row is None:
             return None
@@ -173,15 +176,33 @@ async def move(db: Database, learner_id: str, lesson: str, step: str) -> None:
     await db.write(write)
 
 
-async def record(db: Database, learner_id: str, outcome: RunRecord) -> None:
+async def remove(db: Database, class_code: str, learner_id: str) -> str | None:
+    """Take a learner out of their class; their name, or None if they weren't in it."""
+
+    def write(conn: sqlite3.Connection) -> str | None:
+        row = conn.execute("SELECT name FROM class_learners WHERE class_code = ? AND id = ?"
+                           " AND removed_at IS NULL", (class_code, learner_id)).fetchone()
+        if row is None:
+            return None
+        conn.execute("UPDATE class_learners SET removed_at = ? WHERE id = ?",
+                     (time.time(), learner_id))
+        return str(row[0])
+
+    return await db.write(write)
+
+
+async def record(db: Database, learner_id: str, outcome: RunRecord) -> bool:
+    """Count a run on the roster; False (nothing counted) once the learner was removed."""
     now = time.time()
 
-    def write(conn: sqlite3.Connection) -> None:
-        conn.execute(
+    def write(conn: sqlite3.Connection) -> bool:
+        counted = conn.execute(
             "UPDATE class_learners SET active_at = ?, runs = runs + 1,"
             " failures_in_row = CASE WHEN ? THEN failures_in_row + 1 ELSE 0 END,"
-            " last_status = ?, last_error = ? WHERE id = ?",
-            (now, outcome.failed, outcome.status, outcome.error, learner_id))
+            " last_status = ?, last_error = ? WHERE id = ? AND removed_at IS NULL",
+            (now, outcome.failed, outcome.status, outcome.error, learner_id)).rowcount
+        if not counted:
+            return False
         if outcome.codes:
             # both sides are kept, so a single-side run leaves the other as it was
             conn.execute(
@@ -198,5 +219,6 @@ async def record(db: Database, learner_id: str, outcome: RunRecord) -> None:
         if outcome.passed and outcome.lesson and outcome.step:
             conn.execute("INSERT OR IGNORE INTO class_passes VALUES (?, ?, ?, ?)",
                          (learner_id, outcome.lesson, outcome.step, now))
+        return True
 
-    await db.write(write)
+    return await db.write(write)

@@ -106,7 +106,13 @@ CREATE TABLE pack_versions (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_INITIAL, _CLASSES, _PACKS)
+# 4: an instructor removes a learner; the row stays (its token must stay
+# known, so it can't sit down again), out of the roster and the class.
+_REMOVALS = """
+ALTER TABLE class_learners ADD COLUMN removed_at REAL;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_INITIAL, _CLASSES, _PACKS, _REMOVALS)
 
 
 class SchemaTooNew(RuntimeError):
