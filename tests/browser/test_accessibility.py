@@ -74,3 +74,43 @@ def test_no_wcag_aa_violations(browser: Browser, live_server: LiveServer,
     finally:
         context.close()
     assert {path: v for path, v in found.items() if v} == {}
+
+
+def _outputs_in_place(page: Page, url: str) -> None:
+    """Reload until every step shows its output: a view computes only a few at a time."""
+    for _ in range(40):
+        page.goto(url)
+        pending = page.locator(".state-pending")
+        if pending.count() == 0:
+            return
+        for _ in range(pending.count()):
+            pending.nth(0).wait_for(state="detached", timeout=WAIT_S)
+    raise AssertionError(f"{url}: outputs still pending after 40 views")
+
+
+def test_every_bundled_lesson_has_no_violations_while_loading_and_after(
+        browser: Browser, live_server: LiveServer) -> None:
+    from app.packs.loader import load_packs
+    from app.settings import ROOT
+
+    lessons = [lesson.id for lesson in load_packs(ROOT / "lessons").lessons]
+    contexts = {scheme: browser.new_context(viewport={"width": 1360, "height": 900},
+                                            color_scheme=scheme)
+                for scheme in ("light", "dark")}
+    pages = {scheme: context.new_page() for scheme, context in contexts.items()}
+    found: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for lesson in lessons:
+            url = f"{live_server.url}/lessons/{lesson}"
+            for scheme, page in pages.items():  # as first opened: outputs on their way
+                page.goto(url)
+                found[f"{lesson} {scheme}, loading"] = audit(page)
+            _outputs_in_place(pages["light"], url)
+            for scheme, page in pages.items():
+                page.goto(url)
+                found[f"{lesson} {scheme}"] = audit(page)
+    finally:
+        for context in contexts.values():
+            context.close()
+    assert len(found) == 4 * len(lessons) and len(lessons) >= 19
+    assert {where: v for where, v in found.items() if v} == {}

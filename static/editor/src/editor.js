@@ -70,6 +70,9 @@ export function mountEditor(textarea) {
         EditorView.contentAttributes.of({
           "aria-label": label ? label.textContent.trim() : "code",
           "aria-multiline": "true",
+          // focusable by the keyboard in its own right, so the scroller around it
+          // counts as a scrollable region a keyboard can reach (WCAG 2.1.1)
+          "tabindex": "0",
         }),
       ],
     }),
