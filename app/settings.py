@@ -75,6 +75,13 @@ class Settings(BaseSettings):
             "joins beyond it get 429."))
     classes_per_address_per_hour: int = Field(
         10, ge=1, description="Classes one client address may start per hour; more get 429.")
+    sse_streams_per_address: int = Field(
+        128, ge=1, description=(
+            "Event streams (dashboards, learners' class banners) one client address may "
+            "hold open; a class behind one NAT shares it."))
+    sse_streams_per_token: int = Field(
+        6, ge=1, description=(
+            "Event streams one instructor or learner token may hold open (tabs, screens)."))
     pack_max_lessons: int = Field(
         50, ge=1, description="Lessons an uploaded pack may have; more is refused (422).")
     pack_max_steps_per_lesson: int = Field(

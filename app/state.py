@@ -20,6 +20,7 @@ from pathlib import Path
 
 from app import check
 from app.classes.service import ClassService
+from app.classes.streamslots import StreamSlots
 from app.packs.library import Library, PackLimits
 from app.packs.loader import load_packs
 from app.packs.models import Catalog, Pack
@@ -95,7 +96,9 @@ def build_state(settings: Settings, executor: Executor | None = None) -> AppStat
         db, bundled, max_learners=settings.class_max_learners,
         joins_per_minute=settings.class_joins_per_minute,
         joins_per_class_per_minute=settings.class_joins_per_class_per_minute,
-        classes_per_address_per_hour=settings.classes_per_address_per_hour)
+        classes_per_address_per_hour=settings.classes_per_address_per_hour,
+        streams=StreamSlots.for_this_process(per_address=settings.sse_streams_per_address,
+                                             per_token=settings.sse_streams_per_token))
     runs = RunService(executor, OutputCache(db), classes)
 
     async def check_upload(pack: Pack, folder: Path) -> tuple[bool, list[dict[str, object]]]:

@@ -29,6 +29,7 @@ from app.classes.errors import (
 )
 from app.classes.models import RosterEntry
 from app.classes.ratelimit import RateLimit
+from app.classes.streamslots import StreamSlots
 from app.packs.models import Catalog
 from app.store import class_learners, classes
 from app.store.class_learners import Code, Learner, RunRecord, Seat
@@ -44,7 +45,7 @@ HOUR_S = 3600.0
 class ClassService:
     def __init__(self, db: Database, catalog: Catalog, *, max_learners: int,
                  joins_per_minute: int, joins_per_class_per_minute: int = 120,
-                 classes_per_address_per_hour: int = 10,
+                 classes_per_address_per_hour: int = 10, streams: StreamSlots,
                  bus: EventBus | None = None) -> None:
         self.db, self.catalog = db, catalog
         self.max_learners = max_learners
@@ -52,6 +53,7 @@ class ClassService:
         self.joins = RateLimit(joins_per_minute)  # per client address, right code or wrong
         self.seats = RateLimit(joins_per_class_per_minute)  # per class, every address
         self.new_classes = RateLimit(classes_per_address_per_hour, window_s=HOUR_S)
+        self.streams = streams  # the event streams' slots: the bus's, and any other
         self._in_flight: set[str] = set()
 
     # ---- the instructor -----------------------------------------------------

@@ -11,7 +11,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
 from app.classes.bus import ClassEvent, EventBus
+from app.classes.streamslots import Slot, StreamSlots, TooManyStreams
 
 KEEPALIVE_S = 15.0
 SETTLE_S = 0.25  # the dashboard re-renders at most this often under a burst
@@ -19,6 +23,37 @@ RETRY_MS = 2000  # how soon a browser reconnects after the stream drops
 HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 Frames = list[tuple[str, str]]  # (event name, data)
+
+
+class HeldStream(StreamingResponse):
+    """An event stream that gives its slot back when the response ends, however it ends:
+    finished, the client gone (Starlette stops the body then), or the server stopping."""
+
+    def __init__(self, body: AsyncIterator[str], slot: Slot) -> None:
+        super().__init__(body, media_type="text/event-stream", headers=HEADERS)
+        self.slot = slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.slot.release()
+
+
+def respond(slots: StreamSlots, address: str, token: str | None,
+            body: AsyncIterator[str]) -> Response:
+    """The stream in a slot of its own, or 429 when a cap is reached.
+
+    The refusal closes its connection, so a refused client holds no
+    descriptor; a page's EventSource tries again by itself, backing off.
+    """
+    try:
+        slot = slots.take(address, token)
+    except TooManyStreams as exc:
+        return JSONResponse({"detail": exc.message, "retry_after_s": exc.retry_after_s}, 429,
+                            headers={"Retry-After": str(exc.retry_after_s),
+                                     "Connection": "close", **HEADERS})
+    return HeldStream(body, slot)
 
 
 def encode(event: str, data: str) -> str:

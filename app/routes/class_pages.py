@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from app.classes import streams
@@ -113,7 +113,7 @@ async def create_teach_session(request: Request, code: str, classes: ClassesDep,
 
 @router.get("/classes/{code}/stream")
 async def read_class_stream(request: Request, code: str, seat: SeatDep,
-                            classes: ClassesDep) -> StreamingResponse:
+                            classes: ClassesDep) -> Response:
     """The learner's banner: follow-me, messages, pause, end. Nothing about other learners."""
     if seat is None or seat.klass.code != code:
         raise NotTheInstructor("This stream is for the class's learners.")
@@ -132,10 +132,10 @@ async def read_class_stream(request: Request, code: str, seat: SeatDep,
         return event.kind in CLASS_WIDE or (event.kind == "removed"
                                             and event.learner == seat.learner.id)
 
-    return StreamingResponse(
+    return streams.respond(
+        classes.streams, client_address(request), f"learner:{seat.learner.id}",
         streams.follow(classes.bus, code, everything, one, wants=wants,
-                       ends=lambda event: event.kind == "removed"),
-        media_type="text/event-stream", headers=streams.HEADERS)
+                       ends=lambda event: event.kind == "removed"))
 
 
 def _refusal(exc: Exception, *, default: int, own_status: bool = False) -> dict[str, Any]:

@@ -121,8 +121,11 @@ async def delete_learner(learner_id: str, klass: InstructorClass, classes: Class
     await classes.remove(klass, learner_id)
 
 
-@router.get("/{code}/events", response_class=StreamingResponse, responses=EVENT_STREAM)
-async def read_events(klass: InstructorClass, classes: ClassesDep) -> StreamingResponse:
+@router.get("/{code}/events", response_class=StreamingResponse,
+            responses={**EVENT_STREAM, 429: {"description": "Too many streams held open: "
+                                                            "per address, per token, or in all"}})
+async def read_events(request: Request, klass: InstructorClass,
+                      classes: ClassesDep) -> Response:
     async def everything() -> streams.Frames:
         state = await class_state(classes, klass)
         entries = await classes.roster(klass)
@@ -132,8 +135,9 @@ async def read_events(klass: InstructorClass, classes: ClassesDep) -> StreamingR
     async def one(event: ClassEvent) -> streams.Frames:
         return [(event.kind, event.model_dump_json(exclude_none=True))]
 
-    return StreamingResponse(streams.follow(classes.bus, klass.code, everything, one),
-                             media_type="text/event-stream", headers=streams.HEADERS)
+    return streams.respond(classes.streams, client_address(request),
+                           f"instructor:{klass.code}",
+                           streams.follow(classes.bus, klass.code, everything, one))
 
 
 @router.post("/{code}/follow", response_model=ClassState)

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import segno
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.classes import roster, streams
 from app.classes.bus import ClassEvent
@@ -22,6 +22,7 @@ from app.classes.models import Message
 from app.classes.service import ClassService
 from app.deps import ClassesDep
 from app.packs.models import Catalog
+from app.routes.classes import client_address
 from app.store.classes import Class
 from app.web.classlinks import join_url, teach_url
 from app.web.render import fragment, is_fragment, render
@@ -51,8 +52,7 @@ async def read_dashboard(request: Request, klass: TaughtClass,
 
 
 @router.get("/live")
-async def read_live(request: Request, klass: TaughtClass,
-                    classes: ClassesDep) -> StreamingResponse:
+async def read_live(request: Request, klass: TaughtClass, classes: ClassesDep) -> Response:
     async def everything() -> streams.Frames:
         context = await _live_context(request, klass, classes)
         return [(name, fragment(request, f"partials/{name}.html", context))
@@ -61,10 +61,10 @@ async def read_live(request: Request, klass: TaughtClass,
     async def one(_: ClassEvent) -> streams.Frames:
         return await everything()
 
-    return StreamingResponse(
+    return streams.respond(
+        classes.streams, client_address(request), f"instructor:{klass.code}",
         streams.follow(classes.bus, klass.code, everything, one, settle_s=streams.SETTLE_S,
-                       refresh_s=REFRESH_S),
-        media_type="text/event-stream", headers=streams.HEADERS)
+                       refresh_s=REFRESH_S))
 
 
 @router.get("/learners/{learner_id}", response_class=HTMLResponse)
