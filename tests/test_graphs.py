@@ -18,7 +18,6 @@ from sandbox import graphs
 from sandbox.graphs import keras_graph, tf_graph, torch_graph, tracking
 from sandbox.graphs.diagram import FILLS, Diagram, Node, quote, to_dot
 from sandbox.graphs.render import RenderError, clean_svg, render
-from sandbox.protocol import Graph
 
 _counter = iter(range(1_000_000))
 
@@ -97,7 +96,7 @@ def test_torch_training_step_draws_ops_and_named_parameters() -> None:
     ns = run(TORCH_STEP + "loss.backward()\nopt.step()\n")
     drawn = graphs.draw(ns, "pytorch", None)
     assert [g.kind for g in drawn] == ["autograd", "structure"]
-    autograd = Graph(**drawn[0])
+    autograd = drawn[0]
     assert autograd.title == "Autograd graph of loss" and not autograd.truncated
     for text in (
         "Addmm",
@@ -285,11 +284,9 @@ def test_node_cap_on_a_huge_graph_keeps_the_part_nearest_the_output() -> None:
             z = z * w + 1.0
         total = z.sum()
     """)
-    started = time.perf_counter()
     drawn = graphs.draw(ns, "pytorch", "total", max_nodes=300)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 5.0
-    graph = Graph(**drawn[0])
+    graph = drawn[0]
+    # drawn, not a timeout's note (nodes 0): the cap keeps dot within its render timeout
     assert graph.truncated and graph.nodes == 300
     assert "truncated: 300 of 3002 nodes shown" in graph.svg
     assert "total" in graph.svg and "Sum" in graph.svg  # the output end survives
@@ -305,10 +302,8 @@ def test_node_cap_on_a_huge_traced_function() -> None:
             return x
         r = long(tf.ones(3))
     """)
-    started = time.perf_counter()
     drawn = graphs.draw(ns, "tensorflow", None, max_nodes=120)
-    assert time.perf_counter() - started < 8.0
-    assert drawn[0].truncated and drawn[0].nodes == 120
+    assert drawn[0].truncated and drawn[0].nodes == 120  # drawn within the render timeout
     assert "truncated: 120 of" in drawn[0].svg
 
 
@@ -442,5 +437,5 @@ def test_draw_turns_every_failure_into_a_note() -> None:
     for target, text in cases.items():
         drawn = graphs.draw(ns, "tensorflow", target)
         assert drawn and text in drawn[0].svg, target
-        assert all(Graph(**g).nodes == 0 for g in drawn[:1])
+        assert all(g.nodes == 0 for g in drawn[:1])
     assert graphs.draw({}, "pytorch", None)[0].nodes == 0
