@@ -47,12 +47,14 @@
     setTimeout(function () { target.classList.remove("followed"); }, 2500);
   }
 
-  // Taken out of the class: the note stays, the stream's element goes (the sse
-  // extension closes a stream whose element left the page, and never reopens it).
+  // Taken out of the class: the note takes the place of the stream's element.
+  // Swapped out through htmx, the element's stream is closed by the sse
+  // extension at once (before the server's end of it could count as an
+  // error) and never reopened.
   function leaveClass() {
     var note = document.querySelector(".class-slot .class-removed");
     if (!note) return;
-    note.closest(".class-slot").replaceWith(note);
+    htmx.swap(note.closest(".class-slot"), note.outerHTML, { swapStyle: "outerHTML" });
     showPause(false);
   }
 

@@ -151,3 +151,62 @@ def test_the_api_docs_work_offline_under_the_csp(page: Page, live_server: LiveSe
     # no request left the machine (the `page` fixture also fails on any CSP violation)
     assert all(u.startswith(live_server.url) for u in page.evaluate(
         "performance.getEntriesByType('resource').map(e => e.name)"))
+
+
+def test_the_instructor_removes_a_learner_and_their_page_carries_on_alone(
+        page: Page, learner: Page, live_server: LiveServer) -> None:
+    made = new_class(live_server, "Removal")
+    page.goto(made["instructor_url"])
+    join_in_browser(learner, made["join_url"], "Mallory")
+    row = page.locator("table.roster tbody tr", has_text="Mallory")
+    expect(row).to_have_count(1)
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Remove Mallory").click()
+    expect(row).to_have_count(0)
+    expect(page.locator("#class-status")).to_contain_text("0 learners")
+
+    # the banner gives way to a note, live, and the page stops following the class
+    expect(learner.locator(".class-removed")).to_contain_text("took you out of the class")
+    expect(learner.locator("#class-banner")).to_have_count(0)
+    expect(learner.locator("[sse-connect]")).to_have_count(0)
+    learner.locator("#step-sum-along-an-axis button[data-run=pytorch]").click()
+    expect(learner.locator("#result-sum-along-an-axis-pytorch .badge")).to_have_text(
+        "ran", timeout=RUN_S)
+    learner.reload()
+    expect(learner.locator(".class-slot")).to_have_count(0)
+    expect(page.locator("table.roster tbody tr", has_text="Mallory")).to_have_count(0)
+
+
+def test_a_dashboard_over_the_stream_cap_still_works_and_goes_live_when_a_slot_frees(
+        browser: Browser, live_server: LiveServer) -> None:
+    made = new_class(live_server, "Seven screens")
+    code = made["code"]
+    url = f"{live_server.url}/classes/{code}/dashboard"
+    cap = live_server.settings.sse_streams_per_token
+    # A browser context each (a browser holds 6 connections to a host at most), and not
+    # watched: the refused stream's console error is expected here.
+    contexts = [browser.new_context(viewport={"width": 1280, "height": 800})
+                for _ in range(cap + 1)]
+    try:
+        tabs, statuses = [], []
+        for context in contexts:
+            context.add_cookies([{"name": f"sbs_teach_{code}",
+                                  "value": made["instructor_token"], "url": live_server.url}])
+            tab = context.new_page()
+            with tab.expect_response(lambda r: r.url.endswith(f"/classes/{code}/live")) as live:
+                tab.goto(url)
+            tabs.append(tab)
+            statuses.append(live.value.status)
+        assert statuses == [200] * cap + [429], statuses
+        last = tabs[-1]
+        # refused its stream, the page still works: its forms answer by themselves
+        last.get_by_role("button", name="Pause runs").click()
+        expect(last.locator("#class-status")).to_contain_text("runs paused")
+        contexts[0].close()  # a slot comes back; the page's stream retries and gets it
+        with httpx.Client(base_url=live_server.url, timeout=30) as http:
+            http.post(f"/api/classes/{code}/join", json={"name": "Late Lin"})
+        expect(last.locator("table.roster tbody tr", has_text="Late Lin")).to_have_count(
+            1, timeout=30_000)
+    finally:
+        for context in contexts:
+            context.close()
