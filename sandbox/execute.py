@@ -16,6 +16,8 @@ import traceback
 import types
 from typing import Any
 
+from pydantic import ValidationError
+
 from sandbox import gpu, values
 from sandbox.protocol import (
     MAX_MESSAGE_CHARS,
@@ -138,11 +140,16 @@ def run_snippet(code: str, repeat: int,
             status, error = RunStatus.error, error_info(exc)
     except BaseException as exc:  # the snippet's own failure is a result, not a crash
         status, error = _status_for(exc), error_info(exc)
-    # Not validated as a whole here: a result past a cap (an array too large
-    # to send, a capture name too long) is the supervisor's to refuse, as it
-    # refuses anything a run sends.
-    result = RunResult.model_construct(
-        status=status, error=error, timings=Timings(**timings) if "wall_ms" in timings else None,
-        values=values.describe_namespace(namespace, preexisting),
-        captured=values.capture(namespace, capture) if capture else {})
+    measured = Timings(**timings) if "wall_ms" in timings else None
+    described = values.describe_namespace(namespace, preexisting)
+    captured = values.capture(namespace, capture) if capture else {}
+    try:
+        result = RunResult(status=status, error=error, timings=measured, values=described,
+                           captured=captured)
+    except ValidationError:
+        # Past a cap (a capture name too long): sent as it is, for the
+        # supervisor to refuse, as it refuses anything a run sends. Not the
+        # usual road: model_construct costs a fresh spare ≈ 4 ms.
+        result = RunResult.model_construct(status=status, error=error, timings=measured,
+                                           values=described, captured=captured)
     return result, namespace

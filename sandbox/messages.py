@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from sandbox.limits import Limits
 from sandbox.protocol import (
@@ -140,8 +140,11 @@ class RunFinished(StrictModel):
 
     @classmethod
     def of(cls, result: RunResult) -> RunFinished:
-        """The frame for `result`, unchecked: the receiving side validates it."""
-        return cls.model_construct(result=result, captured=result.captured)
+        """The frame for `result`; one past a cap is sent as it is, for the receiver to refuse."""
+        try:
+            return cls(result=result, captured=result.captured)
+        except ValidationError:
+            return cls.model_construct(result=result, captured=result.captured)
 
     @model_validator(mode="after")
     def _captured_back_in_the_result(self) -> RunFinished:

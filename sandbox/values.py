@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from sandbox.protocol import (
     MAX_PREVIEW_CHARS,
@@ -138,11 +139,13 @@ def capture(namespace: dict[str, Any], expressions: dict[str, str]) -> dict[str,
             why = f"`{expression}` is not a numeric array of manageable size"
             captured[name] = _missing(why)
             continue
-        # Unchecked here: an array past the result's cap ends the run as
-        # ResultTooLarge, on the supervisor's side.
-        captured[name] = CapturedArray.model_construct(
-            shape=list(array.shape), dtype=array.dtype.str,
-            data_b64=base64.b64encode(array.tobytes()).decode())
+        shape, dtype = list(array.shape), array.dtype.str
+        data = base64.b64encode(array.tobytes()).decode()
+        try:
+            captured[name] = CapturedArray(shape=shape, dtype=dtype, data_b64=data)
+        except ValidationError:  # past the cap: the supervisor ends the run, ResultTooLarge
+            captured[name] = CapturedArray.model_construct(shape=shape, dtype=dtype,
+                                                           data_b64=data)
     return captured
 
 
