@@ -7,16 +7,20 @@ filled in a child forked afterwards, whose matmuls then agree with NumPy.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from app.settings import ROOT
-from sandbox import onednn
+from app.settings import ROOT, Settings
+from sandbox import launcher, onednn
+from sandbox.fairqueue import Client
 from sandbox.launcher import RUN_ENV
 from sandbox.messages import KernelState, KernelStatus
+from sandbox.pool import Pool
+from sandbox.protocol import RunRequest, RunStatus
 
 TF_DIR = Path(importlib.util.find_spec("tensorflow").submodule_search_locations[0])
 LIBRARY = TF_DIR / onednn.LIBRARY
@@ -26,7 +30,6 @@ import ctypes, os
 import numpy as np
 import tensorflow as tf
 from sandbox import onednn
-from sandbox.messages import KernelState, KernelStatus
 
 path, base, _ = onednn.loaded_library()
 tables = []  # the no-copy sgemm kernel table of each ISA: 2*2*2*3 pointers
@@ -137,3 +140,23 @@ def test_every_cell_of_the_product_is_checked_not_only_its_corners() -> None:
     assert not onednn._product_is_right(onednn._SGEMM(corners_only), 4, 4, 4)
     assert onednn._trial_in_child(onednn._SGEMM(corners_only)) == (
         "a trial call gave a wrong product")
+
+
+def test_the_setting_reaches_tensorflows_template_and_its_runs_still_compute_right() -> None:
+    limits = Settings(onednn_precompile=False).limits()
+    assert "--no-kernels" in launcher.template_argv(3, "tensorflow", kernels=False)
+
+    async def scenario() -> None:
+        pool = Pool(limits, size=1, spares_memory_mb=256)
+        await pool.start()
+        try:
+            kernels = pool.stats().tensorflow_kernels
+            assert kernels is not None and kernels.state == KernelState.off
+            code = "import tensorflow as tf\nprint((tf.ones([2, 3]) @ tf.ones([3, 2])).numpy().tolist())"
+            result = await pool.run(RunRequest(framework="tensorflow", code=code),
+                                    Client("t", "local"))
+            assert result.status == RunStatus.ok and result.stdout == "[[3.0, 3.0], [3.0, 3.0]]\n"
+        finally:
+            await pool.stop()
+
+    asyncio.run(scenario())
