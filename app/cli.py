@@ -8,9 +8,12 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING
 
 import uvicorn
+
+if TYPE_CHECKING:  # the app is imported only by the commands that serve it
+    from app.state import AppState
 
 
 class _Server(uvicorn.Server):
@@ -22,16 +25,15 @@ class _Server(uvicorn.Server):
     reconnect to the next server on their own.
     """
 
-    def __init__(self, config: uvicorn.Config, app: Any) -> None:
+    def __init__(self, config: uvicorn.Config, state: AppState) -> None:
         super().__init__(config)
-        self.app = app
+        self.state = state
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
-        classes = getattr(self.app.state, "classes", None)
-        if classes is not None and sig in (signal.SIGINT, signal.SIGTERM):
+        if sig in (signal.SIGINT, signal.SIGTERM):
             # a signal handler may not touch the loop's queues directly
-            asyncio.get_running_loop().call_soon_threadsafe(classes.bus.close)
+            asyncio.get_running_loop().call_soon_threadsafe(self.state.classes.bus.close)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -59,7 +61,7 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",
                             timeout_graceful_shutdown=15)
-    _Server(config, app).run()
+    _Server(config, app.state.sidebyside).run()
     return 0
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.test_packs_api import example_zip, upload
+from tests.test_packs_api import upload
 
 MANIFEST = "id: {id}\ntitle: T\nversion: 1.0.0\ndescription: d\nlessons:\n{lessons}"
 STEP = "## Step {n}\n\n```python tensorflow\nx = {n}\n```\n\n```python pytorch\nx = {n}\n```\n"
