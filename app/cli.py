@@ -11,6 +11,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 import uvicorn
+from pydantic import ValidationError
 
 if TYPE_CHECKING:  # the app is imported only by the commands that serve it
     from app.state import AppState
@@ -44,7 +45,10 @@ def _serve(args: argparse.Namespace) -> int:
                                     "packs_dir": args.packs, "reload_packs": args.reload or None}
     if args.insecure_no_sandbox:
         overrides["insecure_no_sandbox"] = True
-    settings = Settings.model_validate({k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = Settings.model_validate({k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        return _bad_settings(exc)
     from sandbox.isolation import SandboxUnavailable, check_sandbox
 
     # With a broker every run goes to the workers, which check their own
@@ -75,7 +79,10 @@ def _worker(args: argparse.Namespace) -> int:
     from sandbox.remote.device import describe, has_gpu
     from sandbox.remote.worker import WorkerHost, serve
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        return _bad_settings(exc)
     if not settings.broker_url:
         print("sidebyside: a worker needs SIDEBYSIDE_BROKER_URL (redis://host:6379/0)",
               file=sys.stderr)
@@ -91,8 +98,16 @@ def _worker(args: argparse.Namespace) -> int:
     name = args.name or f"{device}@{socket.gethostname()}"
     pool = Pool(settings.limits(), size=settings.pool_size, insecure=insecure,
                 queue_size=settings.queue_size, spares_memory_mb=settings.spares_memory_mb)
-    serve(WorkerHost(pool, name, describe(device), settings.broker_url))
+    serve(WorkerHost(pool, name, describe(device), settings.broker_url,
+                     settings.worker_signer()))
     return 0
+
+
+def _bad_settings(exc: ValidationError) -> int:
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        print(f"sidebyside: {where + ': ' if where else ''}{error['msg']}", file=sys.stderr)
+    return 2
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -139,4 +139,3 @@ def get_lesson_page(request: Request, seat: SeatDep) -> LessonPage:
 
 
 LessonPageDep = Annotated[LessonPage, Depends(get_lesson_page)]
-PoolDep = ExecutorDep  # TEMPORARY until health.py moves over

@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.resources import LESSONS
 from sandbox.limits import Limits
+from sandbox.remote.signing import MIN_SECRET_CHARS, Signer
 from sandbox.reserve import default_memory_mb, total_ram_mb
 
 # The checkout's top (tests and tools); the app's own folders are in app.resources.
@@ -95,6 +96,12 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(
         None, description=("Redis URL of the run queue (redis://host:6379/0). Set: runs go to "
                            "remote workers (`sidebyside worker`); unset: the in-process pool."))
+    worker_secret: SecretStr | None = Field(
+        None, description=("The secret every web server and worker shares (16 characters or "
+                           "more); required with a broker: heartbeats and results are "
+                           "signed with it, and anything unsigned is refused."))
+    worker_max_slots: int = Field(
+        64, ge=1, le=256, description="Slots one remote worker may claim in its heartbeat.")
     onednn_precompile: bool = Field(
         True, description=("TensorFlow's template generates oneDNN's matmul kernels once for "
                            "every spare; false: each spare generates its own at its first "
@@ -102,6 +109,19 @@ class Settings(BaseSettings):
     insecure_no_sandbox: bool = Field(
         False, description="Run snippets without isolation (development only; flagged everywhere)."
     )
+
+    @model_validator(mode="after")
+    def _brokers_need_a_secret(self) -> Settings:
+        if self.broker_url and (self.worker_secret is None
+                                or len(self.worker_secret.get_secret_value()) < MIN_SECRET_CHARS):
+            raise ValueError(f"SIDEBYSIDE_WORKER_SECRET (at least {MIN_SECRET_CHARS} characters, "
+                             "the same on every web server and worker) is required with "
+                             "SIDEBYSIDE_BROKER_URL")
+        return self
+
+    def worker_signer(self) -> Signer:
+        assert self.worker_secret is not None, "checked when the settings were read"
+        return Signer(self.worker_secret.get_secret_value())
 
     def limits(self) -> Limits:
         return Limits(

@@ -6,7 +6,8 @@
              ─> Library (uploaded packs, checked through the RunService)
              ─> PackWatcher (author's live preview), when asked for
 
-Routes reach these through `app.deps`; nothing else reads `app.state`.
+Routes reach these through `app.deps`; besides them only the page chrome (`app.web.render`,
+`app.web.classbanner`) and `sidebyside serve` read `app.state.sidebyside`.
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ def make_executor(settings: Settings) -> Executor:
     if settings.broker_url:
         from sandbox.remote.client import RemoteExecutor  # Celery is loaded only when used
 
-        return RemoteExecutor(settings.broker_url, settings.limits(),
+        return RemoteExecutor(settings.broker_url, settings.limits(), settings.worker_signer(),
+                              worker_max_slots=settings.worker_max_slots,
                               queue_size=settings.queue_size,
                               queue_per_learner=settings.queue_per_learner,
                               queue_per_address=settings.queue_per_address)

@@ -87,6 +87,7 @@ else
     web="http://127.0.0.1:$(free_port)"
     broker="redis://127.0.0.1:$rport/0"
     redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no >/dev/null & pids+=($!)
+    export SIDEBYSIDE_WORKER_SECRET=gpu-check-web-and-worker-secret
     SIDEBYSIDE_BROKER_URL=$broker "$PY" -m app.cli worker --device "$device" --name "gpu-check@$device" \
         >/tmp/gpu_check_worker.log 2>&1 & pids+=($!)
     SIDEBYSIDE_BROKER_URL=$broker "$PY" -m app.cli serve --port "${web##*:}" >/tmp/gpu_check_web.log 2>&1 & pids+=($!)

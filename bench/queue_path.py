@@ -59,7 +59,8 @@ def wait_until(ready: Callable[[], bool], what: str) -> None:
 def remote_server(data_dir: str, env: dict[str, str]) -> Iterator[str]:
     """Redis, one worker and a web server that sends its runs to it; yields the server's URL."""
     redis_port, web_port = free_port(), free_port()
-    broker = {"SIDEBYSIDE_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0"}
+    broker = {"SIDEBYSIDE_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
+              "SIDEBYSIDE_WORKER_SECRET": "the-bench-web-and-worker-secret"}
     redis_argv = ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
                   "--save", "", "--appendonly", "no", "--dir", data_dir]
     web_env = {**env, **broker, "SIDEBYSIDE_PORT": str(web_port),

@@ -226,6 +226,7 @@ class Pool:
             template_alive=alive, template_restarts=self.template_restarts,
             degraded=None if alive else (self.last_error or "the sandbox is restarting"),
             sandbox="insecure" if self.insecure else "bubblewrap+namespaces+seccomp",
+            insecure=self.insecure,
             memory_cgroups=f"v{self.cgroup.version}" if self.cgroup else None,
             memory_limit=self.memory_limit)
 

@@ -23,6 +23,7 @@ class ExecutorStats(BaseModel):
     template_alive: bool  # serving: every template alive, or a worker registered
     degraded: str | None  # why not, in words
     sandbox: str  # how runs are isolated
+    insecure: bool  # some runs are not isolated at all (here, or on a registered worker)
     memory_cgroups: str | None  # "v1" / "v2" where each run has its own
     memory_limit: str  # how a run's memory is bounded, in words
 

@@ -26,6 +26,7 @@ from app.settings import ROOT, Settings
 from sandbox.executor import ExecutorContext
 from sandbox.fairqueue import Client, FairQueue
 from sandbox.protocol import RunRequest, RunResult, RunStatus
+from sandbox.stats import PoolStats
 from tests.conftest import LiveServer
 
 QUICK = {"framework": "pytorch", "code": "print('ran')"}
@@ -54,6 +55,14 @@ class QuickPool:
             return RunResult(status=RunStatus.ok, stdout="ran\n", framework=request.framework)
         finally:
             self.queue.release()
+
+    def stats(self) -> PoolStats:  # what pages and /api/health read
+        return PoolStats(slots=2, busy=self.queue.busy, queued=self.queue.waiting,
+                         runs_started=len(self.clients), template_alive=True, degraded=None,
+                         sandbox="stand-in", insecure=False, memory_cgroups=None,
+                         memory_limit="none", spares_ready=0, spares_warming=0, reserve={},
+                         reserve_memory_mb=0, tensorflow_kernels=None, pool_pss_mb=None,
+                         template_restarts=0)
 
 
 @contextlib.asynccontextmanager

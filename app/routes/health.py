@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from app.deps import PoolDep, SettingsDep
+from app.deps import ExecutorDep, SettingsDep
 from sandbox.protocol import Device, Framework
 from sandbox.remote.messages import WorkerBeat
 from sandbox.stats import DeviceStats, PoolStats, RemoteStats, ReserveStats
@@ -73,12 +73,12 @@ def _pool(stats: PoolStats | RemoteStats) -> LocalPoolHealth | RemotePoolHealth:
 
 
 @router.get("")
-async def read_health(pool: PoolDep, settings: SettingsDep) -> Health:
+async def read_health(pool: ExecutorDep, settings: SettingsDep) -> Health:
     stats = pool.stats()
     return Health(
         status="ok" if stats.template_alive else "degraded",
         sandbox=stats.sandbox,
-        insecure=settings.insecure_no_sandbox,
+        insecure=settings.insecure_no_sandbox or stats.insecure,
         degraded=stats.degraded,
         memory_cgroups=stats.memory_cgroups,
         memory_limit=stats.memory_limit,

@@ -67,7 +67,9 @@ def _preview(request: Request) -> dict[str, Any]:
 
 
 def _insecure(request: Request) -> bool:
-    return bool(request.app.state.sidebyside.settings.insecure_no_sandbox)
+    """Runs unfenced here (--insecure-no-sandbox), or on a registered remote worker."""
+    state = request.app.state.sidebyside
+    return bool(state.settings.insecure_no_sandbox or state.executor.stats().insecure)
 
 
 def fragment(request: Request, name: str, context: dict[str, Any]) -> str:

@@ -32,7 +32,8 @@ from sandbox.protocol import DEVICES, Device, RunRequest, RunResult, RunStatus
 from sandbox.remote.celeryapp import RUN_TASK, make_celery, queue_for
 from sandbox.remote.listener import ResultListener, parse_state
 from sandbox.remote.messages import RemoteRun
-from sandbox.remote.registry import WorkerRegistry
+from sandbox.remote.registry import DEFAULT_MAX_SLOTS, WorkerRegistry
+from sandbox.remote.signing import Signer
 from sandbox.stats import DeviceStats, RemoteStats
 from sandbox.wire import ProtocolError, parse_frame
 
@@ -40,6 +41,7 @@ log = logging.getLogger("sidebyside.remote")
 TRANSPORT_GRACE_S = 2.0  # queue, result backend and pub/sub, on top of the pool's own grace
 WATCH_EVERY_S = 0.5  # how often a waiting run looks at its worker's heartbeat
 SUBSCRIBE_WAIT_S = 5.0
+RESULT_MAX_AGE_S = 60.0  # a result is read as it arrives: an old one is a replay
 
 
 class NoWorker(Exception):
@@ -58,9 +60,10 @@ class DeviceQueues:
 
 
 class RemoteExecutor:
-    def __init__(self, broker_url: str, limits: Limits, queue_size: int = 64,
-                 queue_per_learner: int = 4, queue_per_address: int = 32) -> None:
-        self.broker_url, self.limits = broker_url, limits
+    def __init__(self, broker_url: str, limits: Limits, signer: Signer, queue_size: int = 64,
+                 queue_per_learner: int = 4, queue_per_address: int = 32,
+                 worker_max_slots: int = DEFAULT_MAX_SLOTS) -> None:
+        self.broker_url, self.limits, self.signer = broker_url, limits, signer
         self.celery = make_celery(broker_url)
         self.queues = {d: FairQueue(0, queue_size, queue_per_learner, queue_per_address)
                        for d in DEVICES}
@@ -68,7 +71,8 @@ class RemoteExecutor:
         self.context = ExecutorContext()
         self.runs_started = 0
         self._redis = redis.asyncio.Redis.from_url(broker_url)
-        self.registry = WorkerRegistry(self._redis, self._follow_workers)
+        self.registry = WorkerRegistry(self._redis, self._follow_workers, signer,
+                                       worker_max_slots)
         prefix = self.celery.backend.get_key_for_task("-").decode()[:-1]  # less the id
         self.listener = ResultListener(self._redis, prefix)
         # Publishing is a blocking call in kombu: done off the loop, on a few threads.
@@ -161,17 +165,20 @@ class RemoteExecutor:
                 took = state.result.get("hostname") if isinstance(state.result, dict) else None
                 worker, taken_at = (str(took)[:256], time.monotonic()) if took else (worker, 0.0)
                 continue
-            return self._answer(state.status, state.result, request, worker)
+            return self._answer(task_id, state.status, state.result, request, worker)
         stored = await self.listener.stored(task_id)  # published while re-subscribing?
         state = parse_state(stored) if stored else None
         if state is not None and state.status not in ("PENDING", "STARTED"):
-            return self._answer(state.status, state.result, request, worker)
+            return self._answer(task_id, state.status, state.result, request, worker)
         return _lost(request, f"no result within {wait_s:.0f} s", worker)
 
-    def _answer(self, status: str, payload: Any, request: RunRequest, worker: str) -> RunResult:
+    def _answer(self, task_id: str, status: str, payload: Any, request: RunRequest,
+                worker: str) -> RunResult:
         if status == "SUCCESS":
-            try:
-                result = clean_svgs(parse_frame(RunFinished, payload).result)
+            try:  # sealed by a worker that holds the secret, for this task, recently
+                body = self.signer.open("result", payload, bound_to=task_id,
+                                        max_age_s=RESULT_MAX_AGE_S)
+                result = clean_svgs(parse_frame(RunFinished, body.encode()).result)
             except ProtocolError as exc:
                 return _failed(RunStatus.killed, "ProtocolError",
                                f"a worker sent a malformed result: {exc}", request)
@@ -194,6 +201,7 @@ class RemoteExecutor:
                      for d, q in self.queues.items()},
             template_alive=degraded is None, degraded=degraded,
             sandbox="remote workers (Celery over Redis)", memory_cgroups=None,
+            insecure=any(w.sandbox == "insecure" for w in workers),
             memory_limit="set by each worker's sandbox", workers=workers)
 
     async def stop(self) -> None:

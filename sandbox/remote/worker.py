@@ -47,6 +47,7 @@ from sandbox.remote.celeryapp import (
 )
 from sandbox.remote.device import HostDevice
 from sandbox.remote.messages import RemoteRun, WorkerBeat
+from sandbox.remote.signing import Signer
 from sandbox.wire import ProtocolError, parse_frame
 
 log = logging.getLogger("sidebyside.worker")
@@ -58,8 +59,10 @@ REMOTE_CLIENT = Client(learner="remote", address="queue", capped=False)
 
 
 class WorkerHost:
-    def __init__(self, pool: Pool, name: str, device: HostDevice, broker_url: str) -> None:
+    def __init__(self, pool: Pool, name: str, device: HostDevice, broker_url: str,
+                 signer: Signer) -> None:
         self.pool, self.device, self.broker_url = pool, device, broker_url
+        self.signer = signer  # seals beats and results: the web refuses anything unsealed
         self.name = default_nodename(name)  # as Celery names the node: "celery@" + a bare name
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="pool-loop",
@@ -116,7 +119,8 @@ class WorkerHost:
         try:
             while True:
                 try:
-                    await self._redis.set(key, self.beat().model_dump_json(),
+                    sealed = self.signer.seal("beat", self.beat().model_dump_json())
+                    await self._redis.set(key, sealed.model_dump_json(),
                                           px=int(BEAT_TTL_S * 1000))
                 except (redis.RedisError, OSError) as exc:  # Redis restarting: beat again later
                     log.warning("heartbeat not sent: %r", exc)
@@ -147,11 +151,13 @@ class WorkerHost:
 
     # ---- runs (called in Celery's task threads) --------------------------------
 
-    def run(self, payload: object, channel: str) -> dict[str, object]:
-        """One run, from a Celery task thread; `channel` is where its states are published."""
+    def run(self, payload: object, channel: str, task_id: str) -> dict[str, object]:
+        """One run, from a Celery task thread; `channel` is where its states are published.
+        The result goes back sealed, bound to its task (`signing.py`)."""
         result = self._run(payload, channel)
         result.worker = self.name
-        return RunFinished.of(result).to_task_result()
+        body = json.dumps(RunFinished.of(result).to_task_result())
+        return self.signer.seal("result", body, bound_to=task_id).model_dump()
 
     def _run(self, payload: object, channel: str) -> RunResult:
         try:
@@ -185,7 +191,8 @@ def serve(host: WorkerHost, loglevel: str = "INFO") -> None:
 
     @celery.task(name=RUN_TASK, bind=True)  # type: ignore[untyped-decorator]
     def run(task: Task, payload: object) -> dict[str, object]:
-        return host.run(payload, celery.backend.get_key_for_task(task.request.id).decode())
+        task_id = str(task.request.id)
+        return host.run(payload, celery.backend.get_key_for_task(task_id).decode(), task_id)
 
     # Celery logs every task's return value at INFO: a result with its arrays is megabytes.
     logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
