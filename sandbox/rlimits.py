@@ -90,8 +90,14 @@ def apply_limits(limits: Limits, shared_tasks: int = 0) -> None:
 
 
 def limit_cpu_seconds(seconds: int) -> None:
-    """Soft CPU limit from now on: SIGXCPU when spent (SIGKILL a second later)."""
+    """The run's CPU budget from now on, hard: SIGXCPU when spent, SIGKILL a second later.
+
+    Both limits come down to the budget. A soft limit alone would bind nothing:
+    the snippet may raise its own soft limit up to the hard one, and the hard
+    one was set, before the request was known, for the longest a request may ask.
+    """
     used = resource.getrusage(resource.RUSAGE_SELF)
     spent = int(used.ru_utime + used.ru_stime) + 1
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    resource.setrlimit(resource.RLIMIT_CPU, (min(spent + seconds, hard - 1), hard))
+    budget = min(spent + seconds, hard - 1)
+    resource.setrlimit(resource.RLIMIT_CPU, (budget, budget + 1))

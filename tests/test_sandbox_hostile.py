@@ -38,6 +38,24 @@ def test_busy_loop_is_stopped_by_the_time_limit(api: httpx.Client) -> None:
     assert result["status"] == "timeout" and result["elapsed_s"] < 8
 
 
+def test_a_run_cannot_raise_its_own_cpu_limit(api: httpx.Client) -> None:
+    code = """import resource
+soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))  # as high as it may go: one second more
+try:
+    resource.setrlimit(resource.RLIMIT_CPU, (hard + 100, hard + 100))
+    raised = True
+except (ValueError, OSError):
+    raised = False
+print(soft, hard, raised)
+"""
+    result = run(api, code, timeout_s=2)
+    assert result["status"] == "ok", result
+    soft, hard, raised = result["stdout"].split()
+    # the server's run_cpu_s (20 here) plus what the spare spent warming up, and no more
+    assert int(hard) == int(soft) + 1 and int(hard) <= 20 + 5 and raised == "False", result
+
+
 def test_sleep_is_stopped_by_the_wall_clock(api: httpx.Client) -> None:
     result = run(api, "import time\nprint('going to sleep')\ntime.sleep(600)\n", timeout_s=2)
     assert result["status"] == "timeout" and result["elapsed_s"] < 8
