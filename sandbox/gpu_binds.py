@@ -6,7 +6,11 @@ what the CUDA driver and NVML open for one device is bound in:
 - `/dev/nvidiactl` (the driver's control node, opened by `cuInit` and NVML),
   `/dev/nvidia-uvm` (unified memory: every CUDA context maps it) and
   `/dev/nvidiaN` for the one GPU this pool uses, N being its device minor;
-  `/dev/nvidia-caps/*` where present (MIG instances are opened through them).
+  of `/dev/nvidia-caps/*` (MIG instances are opened through them), only the
+  nodes of this GPU's own instances: the driver names each instance's node in
+  `/proc/driver/nvidia/capabilities/gpuN/mig/**/access` (`DeviceFileMinor`).
+  Not the system-wide MIG `config` and `monitor` nodes, nor another GPU's
+  instances, so a run can neither repartition a GPU nor reach another's.
 - Not `/dev/nvidia-uvm-tools` (profilers' event interface, CUPTI), not
   `/dev/nvidia-modeset` (display), not other GPUs' nodes: the driver can only
   be asked about devices whose node a process can open, so the run's GPU is
@@ -24,13 +28,13 @@ Every path is looked up under `root`, so tests can build a fake tree.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from pathlib import Path
 
 NO_GPU = -1  # `gpu_device` value that keeps every GPU out of the sandbox
 TOPOLOGY = ("sys/module/nvidia", "sys/devices/system/cpu", "sys/devices/system/node")
 _MINOR = re.compile(r"^Device Minor:\s*(\d+)\s*$", re.MULTILINE)
+_CAP_MINOR = re.compile(r"^DeviceFileMinor:\s*(\d+)\s*$", re.MULTILINE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,10 +82,8 @@ def bwrap_args(gpu: Gpu | None, root: str = "/") -> list[str]:
         return []
     top = Path(root)
     args: list[str] = []
-    nodes = ["/dev/nvidiactl", "/dev/nvidia-uvm", f"/dev/nvidia{gpu.minor}"]
-    caps = top / "dev/nvidia-caps"
-    if caps.is_dir():
-        nodes += sorted(f"/dev/nvidia-caps/{name}" for name in os.listdir(caps))
+    nodes = ["/dev/nvidiactl", "/dev/nvidia-uvm", f"/dev/nvidia{gpu.minor}",
+             *own_mig_caps(gpu.minor, root)]
     for node in nodes:
         args += ["--dev-bind", node, node]
     if gpu.sys_dir is not None and gpu.bus_id is not None:
@@ -91,6 +93,21 @@ def bwrap_args(gpu: Gpu | None, root: str = "/") -> list[str]:
         if (top / path).exists():
             args += ["--ro-bind", f"/{path}", f"/{path}"]
     return _parents_open(args) + args
+
+
+def own_mig_caps(minor: int, root: str = "/") -> list[str]:
+    """The /dev/nvidia-caps nodes of GPU `minor`'s MIG instances, none of any other's."""
+    top = Path(root)
+    tree = top / f"proc/driver/nvidia/capabilities/gpu{minor}"
+    found = set()
+    for access in tree.rglob("access") if tree.is_dir() else ():
+        try:
+            match = _CAP_MINOR.search(access.read_text())
+        except OSError:
+            continue
+        if match and (top / f"dev/nvidia-caps/nvidia-cap{match.group(1)}").exists():
+            found.add(int(match.group(1)))
+    return [f"/dev/nvidia-caps/nvidia-cap{n}" for n in sorted(found)]
 
 
 def _parents_open(args: list[str]) -> list[str]:

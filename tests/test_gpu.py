@@ -38,8 +38,17 @@ def fake_host(root: Path, with_driver_info: bool = True) -> Path:
     dev = root / "dev"
     (dev / "nvidia-caps").mkdir(parents=True)
     for name in ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset",
-                 "nvidia0", "nvidia1", "nvidia-caps/nvidia-cap1", "nvidia-caps/nvidia-cap2"):
+                 "nvidia0", "nvidia1", "nvidia-caps/nvidia-cap1", "nvidia-caps/nvidia-cap2",
+                 "nvidia-caps/nvidia-cap12", "nvidia-caps/nvidia-cap13",
+                 "nvidia-caps/nvidia-cap21"):
         (dev / name).touch()
+    # MIG: the system-wide config (cap1) and monitor (cap2) nodes, GPU 1's instance
+    # (gi 1, compute instance 0: caps 12, 13) and GPU 0's (cap 21)
+    caps = root / "proc/driver/nvidia/capabilities"
+    for path, cap in (("mig/config", 1), ("mig/monitor", 2), ("gpu1/mig/gi1/access", 12),
+                      ("gpu1/mig/gi1/ci0/access", 13), ("gpu0/mig/gi1/access", 21)):
+        (caps / path).parent.mkdir(parents=True, exist_ok=True)
+        (caps / path).write_text(f"DeviceFileMinor: {cap}\nDeviceFileMode: 292\n")
     other_bus = "0000:01:00.0"
     for bus, minor, folder in ((other_bus, 0, "sys/devices/pci0000:00/" + other_bus),
                                (GPU_BUS, 1, GPU_SYS)):
@@ -77,8 +86,9 @@ def test_only_the_chosen_gpus_nodes_and_sysfs_folder_are_bound(tmp_path: Path) -
         ("--dev-bind", "/dev/nvidiactl", "/dev/nvidiactl"),
         ("--dev-bind", "/dev/nvidia-uvm", "/dev/nvidia-uvm"),
         ("--dev-bind", "/dev/nvidia1", "/dev/nvidia1"),
-        ("--dev-bind", "/dev/nvidia-caps/nvidia-cap1", "/dev/nvidia-caps/nvidia-cap1"),
-        ("--dev-bind", "/dev/nvidia-caps/nvidia-cap2", "/dev/nvidia-caps/nvidia-cap2"),
+        # its own MIG instance's nodes: not config, monitor or the other GPU's
+        ("--dev-bind", "/dev/nvidia-caps/nvidia-cap12", "/dev/nvidia-caps/nvidia-cap12"),
+        ("--dev-bind", "/dev/nvidia-caps/nvidia-cap13", "/dev/nvidia-caps/nvidia-cap13"),
         ("--ro-bind", "/" + GPU_SYS, "/" + GPU_SYS),
         ("--symlink", "/" + GPU_SYS, f"/sys/bus/pci/devices/{GPU_BUS}"),
         ("--ro-bind", "/sys/module/nvidia", "/sys/module/nvidia"),
@@ -94,6 +104,8 @@ def test_without_the_drivers_gpu_list_the_nodes_are_bound_and_no_sysfs_folder(
     assert found == Gpu(0, None, None)
     args = bwrap_args(found, root)
     assert "/dev/nvidia0" in args and "/dev/nvidia1" not in args and "--symlink" not in args
+    caps = [a for a in args if a.startswith("/dev/nvidia-caps/")]
+    assert set(caps) == {"/dev/nvidia-caps/nvidia-cap21"}  # GPU 0's instance alone
     assert not any(a.startswith("/sys/devices/pci") for a in args)
 
 
