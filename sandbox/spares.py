@@ -33,6 +33,7 @@ from sandbox.template_process import TEMPLATE_START_S, TemplateProcess
 
 log = logging.getLogger("sidebyside.pool")
 RESERVE_FLOOR_DIVISOR = 4  # while runs are in flight, refill only below target / 4
+LOST_RETRY_S = 1.0  # a spare whose socket the kernel dropped is replaced after this
 READY_WAIT_S = 120.0  # a spare not ready by then is given up (the supervisor's WARM_UP_S)
 
 
@@ -58,7 +59,10 @@ class Spares:
         self.closing = False
         self._ready: dict[Framework, asyncio.Queue[Spare]] = {
             f: asyncio.Queue() for f in FRAMEWORKS}
-        self._warming: dict[Framework, int] = dict.fromkeys(FRAMEWORKS, 0)
+        # Every spare asked for and not yet ready (or given up): its framework and slot.
+        # Each way out of here hands its slot back once, whatever went wrong on the way:
+        # a template that died, a socket the kernel dropped, a spare that never said ready.
+        self._pending: dict[int, tuple[Framework, int]] = {}
         self._free_slots = list(range(slots))
         self._ids = itertools.count()
         self.warmers: set[asyncio.Task[Any]] = set()
@@ -67,8 +71,18 @@ class Spares:
 
     def stats(self) -> dict[Framework, ReserveStats]:
         targets = self.reserve.targets()
-        return {f: ReserveStats(ready=self._ready[f].qsize(), warming=self._warming[f],
+        return {f: ReserveStats(ready=self._ready[f].qsize(), warming=self._warming(f),
                                 target=targets[f]) for f in FRAMEWORKS}
+
+    def _warming(self, framework: Framework) -> int:
+        """Spares on their way to the reserve (fresh ones belong to their run)."""
+        return sum(1 for spare_id, (kind, _) in self._pending.items()
+                   if kind == framework and spare_id not in self._fresh)
+
+    def _settle(self, spare_id: int) -> int | None:
+        """The slot of a spare no longer pending; None if it was settled already."""
+        pending = self._pending.pop(spare_id, None)
+        return pending[1] if pending is not None else None
 
     def refill(self) -> None:
         """Spawn spares up to each framework's target; retire ready ones beyond it.
@@ -83,7 +97,7 @@ class Spares:
         for framework, target in self.reserve.targets().items():
             ready = self._ready[framework]
             floor = max(1, target // RESERVE_FLOOR_DIVISOR) if running else target
-            while ready.qsize() + self._warming[framework] < floor:
+            while ready.qsize() + self._warming(framework) < floor:
                 if self.spawn(framework) is None:
                     break
             while ready.qsize() > target:  # demand moved on: give its memory to the other kind
@@ -106,14 +120,24 @@ class Spares:
         if not template.send(order):
             self.release_slot(slot)
             return None
+        self._pending[spare_id] = (framework, slot)
         if fresh:
             self._fresh[spare_id] = (framework, asyncio.get_running_loop().create_future())
-        else:
-            self._warming[framework] += 1
         return spare_id
 
-    def spawned(self, sock: socket.socket, spawned: SpareSpawned, generation: int) -> None:
-        """The template forked it: wait for it to be ready, off the control socket's reader."""
+    def spawned(self, sock: socket.socket | None, spawned: SpareSpawned,
+                generation: int) -> None:
+        """The template forked it: wait for it to be ready, off the control socket's reader.
+
+        With no socket (the kernel dropped the descriptor: the server is at its
+        limit), the spare is lost: its slot comes back, and a replacement is asked
+        for a little later rather than in a loop that would drop it again.
+        """
+        if sock is None:
+            log.warning("a spare's socket was lost (out of descriptors?); replacing it")
+            self._give_up(spawned.id)
+            asyncio.get_running_loop().call_later(LOST_RETRY_S, self.refill)
+            return
         task = asyncio.get_running_loop().create_task(
             self._await_ready(sock, spawned.slot, spawned.framework, generation, spawned.id))
         self.warmers.add(task)
@@ -134,8 +158,11 @@ class Spares:
             spare.close()
             raise
         waiting = self._fresh.pop(spare_id, (framework, None))[1]
-        if generation != self.templates[framework].generation:
-            spare.close()
+        owed = self._settle(spare_id)  # None: `retire` took its slot back already
+        if owed is None or generation != self.templates[framework].generation:
+            spare.close()  # its template died meanwhile
+            if owed is not None:
+                self.release_slot(owed)
             if waiting is not None and not waiting.done():
                 waiting.set_result(None)
             return
@@ -146,7 +173,6 @@ class Spares:
             if not waiting.done():
                 waiting.set_result(spare if ready is not None else None)
             return
-        self._warming[framework] -= 1
         if ready is None or ready.framework != framework:
             log.warning("a spare failed while starting; replacing it")
             spare.close()
@@ -195,14 +221,20 @@ class Spares:
             raise TimeoutError("the fresh spare failed while starting")
         return spare
 
+    def _give_up(self, spare_id: int) -> None:
+        """A pending spare that will never be ready: its slot back, its run (if fresh) told."""
+        slot = self._settle(spare_id)
+        if slot is not None:
+            self.release_slot(slot)
+        fresh = self._fresh.pop(spare_id, None)
+        if fresh is not None and not fresh[1].done():
+            fresh[1].set_result(None)
+
     def retire(self, framework: Framework) -> None:
-        """Its template died: drop its ready spares, tell the runs waiting for a fresh one."""
-        self._warming[framework] = 0
-        for spare_id, (kind, waiting) in list(self._fresh.items()):
-            if kind == framework:  # its template won't answer: the runs waiting hear now
-                del self._fresh[spare_id]
-                if not waiting.done():
-                    waiting.set_result(None)
+        """Its template died: every spare it still owed gives its slot back, the runs waiting
+        for a fresh one hear at once, and its ready spares are dropped."""
+        for spare_id in [i for i, (kind, _) in self._pending.items() if kind == framework]:
+            self._give_up(spare_id)
         while not self._ready[framework].empty():
             spare = self._ready[framework].get_nowait()
             self.release_slot(spare.slot)

@@ -32,7 +32,8 @@ from sandbox.wire import ProtocolError, parse_frame
 log = logging.getLogger("sidebyside.pool")
 TEMPLATE_START_S = 180.0  # importing both frameworks on a cold disk can be slow
 
-OnSpare = Callable[[socket.socket, SpareSpawned, int], None]  # its socket, the reply, generation
+# the spare's socket (None: lost on the way), the reply, the template's generation
+OnSpare = Callable[[socket.socket | None, SpareSpawned, int], None]
 
 
 @dataclasses.dataclass
@@ -118,8 +119,9 @@ class TemplateProcess:
                 sock.close()
             on_dead()
             return
-        if sock is not None:
-            on_spare(sock, spawned, generation)
+        # Without its socket (MSG_CTRUNC: no descriptor left) the spare is lost, and the
+        # pool must hear it all the same, to take back its slot.
+        on_spare(sock, spawned, generation)
 
     def stop(self) -> None:
         """Kill it and reap it; its spares are stale from now on."""

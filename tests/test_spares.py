@@ -1,0 +1,82 @@
+"""The spares' slot accounting with a real pool: every slot comes back, whichever way a
+spare on its way is lost (its template killed while it warms, its socket dropped by a
+server out of descriptors), and none comes back twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from sandbox.fairqueue import Client
+from sandbox.limits import Limits
+from sandbox.messages import SpareSpawned
+from sandbox.pool import Pool
+from sandbox.protocol import RunRequest
+
+QUICK = RunRequest(framework="pytorch", code="print('hi')")
+CLIENT = Client("learner", "10.0.0.1")
+
+
+def accounted(pool: Pool) -> list[int]:
+    """Every slot, where it is now: free, held by a ready spare, or owed by a pending one."""
+    spares = pool.spares
+    ready = [s.slot for queue in spares._ready.values() for s in queue._queue]  # type: ignore[attr-defined]
+    return sorted([*spares._free_slots, *ready, *(slot for _, slot in spares._pending.values())])
+
+
+async def settled(pool: Pool, slots: int) -> None:
+    """Wait for the reserve to stop moving, then check no slot is lost or doubled."""
+    for _ in range(300):
+        stats = pool.stats()
+        if stats.degraded is None and stats.spares_warming == 0 and stats.spares_ready:
+            break
+        await asyncio.sleep(0.2)
+    assert accounted(pool) == list(range(slots))
+
+
+def test_a_template_killed_while_its_spares_warm_gives_every_slot_back() -> None:
+    async def scenario() -> None:
+        pool = Pool(Limits(wall_s=5), size=2, spares_memory_mb=1024)
+        await pool.start()
+        slots = len(accounted(pool))
+        try:
+            await settled(pool, slots)
+            for _ in range(3):
+                # draw the reserve down, then kill the template while replacements warm
+                await asyncio.gather(*(pool.run(QUICK, CLIENT) for _ in range(4)))
+                pool.spares.refill()
+                assert pool.stats().spares_warming > 0
+                process = pool.templates["pytorch"].process
+                assert process is not None
+                os.kill(process.pid, signal.SIGKILL)
+                await settled(pool, slots)
+            assert (await pool.run(QUICK, CLIENT)).stdout == "hi\n"
+        finally:
+            await pool.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_spare_whose_socket_was_dropped_gives_its_slot_back_once() -> None:
+    async def scenario() -> None:
+        pool = Pool(Limits(wall_s=5), size=2, spares_memory_mb=1024)
+        await pool.start()
+        slots = len(accounted(pool))
+        try:
+            await settled(pool, slots)
+            await asyncio.gather(*(pool.run(QUICK, CLIENT) for _ in range(4)))
+            spare_id = pool.spares.spawn("pytorch")
+            assert spare_id is not None
+            framework, slot = pool.spares._pending[spare_id]
+            # what the control socket's reader passes on when recv_fds brought no descriptor;
+            # the template's real reply for the same spare arrives after it and is closed
+            pool.spares.spawned(None, SpareSpawned(id=spare_id, slot=slot, framework=framework,
+                                                   pid=1), pool.templates[framework].generation)
+            assert spare_id not in pool.spares._pending and slot in pool.spares._free_slots
+            await settled(pool, slots)
+            assert (await pool.run(QUICK, CLIENT)).stdout == "hi\n"
+        finally:
+            await pool.stop()
+
+    asyncio.run(scenario())
