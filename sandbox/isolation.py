@@ -31,6 +31,7 @@ from sandbox.namespaces import (
     is_real_root,
     mount,
     mount_scratch,
+    seal_dev,
     set_parent_death_signal,
 )
 from sandbox.rlimits import ROOTLESS_TASK_HEADROOM, apply_limits, tasks_in_view
@@ -68,6 +69,7 @@ def confine_run(limits: Limits, slot: int) -> None:
     mount_scratch(f"size={limits.scratch_mb}m,mode=0700,{owner}")
     if os.path.isdir("/dev/shm"):
         mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size=16m,mode=0700,{owner}")
+    seal_dev()
     os.chdir(SCRATCH)  # the fresh tmpfs, not the directory it now hides
     apply_limits(limits, shared_tasks=shared)
     if real_root:

@@ -28,6 +28,7 @@ MS_REC = 0x4000
 MS_PRIVATE = 0x40000
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
+MS_NOEXEC = 0x8
 MS_BIND = 0x1000
 MS_REMOUNT = 0x20
 MS_RDONLY = 0x1
@@ -120,6 +121,24 @@ def bring_up_loopback() -> None:
         request = struct.pack("16sh", b"lo", 0)
         flags = struct.unpack("16sh", fcntl.ioctl(s, SIOCGIFFLAGS, request))[1]
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sh", b"lo", flags | IFF_UP))
+
+
+def seal_dev() -> None:
+    """The run's /dev: read-only, and no terminals.
+
+    /dev is the template's tmpfs (bubblewrap's `--dev`), shared by every run it
+    forks: rootless, its files belong to the runs' own uid, so a run could plant
+    a file there (or replace `/dev/stdout`) for the next run, or fill host memory
+    that no run's limit counts. Remounted read-only in the run's own mount
+    namespace, it is the same for every run; `/dev/shm` stays the run's own tmpfs.
+    Its devpts instance is shared by the template's runs too (`ptmxmode=666`), so
+    one run could open another's terminal: an empty read-only tmpfs hides it, and
+    `/dev/ptmx` (a link into it) opens nothing. Snippets need no terminal.
+    """
+    if os.path.isdir("/dev/pts"):
+        mount("tmpfs", "/dev/pts", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
+              "size=4k,mode=0555")
+    mount("none", "/dev", None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
 
 
 def mount_scratch(options: str) -> None:

@@ -56,6 +56,41 @@ print(soft, hard, raised)
     assert int(hard) == int(soft) + 1 and int(hard) <= 20 + 5 and raised == "False", result
 
 
+def test_nothing_written_to_dev_reaches_the_next_run(api: httpx.Client) -> None:
+    plant = """import os
+refused = []
+for attempt in (lambda: open("/dev/planted", "w").write("x" * 4096),
+                lambda: os.symlink("/tmp/mine", "/dev/mine"),
+                lambda: (os.remove("/dev/stdout"), os.symlink("/tmp/out", "/dev/stdout"))):
+    try:
+        attempt()
+        refused.append(False)
+    except OSError:
+        refused.append(True)
+print(refused)
+"""
+    for framework in ("pytorch", "tensorflow"):
+        planted = run(api, plant, framework=framework)
+        assert planted["status"] == "ok" and planted["stdout"] == "[True, True, True]\n", planted
+        after = run(api, "import os\nprint(sorted(os.listdir('/dev')), os.readlink('/dev/stdout'))",
+                    framework=framework)
+        assert "planted" not in after["stdout"] and "mine" not in after["stdout"], after
+        assert after["stdout"].strip().endswith("/proc/self/fd/1"), after
+
+
+def test_a_run_has_no_terminal_and_cannot_reach_another_runs(api: httpx.Client) -> None:
+    code = """import os
+try:
+    os.openpty()
+    opened = True
+except OSError:
+    opened = False
+print(opened, os.listdir("/dev/pts"))
+"""
+    result = run(api, code)
+    assert result["status"] == "ok" and result["stdout"] == "False []\n", result
+
+
 def test_sleep_is_stopped_by_the_wall_clock(api: httpx.Client) -> None:
     result = run(api, "import time\nprint('going to sleep')\ntime.sleep(600)\n", timeout_s=2)
     assert result["status"] == "timeout" and result["elapsed_s"] < 8
