@@ -224,7 +224,8 @@ class Pool:
             tensorflow_kernels=self.templates["tensorflow"].kernels,
             pool_pss_mb=self.pss_mb(),
             template_alive=alive, template_restarts=self.template_restarts,
-            degraded=None if alive else (self.last_error or "the sandbox is restarting"),
+            degraded=(self.last_error or "the sandbox is restarting") if not alive
+            else self.spares.stuck(),
             sandbox="insecure" if self.insecure else "bubblewrap+namespaces+seccomp",
             insecure=self.insecure,
             memory_cgroups=f"v{self.cgroup.version}" if self.cgroup else None,

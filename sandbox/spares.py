@@ -19,6 +19,7 @@ import dataclasses
 import itertools
 import logging
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,9 @@ log = logging.getLogger("sidebyside.pool")
 RESERVE_FLOOR_DIVISOR = 4  # while runs are in flight, refill only below target / 4
 LOST_RETRY_S = 1.0  # a spare whose socket the kernel dropped is replaced after this
 READY_WAIT_S = 120.0  # a spare not ready by then is given up (the supervisor's WARM_UP_S)
+# Past this a pending spare has no wait left that could bring it (READY_WAIT_S, and the
+# template's own start): it is given up, and health says degraded until then.
+STUCK_AFTER_S = READY_WAIT_S + 30.0
 
 
 @dataclasses.dataclass
@@ -63,6 +67,7 @@ class Spares:
         # Each way out of here hands its slot back once, whatever went wrong on the way:
         # a template that died, a socket the kernel dropped, a spare that never said ready.
         self._pending: dict[int, tuple[Framework, int]] = {}
+        self._asked_at: dict[int, float] = {}  # monotonic time each pending spare was asked for
         self._free_slots = list(range(slots))
         self._ids = itertools.count()
         self.warmers: set[asyncio.Task[Any]] = set()
@@ -81,8 +86,28 @@ class Spares:
 
     def _settle(self, spare_id: int) -> int | None:
         """The slot of a spare no longer pending; None if it was settled already."""
+        self._asked_at.pop(spare_id, None)
         pending = self._pending.pop(spare_id, None)
         return pending[1] if pending is not None else None
+
+    def stuck(self, now: float | None = None) -> str | None:
+        """Why the reserve's accounting has stopped moving, if it has: a spare asked for
+        longer ago than any wait for one lasts (health reports it as degraded)."""
+        now = time.monotonic() if now is None else now
+        late = [(now - at, self._pending[i][0]) for i, at in self._asked_at.items()
+                if now - at > STUCK_AFTER_S and i in self._pending]
+        if not late:
+            return None
+        age, framework = max(late)
+        return f"a {framework} spare asked for {age:.0f} s ago never arrived"
+
+    def _sweep(self) -> None:
+        """Give up the spares no wait can bring any more: their slots come back."""
+        now = time.monotonic()
+        for spare_id in [i for i, at in self._asked_at.items() if now - at > STUCK_AFTER_S]:
+            log.warning("a spare asked for %.0f s ago never arrived; replacing it",
+                        now - self._asked_at[spare_id])
+            self._give_up(spare_id)
 
     def refill(self) -> None:
         """Spawn spares up to each framework's target; retire ready ones beyond it.
@@ -93,6 +118,7 @@ class Spares:
         template's loop) with forks and warm-ups. The pool calls this again
         once runs pause: then the reserve fills up behind the burst.
         """
+        self._sweep()
         running = self.in_flight()
         for framework, target in self.reserve.targets().items():
             ready = self._ready[framework]
@@ -121,6 +147,7 @@ class Spares:
             self.release_slot(slot)
             return None
         self._pending[spare_id] = (framework, slot)
+        self._asked_at[spare_id] = time.monotonic()
         if fresh:
             self._fresh[spare_id] = (framework, asyncio.get_running_loop().create_future())
         return spare_id

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 
 from sandbox.fairqueue import Client
 from sandbox.limits import Limits
@@ -76,6 +77,32 @@ def test_a_spare_whose_socket_was_dropped_gives_its_slot_back_once() -> None:
             assert spare_id not in pool.spares._pending and slot in pool.spares._free_slots
             await settled(pool, slots)
             assert (await pool.run(QUICK, CLIENT)).stdout == "hi\n"
+        finally:
+            await pool.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_spare_that_never_arrives_makes_health_degraded_until_it_is_given_up() -> None:
+    from sandbox.spares import STUCK_AFTER_S
+
+    async def scenario() -> None:
+        pool = Pool(Limits(wall_s=5), size=2, spares_memory_mb=1024)
+        await pool.start()
+        slots = len(accounted(pool))
+        try:
+            await settled(pool, slots)
+            assert pool.stats().degraded is None
+            # a spare asked for whose SpareSpawned never came (a template that lost the order)
+            spares = pool.spares
+            slot = spares._free_slots.pop(0)
+            spares._pending[10_000] = ("tensorflow", slot)
+            spares._asked_at[10_000] = time.monotonic() - STUCK_AFTER_S - 1
+            stuck = pool.stats().degraded
+            assert stuck is not None and "never arrived" in stuck and "tensorflow" in stuck
+            spares.refill()  # the next refill gives it up: its slot is back
+            assert pool.stats().degraded is None and slot in spares._free_slots
+            assert accounted(pool) == list(range(slots))
         finally:
             await pool.stop()
 

@@ -76,7 +76,7 @@ def _pool(stats: PoolStats | RemoteStats) -> LocalPoolHealth | RemotePoolHealth:
 async def read_health(pool: ExecutorDep, settings: SettingsDep) -> Health:
     stats = pool.stats()
     return Health(
-        status="ok" if stats.template_alive else "degraded",
+        status="ok" if stats.template_alive and stats.degraded is None else "degraded",
         sandbox=stats.sandbox,
         insecure=settings.insecure_no_sandbox or stats.insecure,
         degraded=stats.degraded,
