@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -37,6 +39,31 @@ class _Server(uvicorn.Server):
             asyncio.get_running_loop().call_soon_threadsafe(self.state.classes.bus.close)
 
 
+class _AcceptErrorsThrottled(logging.Filter):
+    """One "socket.accept() out of system resource" report per interval, with a count.
+
+    At its descriptor limit the server can't accept, and asyncio logs each failed
+    accept with its traceback: a flood of connections wrote tens of thousands of
+    lines in seconds, enough to fill a disk under a determined client.
+    """
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        super().__init__()
+        self.every_s, self.last, self.suppressed = every_s, float("-inf"), 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("socket.accept() out of system resource"):
+            return True
+        now = time.monotonic()
+        if now - self.last < self.every_s:
+            self.suppressed += 1
+            return False
+        if self.suppressed:
+            record.msg = f"{record.msg}\n({self.suppressed} more since the last report)"
+        self.last, self.suppressed = now, 0
+        return True
+
+
 def _serve(args: argparse.Namespace) -> int:
     from app.main import create_app
     from app.settings import Settings
@@ -63,6 +90,7 @@ def _serve(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
     app = create_app(settings)
+    logging.getLogger("asyncio").addFilter(_AcceptErrorsThrottled())
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",
                             timeout_graceful_shutdown=15)
     _Server(config, app.state.sidebyside).run()
