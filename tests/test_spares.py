@@ -5,9 +5,11 @@ server out of descriptors), and none comes back twice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
+from collections.abc import AsyncIterator
 
 from sandbox.fairqueue import Client
 from sandbox.limits import Limits
@@ -36,13 +38,22 @@ async def settled(pool: Pool, slots: int) -> None:
     assert accounted(pool) == list(range(slots))
 
 
+@contextlib.asynccontextmanager
+async def settled_pool() -> AsyncIterator[tuple[Pool, int]]:
+    """A real pool whose reserve has settled, and how many slots it accounts for."""
+    pool = Pool(Limits(wall_s=5), size=2, spares_memory_mb=1024)
+    await pool.start()
+    try:
+        slots = len(accounted(pool))
+        await settled(pool, slots)
+        yield pool, slots
+    finally:
+        await pool.stop()
+
+
 def test_a_template_killed_while_its_spares_warm_gives_every_slot_back() -> None:
     async def scenario() -> None:
-        pool = Pool(Limits(wall_s=5), size=2, spares_memory_mb=1024)
-        await pool.start()
-        slots = len(accounted(pool))
-        try:
-            await settled(pool, slots)
+        async with settled_pool() as (pool, slots):
             for _ in range(3):
                 # draw the reserve down, then kill the template while replacements warm
                 await asyncio.gather(*(pool.run(QUICK, CLIENT) for _ in range(4)))
@@ -53,19 +64,13 @@ def test_a_template_killed_while_its_spares_warm_gives_every_slot_back() -> None
                 os.kill(process.pid, signal.SIGKILL)
                 await settled(pool, slots)
             assert (await pool.run(QUICK, CLIENT)).stdout == "hi\n"
-        finally:
-            await pool.stop()
 
     asyncio.run(scenario())
 
 
 def test_a_spare_whose_socket_was_dropped_gives_its_slot_back_once() -> None:
     async def scenario() -> None:
-        pool = Pool(Limits(wall_s=5), size=2, spares_memory_mb=1024)
-        await pool.start()
-        slots = len(accounted(pool))
-        try:
-            await settled(pool, slots)
+        async with settled_pool() as (pool, slots):
             await asyncio.gather(*(pool.run(QUICK, CLIENT) for _ in range(4)))
             spare_id = pool.spares.spawn("pytorch")
             assert spare_id is not None
@@ -77,8 +82,6 @@ def test_a_spare_whose_socket_was_dropped_gives_its_slot_back_once() -> None:
             assert spare_id not in pool.spares._pending and slot in pool.spares._free_slots
             await settled(pool, slots)
             assert (await pool.run(QUICK, CLIENT)).stdout == "hi\n"
-        finally:
-            await pool.stop()
 
     asyncio.run(scenario())
 
@@ -87,11 +90,7 @@ def test_a_spare_that_never_arrives_makes_health_degraded_until_it_is_given_up()
     from sandbox.spares import STUCK_AFTER_S
 
     async def scenario() -> None:
-        pool = Pool(Limits(wall_s=5), size=2, spares_memory_mb=1024)
-        await pool.start()
-        slots = len(accounted(pool))
-        try:
-            await settled(pool, slots)
+        async with settled_pool() as (pool, slots):
             assert pool.stats().degraded is None
             # a spare asked for whose SpareSpawned never came (a template that lost the order)
             spares = pool.spares
@@ -103,7 +102,5 @@ def test_a_spare_that_never_arrives_makes_health_degraded_until_it_is_given_up()
             spares.refill()  # the next refill gives it up: its slot is back
             assert pool.stats().degraded is None and slot in spares._free_slots
             assert accounted(pool) == list(range(slots))
-        finally:
-            await pool.stop()
 
     asyncio.run(scenario())

@@ -54,18 +54,21 @@ class OutputCache:
 
     async def put(self, key: str, result: RunResult) -> bool:
         """Keep a result (a cut-short one for a while); False when it is not one to keep."""
-        if result.status not in FINISHED | CUT_SHORT or result_bytes(result) >= MAX_ENTRY_BYTES:
+        if result.status not in FINISHED | CUT_SHORT:
+            return False
+        size = result_bytes(result)  # a JSON dump of the whole result: weighed once
+        if size >= MAX_ENTRY_BYTES:
             return False
         body = dump(result)
         if result.status in CUT_SHORT:
             body["until"] = time.time() + CUT_SHORT_KEEP_S
         await outputs.put(self.db, key, body)
         if result.status in FINISHED:
-            self._remember(key, result)
+            self._remember(key, result, size)
         return True
 
-    def _remember(self, key: str, result: RunResult) -> None:
-        self.memo.put(key, result, result_bytes(result))
+    def _remember(self, key: str, result: RunResult, size: int | None = None) -> None:
+        self.memo.put(key, result, result_bytes(result) if size is None else size)
 
 
 def result_bytes(result: RunResult) -> int:
