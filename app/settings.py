@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     run_timeout_s: float = Field(10.0, description="Default wall-time limit of one run.")
     run_max_timeout_s: float = Field(60.0, description="Largest timeout_s a request may ask for.")
     run_cpu_s: int = Field(20, description="CPU-time limit of one run, all threads together.")
+    run_cpus: float = Field(
+        2.0, gt=0, description=(
+            "Cores one run may use at once: a cgroup CPU quota where the server runs as "
+            "root on a host with the CPU controller."))
     run_memory_mb: int = Field(
         2048, description="Memory limit of one run (RLIMIT_DATA, and a cgroup where possible).")
     run_processes: int = Field(128, description="Processes and threads one run may have.")
@@ -60,6 +64,10 @@ class Settings(BaseSettings):
     gpu_device: int = Field(
         0, ge=-1, description=(
             "The GPU runs see: N of /dev/nvidiaN (one per pool; -1: none, even on a GPU host)."))
+    gpu_mig_instance: str = Field(
+        "", pattern=r"^(\d+/\d+)?$", description=(
+            "On a MIG-partitioned GPU, the one instance runs see, as GI/CI (`nvidia-smi mig "
+            "-lci`); empty: every instance of that GPU. One pool per instance."))
     gpu_runs_per_device: int = Field(
         1, ge=1, description="Runs at once on the GPU: on a GPU host, the pool's slots.")
     gpu_spares: int = Field(
@@ -127,12 +135,14 @@ class Settings(BaseSettings):
         return Limits(
             wall_s=self.run_timeout_s,
             cpu_s=self.run_cpu_s,
+            cpus=self.run_cpus,
             memory_mb=self.run_memory_mb,
             processes=self.run_processes,
             file_size_mb=self.run_file_size_mb,
             output_bytes=self.run_output_kb * 1024,
             max_timeout_s=self.run_max_timeout_s,
             gpu_device=self.gpu_device,
+            gpu_mig_instance=self.gpu_mig_instance,
             gpu_memory_mb=self.run_gpu_memory_mb,
             gpu_runs_per_device=self.gpu_runs_per_device,
             gpu_spares=self.gpu_spares,

@@ -11,6 +11,11 @@ what the CUDA driver and NVML open for one device is bound in:
   `/proc/driver/nvidia/capabilities/gpuN/mig/**/access` (`DeviceFileMinor`).
   Not the system-wide MIG `config` and `monitor` nodes, nor another GPU's
   instances, so a run can neither repartition a GPU nor reach another's.
+  With `Limits.gpu_mig_instance` ("GI/CI"), only that one instance's two
+  nodes (its GPU instance's and its compute instance's): CUDA enumerates
+  the MIG devices a process can open, so the run sees that instance alone,
+  as `cuda:0`, which is how NVIDIA's container runtime hands out one
+  instance (it sets no `CUDA_VISIBLE_DEVICES` either).
 - Not `/dev/nvidia-uvm-tools` (profilers' event interface, CUPTI), not
   `/dev/nvidia-modeset` (display), not other GPUs' nodes: the driver can only
   be asked about devices whose node a process can open, so the run's GPU is
@@ -35,6 +40,7 @@ NO_GPU = -1  # `gpu_device` value that keeps every GPU out of the sandbox
 TOPOLOGY = ("sys/module/nvidia", "sys/devices/system/cpu", "sys/devices/system/node")
 _MINOR = re.compile(r"^Device Minor:\s*(\d+)\s*$", re.MULTILINE)
 _CAP_MINOR = re.compile(r"^DeviceFileMinor:\s*(\d+)\s*$", re.MULTILINE)
+MIG_INSTANCE = re.compile(r"^(\d+)/(\d+)$")  # "GI/CI", as `nvidia-smi mig -lci` lists them
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +48,7 @@ class Gpu:
     minor: int  # N of /dev/nvidiaN
     bus_id: str | None  # PCI address, e.g. 0000:01:00.0; None when the driver doesn't say
     sys_dir: str | None  # its real folder under /sys/devices, as seen from the host
+    mig_instance: str = ""  # "GI/CI": the one MIG instance runs may open; "": all of its own
 
 
 def _bus_id(root: Path, minor: int) -> str | None:
@@ -59,7 +66,11 @@ def _bus_id(root: Path, minor: int) -> str | None:
     return None
 
 
-def find_gpu(minor: int, root: str = "/") -> Gpu | None:
+class MigInstanceMissing(ValueError):
+    """The configured MIG instance isn't on this GPU: refuse to start rather than share it all."""
+
+
+def find_gpu(minor: int, root: str = "/", mig_instance: str = "") -> Gpu | None:
     """The GPU `/dev/nvidia<minor>`, when it and the driver's shared nodes exist."""
     if minor == NO_GPU:
         return None
@@ -67,13 +78,17 @@ def find_gpu(minor: int, root: str = "/") -> Gpu | None:
     nodes = [top / "dev/nvidiactl", top / "dev/nvidia-uvm", top / f"dev/nvidia{minor}"]
     if not all(node.exists() for node in nodes):
         return None
+    if mig_instance and len(own_mig_caps(minor, root, mig_instance)) != 2:
+        raise MigInstanceMissing(
+            f"GPU {minor} has no MIG instance {mig_instance} (GI/CI) with both device nodes: "
+            f"see /proc/driver/nvidia/capabilities/gpu{minor}/mig and `nvidia-smi mig -lci`")
     bus_id = _bus_id(top, minor)
     sys_dir = None
     if bus_id is not None:
         link = top / "sys/bus/pci/devices" / bus_id
         if link.exists():
             sys_dir = "/" + str(link.resolve().relative_to(top.resolve()))
-    return Gpu(minor, bus_id, sys_dir)
+    return Gpu(minor, bus_id, sys_dir, mig_instance)
 
 
 def bwrap_args(gpu: Gpu | None, root: str = "/") -> list[str]:
@@ -83,7 +98,7 @@ def bwrap_args(gpu: Gpu | None, root: str = "/") -> list[str]:
     top = Path(root)
     args: list[str] = []
     nodes = ["/dev/nvidiactl", "/dev/nvidia-uvm", f"/dev/nvidia{gpu.minor}",
-             *own_mig_caps(gpu.minor, root)]
+             *own_mig_caps(gpu.minor, root, gpu.mig_instance)]
     for node in nodes:
         args += ["--dev-bind", node, node]
     if gpu.sys_dir is not None and gpu.bus_id is not None:
@@ -95,12 +110,24 @@ def bwrap_args(gpu: Gpu | None, root: str = "/") -> list[str]:
     return _parents_open(args) + args
 
 
-def own_mig_caps(minor: int, root: str = "/") -> list[str]:
-    """The /dev/nvidia-caps nodes of GPU `minor`'s MIG instances, none of any other's."""
+def own_mig_caps(minor: int, root: str = "/", instance: str = "") -> list[str]:
+    """The /dev/nvidia-caps nodes of GPU `minor`'s MIG instances, none of any other's.
+
+    With `instance` ("GI/CI"), only that one's: its GPU instance's node and
+    its compute instance's.
+    """
     top = Path(root)
     tree = top / f"proc/driver/nvidia/capabilities/gpu{minor}"
+    if instance:
+        match = MIG_INSTANCE.match(instance)
+        if match is None:
+            raise MigInstanceMissing(f"a MIG instance is named GI/CI, e.g. 1/0, not {instance!r}")
+        gi = tree / f"mig/gi{match.group(1)}"
+        accesses = [gi / "access", gi / f"ci{match.group(2)}" / "access"]
+    else:
+        accesses = list(tree.rglob("access")) if tree.is_dir() else []
     found = set()
-    for access in tree.rglob("access") if tree.is_dir() else ():
+    for access in accesses:
         try:
             match = _CAP_MINOR.search(access.read_text())
         except OSError:

@@ -78,7 +78,7 @@ def identity_fds() -> tuple[int, int, int]:
 
 
 def bwrap_command(argv: list[str], passwd_fd: int, group_fd: int, hosts_fd: int,
-                  cgroup_dir: str | None = None, gpu: Gpu | None = None) -> list[str]:
+                  cgroup_dirs: list[str] | None = None, gpu: Gpu | None = None) -> list[str]:
     args = ["bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--die-with-parent", "--new-session",
             "--hostname", "sandbox",
@@ -114,8 +114,8 @@ def bwrap_command(argv: list[str], passwd_fd: int, group_fd: int, hosts_fd: int,
     for folder in SYS_FOLDERS:
         args += ["--perms", "0755", "--dir", folder]
     args += bwrap_args(gpu)  # one GPU's nodes and sysfs folder, when the pool uses one
-    if cgroup_dir:  # supervisors make each run's memory cgroup in here
-        args += ["--bind", cgroup_dir, cgroup_dir]
+    for folder in cgroup_dirs or ():  # supervisors make each run's cgroups in here
+        args += ["--bind", folder, folder]
     # The root bwrap built is a tmpfs the template's uid may own (rootless):
     # read-only, so nothing a run writes outside its scratch can outlive it.
     args += ["--remount-ro", "/"]

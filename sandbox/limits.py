@@ -15,6 +15,7 @@ import dataclasses
 class Limits:
     wall_s: float = 10.0  # killed after this long, sleeping or not
     cpu_s: int = 20  # RLIMIT_CPU: CPU seconds across all threads (2 cores x wall)
+    cpus: float = 2.0  # cores a run may use at once: a cgroup CPU quota where there is one
     memory_mb: int = 2048  # RLIMIT_DATA, and the cgroup limit where there is one
     # RLIMIT_AS must leave room for the ~1.8 GB of virtual mappings both
     # frameworks hold after their first op; RLIMIT_DATA does the real work.
@@ -27,6 +28,7 @@ class Limits:
     result_bytes: int = 8 * 1024 * 1024  # values, graphs and captured arrays
     max_timeout_s: float = 60.0  # the most a request may ask for
     gpu_device: int = 0  # N of /dev/nvidiaN, the one GPU the sandbox sees; -1: none
+    gpu_mig_instance: str = ""  # "GI/CI": the one MIG instance of that GPU runs see; "": all
     gpu_memory_mb: int = 4096  # each framework's allocator cap on the GPU, per run
     gpu_runs_per_device: int = 1  # runs at once on the GPU: the pool's slots there
     gpu_spares: int = 8  # ready spares at most on a GPU pool: each holds a CUDA context

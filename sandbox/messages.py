@@ -40,8 +40,9 @@ MAX_READY_BYTES = 1024 * 1024
 
 
 class CgroupSpec(StrictModel):
-    base: str
+    base: str  # the pool's memory cgroup folder
     version: Literal[1, 2]
+    cpu_base: str | None = None  # its CPU cgroup folder (v2: the same), where the host has one
 
 
 class SpawnSpare(StrictModel):

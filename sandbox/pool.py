@@ -53,7 +53,8 @@ class Pool:
                  queue_size: int = 64, queue_per_learner: int = 4,
                  queue_per_address: int = 32, spares_memory_mb: int | None = None) -> None:
         self.limits = limits
-        self.gpu = find_gpu(limits.gpu_device)  # the one GPU bound into the sandbox, if any
+        # the one GPU bound into the sandbox, if any
+        self.gpu = find_gpu(limits.gpu_device, mig_instance=limits.gpu_mig_instance)
         self.size = run_slots(size, self.gpu, limits.gpu_runs_per_device)
         self.insecure = insecure
         self.queue = FairQueue(self.size, queue_size, queue_per_learner, queue_per_address)
@@ -87,8 +88,10 @@ class Pool:
                             "bounded per process only (RLIMIT_DATA x RLIMIT_NPROC)",
                             "not root" if os.getuid() else "no memory controller")
             else:
+                cpu = self.cgroup.cpu_path
                 self.spares.cgroup = CgroupSpec(base=str(self.cgroup.path),
-                                                version=self.cgroup.version)
+                                                version=self.cgroup.version,
+                                                cpu_base=str(cpu) if cpu else None)
         await asyncio.gather(*(self.start_template(f) for f in FRAMEWORKS))
 
     @property
@@ -100,11 +103,22 @@ class Pool:
             return "per-process rlimits only: no memory cgroup on this host"
         return f"memory cgroup v{self.cgroup.version} per run, plus per-process rlimits"
 
+    @property
+    def cpu_limit(self) -> str:
+        """How a run's CPU is bounded, in words for /api/health."""
+        per_process = f"RLIMIT_CPU {self.limits.cpu_s} s per process at the default timeout"
+        if self.insecure:
+            return "none (insecure mode)"
+        if self.cgroup is None or self.cgroup.cpu_path is None:
+            return f"{per_process} only: no CPU cgroup on this host"
+        return (f"{self.limits.cpus:g} cores per run (cgroup v{self.cgroup.version} CPU quota), "
+                f"plus {per_process}")
+
     async def start_template(self, framework: Framework) -> None:
         try:
             await self.templates[framework].start(
                 insecure=self.insecure, gpu=self.gpu,
-                cgroup_dir=str(self.cgroup.path) if self.cgroup else None,
+                cgroup_dirs=self.cgroup.folders if self.cgroup else [],
                 kernels=self.limits.onednn_precompile, on_spare=self.spares.spawned,
                 on_dead=functools.partial(self._template_died, framework))
         except BaseException:
@@ -229,7 +243,7 @@ class Pool:
             sandbox="insecure" if self.insecure else "bubblewrap+namespaces+seccomp",
             insecure=self.insecure,
             memory_cgroups=f"v{self.cgroup.version}" if self.cgroup else None,
-            memory_limit=self.memory_limit)
+            memory_limit=self.memory_limit, cpu_limit=self.cpu_limit)
 
     def pss_mb(self) -> float | None:
         """The sandbox's memory (templates, spares, runs), as last measured.

@@ -58,7 +58,7 @@ class Spares:
                  limits: Limits, slots: int, in_flight: Callable[[], bool]) -> None:
         self.templates, self.reserve, self.limits = templates, reserve, limits
         self.in_flight = in_flight  # runs in flight or waiting: draw the reserve down
-        self.cgroup: CgroupSpec | None = None  # where each run's memory cgroup goes
+        self.cgroup: CgroupSpec | None = None  # where each run's cgroups go
         self.context = ExecutorContext()  # from the last spare that was ready
         self.closing = False
         self._ready: dict[Framework, asyncio.Queue[Spare]] = {

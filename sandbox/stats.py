@@ -26,6 +26,7 @@ class ExecutorStats(BaseModel):
     insecure: bool  # some runs are not isolated at all (here, or on a registered worker)
     memory_cgroups: str | None  # "v1" / "v2" where each run has its own
     memory_limit: str  # how a run's memory is bounded, in words
+    cpu_limit: str  # how a run's CPU is bounded, in words
 
 
 class ReserveStats(BaseModel):

@@ -98,7 +98,8 @@ class Supervisor:
             # Headroom over RLIMIT_DATA: ordinary bombs still end as a clean
             # MemoryError; the cgroup catches what rlimits can't see.
             self.cgroup = RunCgroup(order.cgroup.base, order.cgroup.version, order.name,
-                                    self.limits.memory_mb + CGROUP_HEADROOM_MB)
+                                    self.limits.memory_mb + CGROUP_HEADROOM_MB,
+                                    order.cgroup.cpu_base)
 
     # ---- start ----------------------------------------------------------------
 
@@ -178,6 +179,8 @@ class Supervisor:
         self.phase = Phase.running
         self.wall_s = order.wall_s
         self.deadline = self.loop.later(order.wall_s, self._on_deadline)
+        if self.cgroup is not None:
+            self.cgroup.limit_cpu(self.limits.cpus)  # before the code reaches the run
         if self.loop.proc_fd is not None:
             order.shared_tasks = tasks_in_view(self.loop.proc_fd)
         self.request = wire.encode(order)

@@ -51,7 +51,7 @@ class TemplateProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    async def start(self, *, insecure: bool, gpu: Gpu | None, cgroup_dir: str | None,
+    async def start(self, *, insecure: bool, gpu: Gpu | None, cgroup_dirs: list[str],
                     kernels: bool, on_spare: OnSpare, on_dead: Callable[[], None]) -> None:
         """Start it and wait for its hello; raises (and leaves it stopped) when it fails."""
         loop = asyncio.get_running_loop()
@@ -61,7 +61,7 @@ class TemplateProcess:
         identity: tuple[int, ...] = ()
         if not insecure:
             identity = launcher.identity_fds()
-            argv = launcher.bwrap_command(argv, *identity, cgroup_dir=cgroup_dir, gpu=gpu)
+            argv = launcher.bwrap_command(argv, *identity, cgroup_dirs=cgroup_dirs, gpu=gpu)
             fds += identity
         env = None if not insecure else {**launcher.RUN_ENV, "PYTHONPATH": str(
             launcher.SANDBOX_DIR.parent), "TMPDIR": os.environ.get("TMPDIR", "/tmp")}

@@ -60,7 +60,7 @@ class QuickPool:
         return PoolStats(slots=2, busy=self.queue.busy, queued=self.queue.waiting,
                          runs_started=len(self.clients), template_alive=True, degraded=None,
                          sandbox="stand-in", insecure=False, memory_cgroups=None,
-                         memory_limit="none", spares_ready=0, spares_warming=0, reserve={},
+                         memory_limit="none", cpu_limit="none", spares_ready=0, spares_warming=0, reserve={},
                          reserve_memory_mb=0, tensorflow_kernels=None, pool_pss_mb=None,
                          template_restarts=0)
 

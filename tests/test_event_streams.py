@@ -38,7 +38,7 @@ class StandInPool(QuickPool):
     def stats(self) -> PoolStats:
         return PoolStats(slots=2, busy=0, queued=0, runs_started=0, template_alive=True,
                          degraded=None, sandbox="stand-in", memory_cgroups=None,
-                         memory_limit="none", insecure=False, spares_ready=0,
+                         memory_limit="none", cpu_limit="none", insecure=False, spares_ready=0,
                          spares_warming=0, reserve={},
                          reserve_memory_mb=0, tensorflow_kernels=None, pool_pss_mb=None,
                          template_restarts=0)

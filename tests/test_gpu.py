@@ -109,6 +109,27 @@ def test_without_the_drivers_gpu_list_the_nodes_are_bound_and_no_sysfs_folder(
     assert not any(a.startswith("/sys/devices/pci") for a in args)
 
 
+def test_a_named_mig_instance_is_the_only_one_bound(tmp_path: Path) -> None:
+    root = fake_host(tmp_path)
+    caps = tmp_path / "proc/driver/nvidia/capabilities/gpu1/mig"
+    for path, cap in (("gi2/access", 14), ("gi2/ci0/access", 15)):  # a second instance
+        (caps / path).parent.mkdir(parents=True)
+        (caps / path).write_text(f"DeviceFileMinor: {cap}\nDeviceFileMode: 292\n")
+        (tmp_path / f"dev/nvidia-caps/nvidia-cap{cap}").touch()
+    every = bwrap_args(find_gpu(1, str(root)), str(root))
+    assert {a for a in every if a.startswith("/dev/nvidia-caps/")} == {
+        f"/dev/nvidia-caps/nvidia-cap{n}" for n in (12, 13, 14, 15)}
+    found = find_gpu(1, str(root), mig_instance="2/0")
+    assert found is not None and found.mig_instance == "2/0"
+    args = bwrap_args(found, str(root))
+    assert {a for a in args if a.startswith("/dev/nvidia-caps/")} == {
+        "/dev/nvidia-caps/nvidia-cap14", "/dev/nvidia-caps/nvidia-cap15"}
+    with pytest.raises(gpu_binds.MigInstanceMissing, match="no MIG instance 3/0"):
+        find_gpu(1, str(root), mig_instance="3/0")  # refused, not widened to every instance
+    with pytest.raises(gpu_binds.MigInstanceMissing, match="no MIG instance 1/1"):
+        find_gpu(1, str(root), mig_instance="1/1")
+
+
 def test_no_gpu_is_found_without_its_nodes_or_when_turned_off(tmp_path: Path) -> None:
     root = fake_host(tmp_path)
     assert find_gpu(NO_GPU, str(root)) is None
@@ -284,11 +305,13 @@ def test_tensorflow_cap_is_one_logical_gpu_with_a_memory_limit(
 
 def test_gpu_settings_reach_the_spare(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in (("RUN_GPU_MEMORY_MB", "1536"), ("GPU_DEVICE", "-1"),
-                        ("GPU_RUNS_PER_DEVICE", "2"), ("GPU_SPARES", "6")):
+                        ("GPU_RUNS_PER_DEVICE", "2"), ("GPU_SPARES", "6"),
+                        ("GPU_MIG_INSTANCE", "2/0"), ("RUN_CPUS", "1.5")):
         monkeypatch.setenv(f"SIDEBYSIDE_{name}", value)
     limits = Settings().limits()
     assert (limits.gpu_memory_mb, limits.gpu_device, limits.gpu_runs_per_device,
-            limits.gpu_spares) == (1536, -1, 2, 6)
+            limits.gpu_spares, limits.gpu_mig_instance, limits.cpus) == (
+                1536, -1, 2, 6, "2/0", 1.5)
     order = SpawnSpare(id=1, slot=0, framework="pytorch", name="1-1", limits=limits)
     received = parse_frame(SpawnSpare, order.model_dump_json().encode())
     assert received.limits == limits and isinstance(received.limits, Limits)

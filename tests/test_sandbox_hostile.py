@@ -418,6 +418,37 @@ def test_health_says_how_memory_is_bounded(api: httpx.Client) -> None:
         assert health["memory_limit"].startswith("memory cgroup v"), health
     else:
         assert health["memory_limit"].startswith("per-process rlimits only"), health
+        assert health["cpu_limit"].endswith("only: no CPU cgroup on this host"), health
+
+
+def test_a_run_cannot_lift_its_cgroup_limits(api: httpx.Client) -> None:
+    code = """import os
+found, lifted = [], []
+for top, _, files in os.walk('/sys/fs/cgroup'):
+    for name in files:
+        if name in ('cpu.cfs_quota_us', 'cpu.max', 'memory.limit_in_bytes', 'memory.max',
+                    'cgroup.procs', 'tasks'):
+            found.append(name)
+            try:
+                with open(os.path.join(top, name), 'w') as f:
+                    f.write('max' if name.endswith('max') else '-1')
+                lifted.append(os.path.join(top, name))
+            except OSError:
+                pass
+try:
+    os.listdir('/sys/fs')
+    hidden = False
+except PermissionError:
+    hidden = True
+print(hidden or len(found) > 0, lifted)
+"""
+    result = run(api, code)
+    assert result["status"] == "ok", result
+    walked, lifted = result["stdout"].split(" ", 1)
+    assert lifted.strip() == "[]", result
+    # A root server binds the pool's cgroup folders into the template's view,
+    # under parents the runs' uids can't enter; if they could, the walk saw them.
+    assert walked == "True", result
 
 
 def test_nothing_written_outside_scratch_outlives_the_run(api: httpx.Client) -> None:

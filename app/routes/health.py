@@ -53,6 +53,7 @@ class Health(BaseModel):
     degraded: str | None
     memory_cgroups: str | None
     memory_limit: str
+    cpu_limit: str
     pool: LocalPoolHealth | RemotePoolHealth
     workers: list[WorkerBeat]
     device: str
@@ -82,6 +83,7 @@ async def read_health(pool: ExecutorDep, settings: SettingsDep) -> Health:
         degraded=stats.degraded,
         memory_cgroups=stats.memory_cgroups,
         memory_limit=stats.memory_limit,
+        cpu_limit=stats.cpu_limit,
         pool=_pool(stats),
         workers=stats.workers if isinstance(stats, RemoteStats) else [],
         device=pool.context.device,

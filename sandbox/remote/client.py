@@ -202,7 +202,8 @@ class RemoteExecutor:
             template_alive=degraded is None, degraded=degraded,
             sandbox="remote workers (Celery over Redis)", memory_cgroups=None,
             insecure=any(w.sandbox == "insecure" for w in workers),
-            memory_limit="set by each worker's sandbox", workers=workers)
+            memory_limit="set by each worker's sandbox",
+            cpu_limit="set by each worker's sandbox", workers=workers)
 
     async def stop(self) -> None:
         for queue in self.queues.values():
