@@ -26,6 +26,7 @@ from app.compare import Comparison
 from app.packs.library import relative
 from app.packs.loader import MANIFEST, PackError, load_lesson, load_packs
 from app.packs.models import Lesson, Pack, Snippet, Step
+from app.packs.source import each
 from app.pipeline.service import RunService
 from app.pipeline.work import StepCheck, StepPair
 from app.settings import Settings
@@ -63,7 +64,7 @@ def run_check_command(path: str, as_json: bool = False) -> int:
     try:
         lessons, load_errors = _load(Path(path))
     except PackError as exc:
-        lessons, load_errors = [], [str(exc)]
+        lessons, load_errors = [], [str(e) for e in each(exc)]
     if not lessons and not load_errors:
         print(f"sidebyside: no {MANIFEST} under {path}", file=sys.stderr)
         return 2

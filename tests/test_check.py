@@ -221,3 +221,25 @@ def test_a_graph_block_that_draws_nothing_fails_check(tmp_path: Path) -> None:
         "a = torch.tensor([1.0, 2.0, 3.0])\ntotal", "a = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)\ntotal", 1))
     fixed = sidebyside_check(folder)
     assert fixed.returncode == 0, fixed.stdout
+
+
+def test_check_lists_every_parse_error_before_running_anything(tmp_path: Path) -> None:
+    (tmp_path / "pack.yaml").write_text("id: broken\ntitle: B\nversion: '1'\ndescription: B.\n"
+                                        "lessons: [01.md, 02.md]\n")
+    one = BROKEN.replace("level: beginner", "level: expert").replace("minutes: 1", "minutes: 0") \
+        .replace("```python pytorch\nx = 1\ny = x / 0", "```python pytorh\nx = 1\ny = x / 0")
+    (tmp_path / "01.md").write_text(one)
+    (tmp_path / "02.md").write_text("no front matter\n")
+    for path, expected in ((tmp_path, 4), (tmp_path / "01.md", 3)):
+        done = sidebyside_check(path, "--json")
+        assert done.returncode == 1, done.stdout + done.stderr
+        report = json.loads(done.stdout)
+        errors = report["load_errors"]
+        assert len(errors) == expected and report["results"] == [], errors
+        assert errors[0].startswith(f"{tmp_path / '01.md'}:5: front matter: level")
+        assert errors[1].startswith(f"{tmp_path / '01.md'}:6: front matter: minutes")
+        assert errors[2].startswith(f"{tmp_path / '01.md'}:{line('y = x / 0') - 2}:")
+    text = sidebyside_check(tmp_path).stdout.splitlines()
+    assert [x for x in text if x.startswith("error     ")][3].startswith(
+        f"error     {tmp_path / '02.md'}:1: a lesson starts with YAML front matter")
+    assert text[-1] == "0 checks: 0 ok, 0 mismatch, 0 error; 4 load errors"

@@ -16,14 +16,16 @@ from tests.conftest import ADMIN_TOKEN
 EXAMPLE = ROOT / "lessons" / "example"
 
 
-def example_zip(pack_id: str, *, break_compare: bool = False, evil: str = "") -> bytes:
-    """The example pack, as an author copies it: under their own pack id."""
+def example_zip(pack_id: str, *, break_compare: bool = False, evil: str = "",
+                release: str = "1.0.0") -> bytes:
+    """The example pack, as an author copies it: under their own pack id (and release)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(EXAMPLE.iterdir()):
             text = path.read_text()
             if path.name == "pack.yaml":
-                text = text.replace("id: example", f"id: {pack_id}")
+                text = text.replace("id: example", f"id: {pack_id}").replace(
+                    "version: 1.0.0", f"version: {release}")
             if break_compare:  # the PyTorch side of the first step computes something else
                 text = text.replace("total = torch.sum(x, dim=0)", "total = torch.sum(x, dim=1)")
             archive.writestr(f"{pack_id}/{path.name}", text)
@@ -60,9 +62,10 @@ def test_an_uploaded_pack_is_checked_versioned_and_owned(api: httpx.Client) -> N
     assert [c["status"] for c in report["checks"]] == ["ok"] * 4
     assert all(c["message"] == "" and c["file"] == "01-layers.md" for c in report["checks"])
     # a second version needs the author's token; with it, it is version 2
-    assert upload(api, example_zip("uploaded-example")).status_code == 403
-    assert upload(api, example_zip("uploaded-example"), token="not-the-token").status_code == 403
-    second = upload(api, example_zip("uploaded-example"), token=token)
+    assert upload(api, example_zip("uploaded-example", release="1.1.0")).status_code == 403
+    assert upload(api, example_zip("uploaded-example", release="1.1.0"),
+                  token="not-the-token").status_code == 403
+    second = upload(api, example_zip("uploaded-example", release="1.1.0"), token=token)
     assert second.status_code == 202 and second.json()["version"] == 2
     assert second.json()["author_token"] is None
     mine = api.get("/api/packs/uploaded-example", headers={"Authorization": f"Bearer {token}"})
@@ -172,3 +175,68 @@ def test_a_class_pins_a_ready_version_that_its_learners_then_see(api: httpx.Clie
     assert kept.status_code == 409 and "class" in kept.json()["detail"]
     assert api.post("/api/classes", json={"pack": "example", "title": "x", "version": 1}
                     ).status_code == 422  # bundled packs have no versions
+
+
+def test_an_upload_lists_every_parse_error_of_its_pack(api: httpx.Client) -> None:
+    broken = zipfile.ZipFile(io.BytesIO(example_zip("many-errors")))
+    lesson = broken.read("many-errors/01-layers.md").decode()
+    lesson = lesson.replace("level: beginner", "level: expert").replace(
+        "minutes: 10", "minutes: 0").replace("```python pytorch", "```python pytorh", 1)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("many-errors/pack.yaml", broken.read("many-errors/pack.yaml").decode()
+                         .replace("  - 01-layers.md\n", "  - 01-layers.md\n  - 02-gone.md\n"))
+        archive.writestr("many-errors/01-layers.md", lesson)
+    refused = upload(api, buffer.getvalue())
+    assert refused.status_code == 422, refused.text
+    problems = refused.json()["detail"].splitlines()
+    assert [p.split(":")[0] for p in problems] == ["01-layers.md"] * 3 + ["pack.yaml"], problems
+    assert "level" in problems[0] and "minutes" in problems[1]
+    assert "unknown block kind" in problems[2] and "'02-gone.md' does not exist" in problems[3]
+
+
+def test_an_upload_identical_to_a_version_says_so_and_makes_none(api: httpx.Client) -> None:
+    first = upload(api, example_zip("same-again")).json()
+    token = first["author_token"]
+    again = upload(api, example_zip("same-again"), token=token)
+    assert again.status_code == 409, again.text
+    assert "identical to version 1" in again.json()["detail"]
+    # not for someone else: their upload is refused as before, identical or not
+    assert upload(api, example_zip("same-again")).status_code == 403
+    changed = upload(api, example_zip("same-again", release="2.0.0"), token=token)
+    assert changed.status_code == 202 and changed.json()["version"] == 2
+    back = upload(api, example_zip("same-again"), token=token)
+    assert back.status_code == 409 and "identical to version 1" in back.json()["detail"]
+    mine = api.get("/api/packs/same-again", headers={"Authorization": f"Bearer {token}"})
+    assert [v["version"] for v in mine.json()["versions"]] == [1, 2]
+
+
+def test_the_catalogue_lists_each_pack_once_at_its_latest_ready_version(
+        api: httpx.Client) -> None:
+    first = upload(api, example_zip("listed-once")).json()
+    token = first["author_token"]
+    author = {"Cookie": f"sbs_author={token}"}
+
+    def catalogued() -> list[str]:
+        page = api.get("/", headers=author)
+        assert page.status_code == 200
+        lessons = api.get("/api/lessons", headers={"Authorization": f"Bearer {token}"}).json()
+        packs = sorted({x["pack"] for x in lessons if x["pack"].startswith("listed-once")})
+        assert [p for p in packs if f'href="/lessons/{p}--example-layers"' not in page.text] == []
+        assert page.text.count('href="/lessons/listed-once--v') == len(packs)
+        return packs
+
+    assert catalogued() == []  # still being checked
+    assert finished_report(api, first["report_url"], token)["status"] == "ready"
+    assert catalogued() == ["listed-once--v1"]
+    failing = upload(api, example_zip("listed-once", break_compare=True), token=token).json()
+    assert catalogued() == ["listed-once--v1"]  # v2 is being checked
+    assert finished_report(api, failing["report_url"], token)["status"] == "failed"
+    assert catalogued() == ["listed-once--v1"]  # and failed
+    third = upload(api, example_zip("listed-once", release="3.0.0"), token=token).json()
+    assert catalogued() == ["listed-once--v1"]
+    assert finished_report(api, third["report_url"], token)["status"] == "ready"
+    assert catalogued() == ["listed-once--v3"]
+    # its author still previews every version, ready or not
+    assert api.get("/api/lessons/listed-once--v2--example-layers",
+                   headers={"Authorization": f"Bearer {token}"}).status_code == 200

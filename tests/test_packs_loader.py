@@ -249,3 +249,28 @@ def test_prose_keeps_formatting_code_tables_and_links() -> None:
     assert 'href="https://pytorch.org"' in html and 'rel="noopener noreferrer nofollow"' in html
     assert '<th style="text-align:right">x</th>' in html
     assert '<code class="language-python"><span class="hl-kn">import</span>' in html
+
+
+def test_every_parse_error_of_a_pack_is_listed_in_one_pass(tmp_path: Path) -> None:
+    # 01.md: two front matter fields wrong, and two of its three steps broken
+    one = LESSON.replace("level: beginner", "level: expert").replace("minutes: 5", "minutes: 0") \
+        + ("\n## Second step\n\n```python tensorflow\nb = 1\n```\n"
+           "\n## Third step\n\n```python tensorflow\nc = 1\n```\n\n```python pytorch\nc = 1\n```\n"
+           "\n```yaml compare\nnames: [c\n```\n")
+    two = LESSON.replace("id: one", "id: two").replace("title: One", "title: [Two")
+    three = LESSON.replace("id: one", "id: three").replace("```python pytorch", "```python pytorh")
+    folder = write_pack(tmp_path / "p", {"01.md": one, "02.md": two, "03.md": three},
+                        MANIFEST + "  - 02.md\n  - 03.md\n  - 04.md\n")
+    with pytest.raises(PackError) as caught:
+        load_pack(folder)
+    lines = str(caught.value).splitlines()
+    first, second, third = (folder / name for name in ("01.md", "02.md", "03.md"))
+    assert [x.split(": ")[0] for x in lines] == [
+        f"{first}:5", f"{first}:6", f"{first}:21", f"{first}:39", f"{second}:4",
+        f"{third}:17", f"{folder / 'pack.yaml'}:9"], lines
+    assert "level" in lines[0] and "minutes" in lines[1] and "(and" not in lines[0]
+    assert "second-step' has no ```python pytorch" in lines[2]
+    assert "invalid YAML" in lines[3] and "invalid YAML" in lines[4]
+    assert "unknown block kind" in lines[5] and "'04.md' does not exist" in lines[6]
+    # the lenient loader, which `sidebyside check` uses, lists each of them on its own
+    assert len(load_packs(folder, strict=False).errors) == 7

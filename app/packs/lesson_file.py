@@ -15,7 +15,7 @@ from markdown_it.token import Token
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.packs.models import Compare, Exercise, GraphSpec, Lesson, Level, Snippet, Step
-from app.packs.source import PackError, line_of, read_text, read_yaml, validate
+from app.packs.source import PackError, combined, line_of, read_text, read_yaml, validate
 from sandbox.protocol import MAX_CODE_BYTES, TIMED_MARKER, Device
 
 ID_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -60,11 +60,19 @@ class _Section:
 
 
 def parse_lesson(file: Path, pack_id: str) -> Lesson:
+    """The lesson, or every problem in it: its front matter's, then each step's first."""
     front, body, offset = _split_front_matter(read_text(file), file)
-    meta = validate(FrontMatter, *read_yaml(front, file, 2), file, 2, "front matter")
-    intro, steps = _parse_body(body, file, offset)
-    if not steps:
-        raise PackError(file, offset + 1, "a lesson needs at least one step (a `##` heading)")
+    errors: list[PackError] = []
+    try:
+        meta = validate(FrontMatter, *read_yaml(front, file, 2), file, 2, "front matter")
+    except PackError as exc:
+        errors.append(exc)
+    intro, steps, sections = _parse_body(body, file, offset, errors)
+    if not sections:
+        errors.append(PackError(file, offset + 1,
+                                "a lesson needs at least one step (a `##` heading)"))
+    if errors:
+        raise combined(errors)
     return Lesson(**meta.model_dump(), pack=pack_id, file=file, intro=intro, steps=steps)
 
 
@@ -85,47 +93,65 @@ def _split_front_matter(text: str, file: Path) -> tuple[str, str, int]:
     raise PackError(file, 1, "the front matter is never closed by a `---` line")
 
 
-def _parse_body(body: str, file: Path, offset: int) -> tuple[str, list[Step]]:
+def _parse_body(body: str, file: Path, offset: int,
+                errors: list[PackError]) -> tuple[str, list[Step], int]:
+    """(introduction, steps, number of `##` sections); a broken step is left out, its
+    first problem added to `errors`, and the next step is read on its own."""
     lines = body.splitlines()
     tokens = _MD.parse(body)
     sections = [_Section(title="", line=0, start=0)]
     hidden: set[int] = set()  # headings and blocks: body lines that are not prose
+    broken: set[int] = set()  # sections with a problem found: not built into steps
     for i, tok in enumerate(tokens):
         if tok.type == "heading_open" and tok.tag == "h2" and tok.level == 0 and tok.map:
             sections.append(_Section(_plain_text(tokens[i + 1]), offset + tok.map[0] + 1,
                                      tok.map[0]))
             hidden.update(range(*tok.map))
         elif tok.type == "fence" and tok.map:
-            block = _read_block(tok, lines, file, offset)
-            if block is None:
-                continue
-            section = sections[-1]
-            if not section.line:
-                raise PackError(
-                    file, block.line - 1,
-                    f"a {block.kind} block must be inside a step (after a `##` heading)")
-            if tok.level != 0:
-                raise PackError(file, block.line - 1,
-                                f"a {block.kind} block must not be nested in a list or quote")
-            if block.kind in section.blocks:
-                first = section.blocks[block.kind].line - 1
-                raise PackError(
-                    file, block.line - 1,
-                    f"a second {block.kind} block in this step (the first is on line {first})")
-            section.blocks[block.kind] = block
             hidden.update(range(*tok.map))
+            if len(sections) - 1 in broken:
+                continue  # one problem per step: what follows may only echo it
+            try:
+                _add_block(tok, lines, file, offset, sections[-1])
+            except PackError as exc:
+                errors.append(exc)
+                broken.add(len(sections) - 1)
     ends = [s.start for s in sections[1:]] + [len(lines)]
     prose = [_prose(lines, s.start, end, hidden) for s, end in zip(sections, ends, strict=True)]
     seen: dict[str, int] = {}
     steps = []
-    for section, text in zip(sections[1:], prose[1:], strict=True):
-        step = _build_step(section, text, file)
-        if step.id in seen:
-            raise PackError(file, step.line,
-                            f"step id '{step.id}' is already used on line {seen[step.id]}")
+    for n, (section, text) in enumerate(zip(sections[1:], prose[1:], strict=True), 1):
+        if n in broken:
+            continue
+        try:
+            step = _build_step(section, text, file)
+            if step.id in seen:
+                raise PackError(file, step.line,
+                                f"step id '{step.id}' is already used on line {seen[step.id]}")
+        except PackError as exc:
+            errors.append(exc)
+            continue
         seen[step.id] = step.line
         steps.append(step)
-    return prose[0], steps
+    errors.sort(key=lambda e: e.line)
+    return prose[0], steps, len(sections) - 1
+
+
+def _add_block(tok: Token, lines: list[str], file: Path, offset: int, section: _Section) -> None:
+    block = _read_block(tok, lines, file, offset)
+    if block is None:
+        return
+    if not section.line:
+        raise PackError(file, block.line - 1,
+                        f"a {block.kind} block must be inside a step (after a `##` heading)")
+    if tok.level != 0:
+        raise PackError(file, block.line - 1,
+                        f"a {block.kind} block must not be nested in a list or quote")
+    if block.kind in section.blocks:
+        first = section.blocks[block.kind].line - 1
+        raise PackError(file, block.line - 1,
+                        f"a second {block.kind} block in this step (the first is on line {first})")
+    section.blocks[block.kind] = block
 
 
 def _read_block(tok: Token, lines: list[str], file: Path, offset: int) -> _Block | None:

@@ -9,7 +9,8 @@ server's own pool behind learners' runs, and the version becomes `ready`
 or `failed` with a report naming file and line. The first upload of a pack
 id makes the uploader its author: the token it sent, or a new 128-bit one,
 so one author can own several packs with one token; later versions need
-that token. Bundled packs' ids are taken.
+that token. An upload whose files are those of one of the pack's versions
+makes no new version. Bundled packs' ids are taken.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import io
 import logging
 import shutil
@@ -25,8 +27,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from app import tokens
 from app.packs.loader import PackError, load_pack
 from app.packs.models import Catalog, Pack, VersionedPackId
+from app.packs.source import each
 from app.packs.unpack import UnpackError, UnpackLimits, unpack
 from app.store import packs as store
 from app.store.db import Database
@@ -84,6 +88,8 @@ class Library:
         shutil.rmtree(self.staging_root, ignore_errors=True)
         self.on_change = on_change
         self._checks: set[asyncio.Task[None]] = set()
+        self._adding = asyncio.Lock()  # two identical uploads at once make one version
+        self._contents: dict[tuple[str, int], str] = {}  # a version's files' digest
         self.checking: set[str] = set()  # versioned pack ids whose check is running
         # Every version on disk, loaded: the site's catalog includes them (who may
         # see which is decided per request: `listed`, `may_view`).
@@ -120,8 +126,9 @@ class Library:
             pack = load_pack(staging)
         except UnpackError as exc:
             raise UploadRefused(422, str(exc)) from None
-        except PackError as exc:
-            raise UploadRefused(422, relative(str(exc), staging)) from None
+        except PackError as exc:  # every problem found, a line each
+            raise UploadRefused(422, "\n".join(relative(str(e), staging)
+                                               for e in each(exc))) from None
         limits = self.pack_limits
         if len(pack.lessons) > limits.lessons:
             raise UploadRefused(422, f"pack.yaml: {len(pack.lessons)} lessons; a pack may have "
@@ -141,20 +148,27 @@ class Library:
             if self.bundled().pack(pack.id) is not None:
                 raise UploadRefused(409, f"pack id '{pack.id}' is taken by a bundled pack")
             made = await store.owner(self.db, pack.id)
-            if made is not None and (token is None or digest(token) != made.author_digest):
+            if made is not None and (token is None
+                                     or not tokens.same(token, made.author_digest)):
                 raise UploadRefused(403, f"pack '{pack.id}' belongs to another author: "
                                          "send its author token to add a version")
             if made is None and token is not None and len(token) < MIN_TOKEN_CHARS:
                 raise UploadRefused(422, "an author token has at least 22 characters: "
                                          "leave it out to be given one")
             author = token if token is not None else new_token()
-            try:
-                version = await store.add_version(self.db, pack.id, digest(author), pack.title)
-            except PermissionError:
-                raise UploadRefused(403, f"pack '{pack.id}' belongs to another author") from None
-            target = self.folder(pack.id, version)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            staging.rename(target)
+            async with self._adding:
+                if (same := await self._same_as(pack.id, staging)) is not None:
+                    raise UploadRefused(409, f"pack '{pack.id}': this upload is identical to "
+                                             f"version {same}; no new version was made")
+                try:
+                    version = await store.add_version(self.db, pack.id, digest(author),
+                                                      pack.title)
+                except PermissionError:
+                    raise UploadRefused(403, f"pack '{pack.id}' belongs to another "
+                                             "author") from None
+                target = self.folder(pack.id, version)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                staging.rename(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         # read again from its folder, where its files' paths now point
@@ -162,12 +176,26 @@ class Library:
         self._start_check(pack.id, version)
         return Receipt(pack.id, version, None if made is not None else author)
 
+    async def _same_as(self, pack: str, staging: Path) -> int | None:
+        """The version of `pack` whose files are exactly the upload's, if one is."""
+        versions = [v.version for v in await store.versions(self.db, pack)]
+        if not versions:
+            return None
+        upload = await asyncio.to_thread(contents, staging)
+        for version in versions:
+            if (pack, version) not in self._contents:  # a version's files never change
+                self._contents[pack, version] = await asyncio.to_thread(
+                    contents, self.folder(pack, version))
+            if self._contents[pack, version] == upload:
+                return version
+        return None
+
     async def authored(self, token: str | None) -> list[tuple[str, list[store.Version]]]:
         """The packs this token is the author of, with their versions."""
         if not token:
             return []
         mine = [p for p in await store.visible(self.db, digest(token))
-                if p.author_digest == digest(token)]
+                if tokens.same(token, p.author_digest)]
         return [(p.id, await store.versions(self.db, p.id)) for p in mine]
 
     def _start_check(self, pack: str, version: int) -> None:
@@ -221,6 +249,7 @@ class Library:
     async def delete(self, pack: str, version: int) -> None:
         await store.delete_version(self.db, pack, version)
         self.packs.pop(str(VersionedPackId(pack, version)), None)
+        self._contents.pop((pack, version), None)
         if self.on_change is not None:
             self.on_change()
         with contextlib.suppress(OSError):
@@ -235,7 +264,7 @@ class Library:
         made = await store.owner(self.db, parsed.pack) if parsed is not None else None
         if parsed is None or made is None:
             return False
-        if token is not None and digest(token) == made.author_digest:
+        if token is not None and tokens.same(token, made.author_digest):
             return True
         found = [v for v in await store.versions(self.db, parsed.pack)
                  if v.version == parsed.version]
@@ -244,25 +273,34 @@ class Library:
 
     async def listed(self, packs: list[Pack], token: str | None,
                      class_pack: str | None) -> list[Pack]:
-        """The packs a catalog shows this caller: the bundled ones, every version of their
-        own packs, their class's version, and of others' published packs the latest ready."""
-        mine = {p.id for p in await store.visible(self.db, digest(token))
-                if p.author_digest == digest(token)} if token else set()
+        """The packs a catalog shows this caller: the bundled ones, then one entry for each
+        uploaded pack they may see (their own, the published, their class's): their class's
+        version, else the latest ready one. A version that failed its check, or is still
+        being checked, is never listed: its author previews it from its own page."""
         shown: list[Pack] = []
-        published: dict[str, tuple[int, Pack]] = {}  # the latest ready version, per pack name
+        uploaded: dict[str, dict[int, Pack]] = {}  # pack name -> version -> its catalog entry
         for pack in packs:
             parsed = VersionedPackId.parse(pack.id)
-            if parsed is None or parsed.pack in mine or pack.id == class_pack:
+            if parsed is None:
                 shown.append(pack)
-            elif (parsed.pack not in published or parsed.version > published[parsed.pack][0]) \
-                    and await self.may_view(pack.id, None, None):  # ready and published
-                published[parsed.pack] = (parsed.version, pack)
-        return shown + [pack for _, pack in published.values()]
+            else:
+                uploaded.setdefault(parsed.pack, {})[parsed.version] = pack
+        pinned = VersionedPackId.parse(class_pack) if class_pack else None
+        visible = {p.id for p in await store.visible(self.db, digest(token) if token else None)}
+        for name, versions in uploaded.items():
+            if pinned is not None and pinned.pack == name and pinned.version in versions:
+                shown.append(versions[pinned.version])
+            elif name in visible:
+                ready = [v.version for v in await store.versions(self.db, name)
+                         if v.status == VersionStatus.ready and v.version in versions]
+                if ready:
+                    shown.append(versions[max(ready)])
+        return shown
 
     async def class_pack(self, pack: str, version: int | None, token: str | None) -> str:
         """The catalog id of the version a new class pins: a ready one the caller may use."""
         made = await store.owner(self.db, pack)
-        mine = made is not None and token is not None and digest(token) == made.author_digest
+        mine = made is not None and token is not None and tokens.same(token, made.author_digest)
         if made is None or not (made.published or mine):
             raise UploadRefused(404, f"No pack '{pack}' you can teach from.")
         ready = [v.version for v in await store.versions(self.db, pack)
@@ -279,3 +317,13 @@ class Library:
 def relative(message: str, folder: Path) -> str:
     """A message naming files in `folder` as the author wrote them: relative to the pack."""
     return message.replace(str(folder.resolve()) + "/", "").replace(str(folder) + "/", "")
+
+
+def contents(folder: Path) -> str:
+    """A digest of a pack folder's files, their paths and bytes: equal for equal uploads."""
+    hashed = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        hashed.update(f"{path.relative_to(folder).as_posix()}\0{len(data)}\0".encode())
+        hashed.update(data)
+    return hashed.hexdigest()

@@ -1,9 +1,11 @@
 """Find and load lesson packs: `pack.yaml` manifests and the lessons they list.
 
-Strict loading (the default, and what `sidebyside check` relies on) raises
-the first `PackError`. The server loads leniently instead: packs come from
-outside, and one broken lesson should not take the others down, so what
-fails is left out and its error kept on `Catalog.errors`.
+Strict loading (the default, and what an upload relies on) raises a
+`PackError` listing every problem found (`PackErrors` when there are
+several): each lesson is read even when one before it fails. The server and
+`sidebyside check` load leniently instead: packs come from outside, and one
+broken lesson should not take the others down, so what fails is left out and
+each of its problems kept on `Catalog.errors`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.packs.lesson_file import ID_PATTERN, front_matter_line, parse_lesson
 from app.packs.models import Catalog, Lesson, Pack
-from app.packs.source import PackError, line_of, read_text, read_yaml, validate
+from app.packs.source import PackError, combined, each, line_of, read_text, read_yaml, validate
 from sandbox.protocol import Framework
 
 __all__ = ["MANIFEST", "PackError", "load_lesson", "load_pack", "load_packs"]
@@ -60,19 +62,16 @@ def load_packs(root: Path | str, *, strict: bool = True) -> Catalog:
 
 def _load(manifests: list[Path], *, strict: bool) -> Catalog:
     errors: list[PackError] = []
-
-    def keep(exc: PackError) -> None:
-        if strict:
-            raise exc
-        errors.append(exc)
-
+    keep = errors.extend  # every problem, one by one
     packs: list[Pack] = []
     for manifest in manifests:
         try:
-            packs.append(_read_pack(manifest, keep))
+            packs.append(_read_pack(manifest, lambda exc: keep(each(exc))))
         except PackError as exc:
-            keep(exc)
-    packs = _unique(packs, keep)
+            keep(each(exc))
+    packs = _unique(packs, lambda exc: keep(each(exc)))
+    if strict and errors:
+        raise combined(errors)
     return Catalog(packs=packs, errors=[str(e) for e in errors])
 
 

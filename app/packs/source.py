@@ -29,6 +29,27 @@ class PackError(Exception):
         super().__init__(f"{file}:{line}: {message}")
 
 
+class PackErrors(PackError):
+    """Every problem found in one pass, in file and line order; the first is its file and line,
+    and its message lists them all, a line each."""
+
+    def __init__(self, errors: list[PackError]) -> None:
+        self.errors = [e for error in errors for e in each(error)]
+        first = self.errors[0]
+        super().__init__(first.file, first.line, first.detail)
+        self.args = ("\n".join(str(e) for e in self.errors),)
+
+
+def each(error: PackError) -> list[PackError]:
+    """The problems an error stands for: itself, or each of several."""
+    return error.errors if isinstance(error, PackErrors) else [error]
+
+
+def combined(errors: list[PackError]) -> PackError:
+    """One error for one or several (a list that is not empty)."""
+    return errors[0] if len(errors) == 1 else PackErrors(errors)
+
+
 def read_text(file: Path) -> str:
     """A pack file's text; one that is not UTF-8 is an error naming the file."""
     try:
@@ -67,14 +88,13 @@ def validate(model: type[M], data: Any, node: Node | None, file: Path, first_lin
     try:
         return model.model_validate({**data, **extra})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = [str(part) for part in first["loc"]]
-        line = first_line + line_of(node, first["loc"])
-        field = ".".join(loc) or what
-        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
-        more = exc.error_count() - 1
-        tail = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
-        raise PackError(file, line, f"{what}: {field}: {message}{tail}") from None
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or what
+            message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
+            problems.append(PackError(file, first_line + line_of(node, error["loc"]),
+                                      f"{what}: {field}: {message}"))
+        raise combined(sorted(problems, key=lambda e: e.line)) from None
 
 
 def line_of(node: Node | None, loc: Sequence[int | str]) -> int:

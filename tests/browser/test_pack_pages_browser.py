@@ -39,9 +39,20 @@ def test_an_author_uploads_a_pack_and_watches_its_check(
     page.get_by_role("button", name="Create the class").click()
     expect(page.locator("h1")).to_contain_text("Our own pack")
     expect(page.locator(".dashboard")).to_be_visible()
-    # the same browser is the pack's author: a second upload is version 2, listed on /packs
+    # the same browser is the pack's author: the same files again make no version; a
+    # changed pack is version 2, listed on /packs
+    again = page.context.new_page()  # its own tab: the 409 is a console error there
+    again.goto(f"{live_server.url}/packs")
+    again.set_input_files("#pack-file", str(zipped))
+    with again.expect_navigation() as navigation:
+        again.get_by_role("button", name="Upload and check").click()
+    assert navigation.value is not None and navigation.value.status == 409
+    expect(again.locator(".error-note")).to_contain_text("identical to version 1")
+    again.close()
     page.goto(f"{live_server.url}/packs")
-    page.set_input_files("#pack-file", str(zipped))
+    changed = tmp_path / "my-pack-2.zip"
+    changed.write_bytes(example_zip("browser-example", release="1.1.0"))
+    page.set_input_files("#pack-file", str(changed))
     page.get_by_role("button", name="Upload and check").click()
     expect(page.locator("h1")).to_contain_text("browser-example version 2")
     page.goto(f"{live_server.url}/packs")
