@@ -141,15 +141,16 @@ def run_snippet(code: str, repeat: int,
     except BaseException as exc:  # the snippet's own failure is a result, not a crash
         status, error = _status_for(exc), error_info(exc)
     measured = Timings(**timings) if "wall_ms" in timings else None
-    described = values.describe_namespace(namespace, preexisting)
+    described, not_shown = values.describe_namespace(namespace, preexisting)
     captured = values.capture(namespace, capture) if capture else {}
     try:
         result = RunResult(status=status, error=error, timings=measured, values=described,
-                           captured=captured)
+                           values_not_shown=not_shown, captured=captured)
     except ValidationError:
         # Past a cap (a capture name too long): sent as it is, for the
         # supervisor to refuse, as it refuses anything a run sends. Not the
         # usual road: model_construct costs a fresh spare ≈ 4 ms.
         result = RunResult.model_construct(status=status, error=error, timings=measured,
-                                           values=described, captured=captured)
+                                           values=described, values_not_shown=not_shown,
+                                           captured=captured)
     return result, namespace

@@ -153,6 +153,7 @@ class RunResult(BaseModel):
     stderr: Annotated[str, Field(max_length=MAX_STREAM_CHARS)] = ""
     error: ErrorInfo | None = None
     values: list[ValueInfo] = Field(default_factory=list, max_length=MAX_VALUES)
+    values_not_shown: int = Field(0, ge=0)  # values past the ones listed
     timings: Timings | None = None
     device: Short = ""
     versions: dict[Short, Short] = Field(default_factory=dict, max_length=MAX_MAP_ITEMS)

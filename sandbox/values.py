@@ -109,17 +109,21 @@ def describe(name: str, value: Any) -> ValueInfo | None:
                      preview=_preview(array), requires_grad=requires_grad)
 
 
-def describe_namespace(namespace: dict[str, Any], skip: set[str]) -> list[ValueInfo]:
-    found = []
+def describe_namespace(namespace: dict[str, Any],
+                       skip: set[str]) -> tuple[list[ValueInfo], int]:
+    """The first SHOWN_VALUES values the snippet left, and how many more there are."""
+    found: list[ValueInfo] = []
+    more = 0
     for name, value in namespace.items():
         if name.startswith("_") or name in skip:
+            continue
+        if len(found) >= SHOWN_VALUES:
+            more += _kind(value) is not None  # counted, not described
             continue
         info = describe(name, value)
         if info is not None:
             found.append(info)
-            if len(found) >= SHOWN_VALUES:
-                break
-    return found
+    return found, more
 
 
 def capture(namespace: dict[str, Any], expressions: dict[str, str]) -> dict[str, CapturedArray]:

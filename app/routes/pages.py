@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.deps import DbDep, LessonPageDep, VisibleCatalogDep, get_visible_lesson
 from app.store import progress, shares
+from app.web import names
 from app.web.lesson import lesson_context
 from app.web.render import render
 from app.web.security import LearnerDep
@@ -42,6 +43,12 @@ async def read_catalog(request: Request, learner: LearnerDep, catalog: VisibleCa
         "packs": catalog.packs, "progress": summary, "resume": resume,
         "first_lesson": lessons[0] if lessons else None, "errors": catalog.errors,
     })
+
+
+@router.get("/names", response_class=HTMLResponse)
+async def read_names(request: Request) -> HTMLResponse:
+    """TensorFlow names and their PyTorch counterparts: errors and lessons link here."""
+    return render(request, "pages/names.html", {"names": names.TABLE})
 
 
 @router.get("/lessons/{lesson_id}", response_class=HTMLResponse)

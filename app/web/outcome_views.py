@@ -14,7 +14,7 @@ from app.pipeline.precompute import Viewer
 from app.pipeline.service import RunService
 from app.pipeline.work import CheckOutcome, Outcome, PairOutcome, StepPair, StepSide
 from app.web.stepview import SideView, StepView
-from app.web.views import LABELS, timing_chart
+from app.web.views import LABELS, failure, timing_chart
 from sandbox.fairqueue import QueueFull
 from sandbox.protocol import RunResult, RunStatus
 
@@ -46,9 +46,17 @@ def show_comparison(view: StepView, pair: PairOutcome, repeat: int = 1) -> None:
     if compare:
         verdict.comparison = pair.comparison
         verdict.rtol, verdict.atol = compare.rtol, compare.atol
-    rows = [(LABELS[r.framework or fw], fw, r.device, r.timings)
-            for fw, r in pair.results().items() if r.timings]
-    verdict.chart = timing_chart(rows) if rows else None
+    results = pair.results()
+    verdict.failures = [why for fw, r in results.items()
+                        if (why := failure(LABELS[fw], r.status.value,
+                                           r.error.type if r.error else None,
+                                           r.error.line if r.error else None))]
+    rows = [(LABELS[fw], fw, r.device, r.timings) for fw, r in results.items() if r.timings]
+    missing = [(LABELS[fw], fw, (failure(LABELS[fw], r.status.value,
+                                         r.error.type if r.error else None, None)
+                                 or "did not finish").removeprefix(LABELS[fw] + " "))
+               for fw, r in results.items() if not r.timings]
+    verdict.chart = timing_chart(rows, missing) if rows else None
 
 
 def _failure(job: Job) -> BaseException | None:

@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse
 from app.packs.render import highlight_python, render_markdown
 from app.pipeline.requests import TIMING_REPEAT
 from app.resources import STATIC, TEMPLATES
-from app.web import views
+from app.web import names, run_text, views
 
 
 @functools.cache
@@ -28,8 +28,10 @@ def templates() -> Jinja2Templates:
     t.env.filters["markdown"] = render_markdown
     t.env.filters["python"] = highlight_python
     t.env.filters["svg_data_uri"] = views.svg_data_uri
+    t.env.filters["tidy_paths"] = run_text.tidy_paths
     t.env.globals.update(status_text=views.STATUS_TEXT, labels=views.LABELS,
-                         timing_chart=views.timing_chart, timing_repeat=TIMING_REPEAT)
+                         timing_chart=views.timing_chart, timing_repeat=TIMING_REPEAT,
+                         split_stderr=run_text.split_stderr, did_you_mean=names.did_you_mean)
     t.env.trim_blocks = True
     t.env.lstrip_blocks = True
     return t

@@ -43,6 +43,7 @@ class VerdictView:
     rtol: float | None = None
     atol: float | None = None
     chart: TimingChart | None = None
+    failures: list[str] = dataclasses.field(default_factory=list)  # sides that didn't run through
     repeat: int = 1
     job: str | None = None
     position: int | None = None

@@ -12,6 +12,20 @@ from sandbox.protocol import Framework, Timings
 
 LABELS: dict[str, str] = {"tensorflow": "TensorFlow", "pytorch": "PyTorch"}
 
+def failure(label: str, status: str, error_type: str | None, line: int | None) -> str | None:
+    """Why a side has nothing to compare, in a few words; None when it ran."""
+    where = f" at line {line}" if line else ""
+    return {
+        "ok": None,
+        "error": f"{label} raised {error_type or 'an error'}{where}",
+        "timeout": f"{label} ran past its time limit",
+        "memory": f"{label} ran out of memory",
+        "killed": f"{label} was stopped ({error_type or 'killed'})",
+        "output_limit": f"{label} printed more than a run may",
+        "rejected": f"{label} was not run",
+    }.get(status, f"{label} did not finish")
+
+
 STATUS_TEXT = {
     "ok": "ran",
     "error": "raised an error",
@@ -52,6 +66,7 @@ class Bar:
     first_ms: float | None
     first_off_chart: bool
     text: str
+    missing: bool = False  # the side didn't finish: a row with the reason, no bar
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,10 +89,16 @@ def _short_device(name: str) -> str:
     return short if len(short) <= _DEVICE_CHARS else short[:_DEVICE_CHARS - 1].rstrip() + "…"
 
 
-def timing_chart(rows: list[tuple[str, Framework, str, Timings]]) -> TimingChart:
-    """Bars of the steady-state time (median, or the single run), p25-p75 whiskers."""
+def timing_chart(rows: list[tuple[str, Framework, str, Timings]],
+                 missing: list[tuple[str, Framework, str]] | None = None) -> TimingChart:
+    """Bars of the steady-state time (median, or the single run), p25-p75 whiskers.
+
+    `missing` are the sides that have no time (label, side, why): each gets a
+    row that says so, so the chart never silently shows one side alone.
+    """
     plot = _W - _LEFT - 70
-    top = max(max(t.p75_ms or 0.0, t.median_ms or 0.0, t.wall_ms) for *_, t in rows) or 1.0
+    top = max((max(t.p75_ms or 0.0, t.median_ms or 0.0, t.wall_ms) for *_, t in rows),
+              default=0.0) or 1.0
     top = _nice(top * 1.1)
     scale = plot / top
     bars = []
@@ -94,10 +115,14 @@ def timing_chart(rows: list[tuple[str, Framework, str, Timings]]) -> TimingChart
             first_ms=first, first_off_chart=first is not None and first > top,
             text=_ms(value) + (f" · n={t.runs}" if t.runs > 1 else ""),
         ))
+    for label, side, why in missing or []:
+        bars.append(Bar(y=12 + len(bars) * _ROW, label=label, side=side, device="",
+                        device_short="", value_ms=0.0, width=0.0, lo=None, hi=None, first=None,
+                        first_ms=None, first_off_chart=False, text=why, missing=True))
     mantissa = top / 10 ** math.floor(math.log10(top))
     parts = 5 if round(mantissa, 3) in (2.5, 5.0) else 4  # round tick labels
     ticks = [(top * k / parts * scale, _tick(top * k / parts)) for k in range(parts + 1)]
-    return TimingChart(_W, 12 + len(rows) * _ROW + 22, _LEFT, plot, bars, ticks)
+    return TimingChart(_W, 12 + len(bars) * _ROW + 22, _LEFT, plot, bars, ticks)
 
 
 def _ms(value: float) -> str:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from app.settings import ROOT
 
@@ -27,15 +28,28 @@ def browser() -> Iterator[Browser]:
 
 
 @contextlib.contextmanager
-def watched_page(browser: Browser, width: int, height: int) -> Iterator[Page]:
+def watched_page(browser: Browser, width: int, height: int,
+                 refused: tuple[int, ...] = ()) -> Iterator[Page]:
     """A tab in its own context (its own cookies) that fails the test on any script
-    error or CSP violation."""
+    error or CSP violation.
+
+    `refused`: HTTP statuses the test provokes on purpose (0: no answer at
+    all); the browser's and htmx's console errors for those alone are expected.
+    """
     context = browser.new_context(viewport={"width": width, "height": height},
                                   color_scheme="light")
     tab = context.new_page()
     problems: list[str] = []
+    expected = [re.compile(rf"status of {code} |Response Status Error Code {code} " if code
+                           else r"net::ERR_FAILED|^htmx:(sendError|afterRequest), ")
+                for code in refused]
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error" and not any(e.search(message.text) for e in expected):
+            problems.append(message.text)
+
     tab.on("pageerror", lambda e: problems.append(str(e)))
-    tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    tab.on("console", on_console)
     yield tab
     context.close()
     assert not problems, problems  # no script errors, no CSP violations

@@ -65,6 +65,7 @@ export function mountEditor(textarea) {
         runKeys(textarea), lineNumbers(), highlightActiveLineGutter(), highlightSpecialChars(),
         history(), drawSelection(), indentOnInput(), bracketMatching(), highlightActiveLine(),
         indentUnit.of("    "), python(), syntaxHighlighting(classHighlighter), errorLine,
+        EditorView.lineWrapping, // long lines wrap: a trailing comment is never cut off
         keymap.of([...defaultKeymap, ...historyKeymap]), onChange,
         EditorView.cspNonce.of(styleNonce()),
         EditorView.contentAttributes.of({

@@ -3,6 +3,8 @@
 // file only does what needs the browser: editors, theme, tabs, zoom.
 import { mountEditor, setCode, markErrorLine, focusLine } from "./editor.js";
 import { initGraphs } from "./graph.js";
+import { scheduleSave, flushDrafts, restoreDrafts, unsavedOnLeave } from "./drafts.js";
+import { showRefusal } from "./refusals.js";
 
 function codeArea(step, side) {
   return document.getElementById(`code-${step}-${side}`);
@@ -142,12 +144,25 @@ function onAfterSwap(e) {
   }
 }
 
-// While the diff is open, edits refresh it (debounced).
+// A result computed from other code than the editor's says so.
+function markStale(area) {
+  const step = area.closest(".step");
+  const panel = document.getElementById(`result-${step.dataset.step}-${area.dataset.side}`);
+  if (panel && panel.dataset.state === "done") panel.classList.add("is-stale");
+  const verdict = step.querySelector(".verdict.state-done");
+  if (verdict) verdict.classList.add("is-stale");
+}
+
+// Every edit is kept as a draft and makes older results stale; while the
+// diff is open, edits refresh it (debounced).
 const refreshTimers = new WeakMap();
 function onEdit(e) {
   const step = e.target.closest(".step");
-  const verdict = step && step.querySelector(".verdict.state-done");
-  if (verdict) verdict.classList.add("is-stale");
+  if (!step) return;
+  if (e.target.matches("textarea.code")) {
+    scheduleSave(e.target);
+    markStale(e.target);
+  }
   const button = step && step.querySelector("[data-diff][aria-expanded=true]");
   if (!button) return;
   clearTimeout(refreshTimers.get(button));
@@ -180,6 +195,12 @@ document.addEventListener("DOMContentLoaded", () => {
     const t = e.detail.target;
     holdHeight(t && t.id ? document.getElementById(t.id) : null);
   });
+  document.body.addEventListener("htmx:responseError", showRefusal);
+  document.body.addEventListener("htmx:sendError", showRefusal);
+  document.body.addEventListener("htmx:timeout", showRefusal);
+  window.addEventListener("beforeunload", unsavedOnLeave);
+  window.addEventListener("pagehide", flushDrafts);
   document.body.addEventListener("htmx:load", (e) => init(e.detail.elt));
   init(document);
+  restoreDrafts(document, markStale);
 });

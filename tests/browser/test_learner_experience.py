@@ -1,0 +1,184 @@
+"""A learner's work is never lost and nothing on the page misleads: drafts, refusals,
+named crashes, warnings apart from errors, readable long code and values."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from app.settings import ROOT
+from tests.browser.conftest import watched_page
+from tests.conftest import LiveServer
+
+pytestmark = pytest.mark.browser
+
+LESSON = "/lessons/example-layers"
+SUM = "#step-sum-along-an-axis"
+RUN_S = 90_000
+
+
+def type_at_end(page: Page, text: str, side: str = "pytorch") -> None:
+    page.locator(f"{SUM} .side.{side} .cm-content").click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type(text)
+
+
+def set_code(page: Page, code: str, side: str = "pytorch") -> None:
+    """What the form will send, without typing it key by key (the editor copies into it)."""
+    page.evaluate("([id, code]) => { document.getElementById(id).value = code; }",
+                  [f"code-sum-along-an-axis-{side}", code])
+
+
+def test_an_edit_survives_a_reload_and_reset_is_the_way_back(
+        page: Page, live_server: LiveServer) -> None:
+    page.goto(live_server.url + LESSON)
+    type_at_end(page, "\nkept = total * 2\n")
+    page.wait_for_timeout(600)  # the draft is saved a moment after typing stops
+    page.reload()
+    pytorch = page.locator(f"{SUM} .side.pytorch")
+    expect(pytorch.locator(".cm-content")).to_contain_text("kept = total * 2")
+    expect(pytorch).to_have_class(re.compile("is-edited"))
+    # the precomputed output is of the lesson's code, not of the draft
+    result = page.locator("#result-sum-along-an-axis-pytorch")
+    expect(result).to_have_class(re.compile("is-stale"), timeout=RUN_S)
+    page.locator(f"{SUM} [data-action=reset]").click()
+    expect(pytorch.locator(".cm-content")).not_to_contain_text("kept = total * 2")
+    page.wait_for_timeout(600)
+    page.reload()
+    expect(pytorch.locator(".cm-content")).not_to_contain_text("kept = total * 2")
+    expect(pytorch).not_to_have_class(re.compile("is-edited"))
+
+
+def test_a_shared_link_shows_its_code_not_the_browsers_draft(
+        page: Page, live_server: LiveServer) -> None:
+    page.goto(live_server.url + LESSON)
+    type_at_end(page, "\ndraft_only = 1\n")
+    page.wait_for_timeout(600)
+    page.goto(live_server.url + LESSON + "?share=nonexistent")
+    expect(page.locator(f"{SUM} .side.pytorch .cm-content")).not_to_contain_text("draft_only")
+
+
+def test_a_run_result_older_than_the_code_is_marked_stale(
+        page: Page, live_server: LiveServer) -> None:
+    page.goto(live_server.url + LESSON)
+    page.locator(f"{SUM} .side.pytorch button[data-run=pytorch]").click()
+    result = page.locator("#result-sum-along-an-axis-pytorch")
+    expect(result.locator(".badge")).to_have_text("ran", timeout=RUN_S)
+    expect(result).not_to_have_class(re.compile("is-stale"))
+    type_at_end(page, "\n# changed\n")
+    expect(result).to_have_class(re.compile("is-stale"))
+
+
+@pytest.mark.parametrize(("code", "said"), [
+    ("x = 1\n" + "#" * 70_000 + "\n", "can't run this code"),
+    ("x = 1\n\x00\n", "can't run this code"),
+])
+def test_code_the_server_refuses_is_said_in_the_panels_and_the_verdict(
+        browser: Browser, live_server: LiveServer, code: str, said: str) -> None:
+    with watched_page(browser, 1360, 900, refused=(422,)) as page:
+        refused_both(page, live_server, code, said)
+
+
+def refused_both(page: Page, live_server: LiveServer, code: str, said: str) -> None:
+    page.goto(live_server.url + LESSON)
+    page.locator(f"{SUM} button[data-run=both]").click()
+    verdict = page.locator("#verdict-sum-along-an-axis")
+    expect(verdict).to_contain_text("Both sides compute the same values.", timeout=RUN_S)
+    set_code(page, code)
+    page.locator(f"{SUM} button[data-run=both]").click()
+    expect(verdict).to_contain_text("Not compared.")
+    expect(verdict).to_contain_text(said)
+    expect(verdict).not_to_contain_text("Both sides compute the same values.")
+    result = page.locator("#result-sum-along-an-axis-pytorch")
+    expect(result.locator(".refusal")).to_contain_text("Not run.")
+    expect(result.locator(".badge")).to_have_text("not run")
+
+
+def test_a_lost_connection_is_said_and_the_code_is_kept(
+        browser: Browser, live_server: LiveServer) -> None:
+    with watched_page(browser, 1360, 900, refused=(0,)) as page:
+        lost_connection(page, live_server)
+
+
+def lost_connection(page: Page, live_server: LiveServer) -> None:
+    page.goto(live_server.url + LESSON)
+    type_at_end(page, "\nstill_here = 1\n")
+    page.route(re.compile(r".*/run/pytorch$"), lambda route: route.abort())
+    page.locator(f"{SUM} .side.pytorch button[data-run=pytorch]").click()
+    result = page.locator("#result-sum-along-an-axis-pytorch")
+    expect(result.locator(".refusal")).to_contain_text("No answer from the server")
+    expect(page.locator(f"{SUM} .side.pytorch .cm-content")).to_contain_text("still_here = 1")
+
+
+def test_a_side_that_raised_is_named_with_a_tensorflow_name_hint(
+        page: Page, live_server: LiveServer, shots: Path) -> None:
+    page.goto(live_server.url + LESSON)
+    type_at_end(page, "\nextra = torch.reduce_sum(x)\n")
+    page.locator(f"{SUM} button[data-run=both]").click()
+    verdict = page.locator("#verdict-sum-along-an-axis")
+    expect(verdict.locator(".verdict-line")).to_contain_text(
+        re.compile(r"PyTorch raised AttributeError at line \d+: fix it, then compare\."),
+        timeout=RUN_S)
+    expect(verdict).not_to_contain_text("The two sides differ")
+    # the side that didn't run keeps its row in the chart, saying why
+    expect(verdict.locator("svg.timing-chart .bar")).to_have_count(1)
+    expect(verdict.locator("svg.timing-chart .bar-missing")).to_contain_text(
+        "raised AttributeError")
+    hint = page.locator("#result-sum-along-an-axis-pytorch .did-you-mean")
+    expect(hint).to_contain_text("Did you mean torch.sum?")
+    page.locator(SUM).screenshot(path=shots / "named-crash.png")
+    hint.get_by_role("link").click()
+    expect(page).to_have_url(re.compile(r"/names#tf-reduce-sum$"))
+    expect(page.locator("#tf-reduce-sum")).to_contain_text("torch.sum")
+
+
+def test_library_warnings_are_folded_apart_and_server_paths_are_not_shown(
+        page: Page, live_server: LiveServer) -> None:
+    page.goto(live_server.url + LESSON)
+    type_at_end(page, "\nimport warnings\nwarnings.warn_explicit('an old way', FutureWarning, "
+                      "torch.__file__, 7)\n")
+    page.locator(f"{SUM} .side.pytorch button[data-run=pytorch]").click()
+    result = page.locator("#result-sum-along-an-axis-pytorch")
+    warnings = result.locator("details.warnings")
+    expect(warnings.locator("summary")).to_have_text("1 warning from the libraries",
+                                                     timeout=RUN_S)
+    expect(warnings).not_to_have_attribute("open", "")
+    expect(result.locator("pre.stderr")).to_have_count(0)  # nothing else, nothing amber
+    expect(result.locator(".badge")).to_have_text("ran")
+    assert str(ROOT) not in result.inner_html()
+    expect(warnings.locator("pre")).to_contain_text(
+        "torch/__init__.py:7: FutureWarning: an old way", use_inner_text=False)
+
+
+def test_the_values_table_says_what_it_leaves_out(page: Page, live_server: LiveServer) -> None:
+    page.goto(live_server.url + LESSON)
+    type_at_end(page, "\nfor i in range(45):\n    globals()[f'v{i:02d}'] = torch.ones(1) * i\n")
+    page.locator(f"{SUM} .side.pytorch button[data-run=pytorch]").click()
+    result = page.locator("#result-sum-along-an-axis-pytorch")
+    expect(result.locator(".values-more")).to_contain_text(
+        "The first 40 names are shown; 9 more are not.", timeout=RUN_S)
+
+
+def test_long_lines_wrap_and_tables_stay_in_their_cards_on_a_phone(
+        browser: Browser, live_server: LiveServer, shots: Path) -> None:
+    with watched_page(browser, 390, 844) as phone:
+        phone.goto(live_server.url + LESSON)
+        comment = "# " + "a long trailing comment that goes on " * 4 + "END"
+        phone.locator(f"{SUM} .side.pytorch .cm-content").click()
+        phone.keyboard.press("Control+End")
+        phone.keyboard.type("\ny = total  " + comment + "\n")
+        end = phone.locator(f"{SUM} .side.pytorch .cm-line", has_text="END")
+        box, editor = end.bounding_box(), phone.locator(
+            f"{SUM} .side.pytorch .cm-editor").bounding_box()
+        assert box and editor and box["x"] + box["width"] <= editor["x"] + editor["width"] + 1
+        assert box["height"] > 30, "the long line wraps onto more lines"
+        verdict = phone.locator("#verdict-sum-along-an-axis")
+        phone.locator(f"{SUM} button[data-run=both]").click()
+        # done, matching, and not a precomputed verdict made stale by the edit
+        expect(verdict).to_have_class(re.compile(r"state-done match$"), timeout=RUN_S)
+        wide = phone.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+        assert not wide, "nothing spills sideways out of the page"
+        phone.locator(SUM).screenshot(path=shots / "phone-step.png")
