@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -240,3 +241,49 @@ def test_the_catalogue_lists_each_pack_once_at_its_latest_ready_version(
     # its author still previews every version, ready or not
     assert api.get("/api/lessons/listed-once--v2--example-layers",
                    headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def csrf_of(page: httpx.Response) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+def test_the_author_token_is_shown_once_and_signs_in_another_browser(
+        api: httpx.Client) -> None:
+    with httpx.Client(base_url=api.base_url) as first, \
+            httpx.Client(base_url=api.base_url) as second:
+        made = first.post("/packs", data={"csrf_token": csrf_of(first.get("/packs"))},
+                          files={"file": ("p.zip", example_zip("token-once"), "application/zip")})
+        assert made.status_code == 201, made.text
+        token = first.cookies["sbs_author"]
+        assert f'value="{token}"' in made.text and 'data-action="copy"' in made.text
+        assert made.headers["cache-control"] == "no-store"
+        # never again: not on /packs, not on the version's page, not after a new version
+        for url in ("/packs", "/packs/token-once/1", "/"):
+            seen = first.get(url)
+            assert seen.status_code == 200 and token not in seen.text, url
+        later = first.post("/packs", data={"csrf_token": csrf_of(first.get("/packs"))},
+                           files={"file": ("p.zip", example_zip("token-once", release="2.0.0"),
+                                           "application/zip")})
+        assert later.status_code == 303 and token not in first.get(later.headers["location"]).text
+        # the second browser: refused until it sends the token, and a wrong one changes nothing
+        assert "token-once" not in second.get("/packs").text
+        csrf = csrf_of(second.get("/packs"))
+        assert second.post("/packs/sign-in", data={"token": token}).status_code == 403  # CSRF
+        for wrong, status in ((token[:-1] + ("A" if token[-1] != "A" else "B"), 403),
+                              ("é" * 30, 403), ("short", 422), ("x" * 201, 422), ("", 422)):
+            refused = second.post("/packs/sign-in", data={"csrf_token": csrf, "token": wrong})
+            assert refused.status_code == status, (wrong, refused.text)
+            assert 'class="error-note"' in refused.text and "sbs_author" not in second.cookies
+            assert ("No pack here has that author token" in refused.text) == (status == 403)
+        signed = second.post("/packs/sign-in", data={"csrf_token": csrf, "token": f" {token}\n"})
+        assert signed.status_code == 303 and signed.headers["location"] == "/packs"
+        assert second.cookies["sbs_author"] == token
+        listed = second.get("/packs")
+        assert "token-once" in listed.text and token not in listed.text
+        # the token now works there: a new version from the second browser
+        third = second.post("/packs", data={"csrf_token": csrf},
+                            files={"file": ("p.zip", example_zip("token-once", release="3.0.0"),
+                                            "application/zip")})
+        assert third.status_code == 303 and third.headers["location"] == "/packs/token-once/3"

@@ -109,13 +109,13 @@ async def create_pack_version(request: Request, library: LibraryDep,
 async def read_packs(request: Request, library: LibraryDep) -> list[PackInfo]:
     """The bundled packs, the published ones, and the caller's own."""
     token = bearer_token(request)
-    mine = digest(token) if token else None
     listed = [PackInfo(pack=p.id, bundled=True, published=True, yours=False, versions=[])
               for p in library.bundled().packs]
-    for made in await store.visible(library.db, mine):
+    for made in await store.visible(library.db, digest(token) if token else None):
         versions = [_version_info(v) for v in await store.versions(library.db, made.id)]
         listed.append(PackInfo(pack=made.id, bundled=False, published=made.published,
-                               yours=made.author_digest == mine, versions=versions))
+                               yours=token is not None and tokens.same(token, made.author_digest),
+                               versions=versions))
     return listed
 
 
@@ -128,7 +128,7 @@ async def read_pack(pack: str, request: Request, library: LibraryDep) -> PackInf
     token = bearer_token(request)
     versions = [_version_info(v) for v in await store.versions(library.db, pack)]
     return PackInfo(pack=pack, bundled=False, published=made.published,
-                    yours=token is not None and digest(token) == made.author_digest,
+                    yours=token is not None and tokens.same(token, made.author_digest),
                     versions=versions)
 
 
