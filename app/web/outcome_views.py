@@ -14,7 +14,7 @@ from app.pipeline.precompute import Viewer
 from app.pipeline.service import RunService
 from app.pipeline.work import CheckOutcome, Outcome, PairOutcome, StepPair, StepSide
 from app.web.stepview import SideView, StepView
-from app.web.views import LABELS, failure, timing_chart
+from app.web.views import COMPILES, LABELS, failure, timing_chart
 from sandbox.fairqueue import QueueFull
 from sandbox.protocol import RunResult, RunStatus
 
@@ -57,6 +57,7 @@ def show_comparison(view: StepView, pair: PairOutcome, repeat: int = 1) -> None:
                                  or "did not finish").removeprefix(LABELS[fw] + " "))
                for fw, r in results.items() if not r.timings]
     verdict.chart = timing_chart(rows, missing) if rows else None
+    verdict.compiles = any(COMPILES.search(s.code) for s in view.sides)
 
 
 def _failure(job: Job) -> BaseException | None:

@@ -29,6 +29,7 @@ def templates() -> Jinja2Templates:
     t.env.filters["python"] = highlight_python
     t.env.filters["svg_data_uri"] = views.svg_data_uri
     t.env.filters["tidy_paths"] = run_text.tidy_paths
+    t.env.filters["ms"] = views.ms
     t.env.globals.update(status_text=views.STATUS_TEXT, labels=views.LABELS,
                          timing_chart=views.timing_chart, timing_repeat=TIMING_REPEAT,
                          split_stderr=run_text.split_stderr, did_you_mean=names.did_you_mean)

@@ -44,6 +44,7 @@ class VerdictView:
     atol: float | None = None
     chart: TimingChart | None = None
     failures: list[str] = dataclasses.field(default_factory=list)  # sides that didn't run through
+    compiles: bool = False  # a side compiles or traces: its first call is not its steady state
     repeat: int = 1
     job: str | None = None
     position: int | None = None

@@ -79,7 +79,8 @@ class TimingChart:
     ticks: list[tuple[float, str]]
 
 
-_W, _LEFT, _ROW = 560, 150, 40
+_W, _LEFT, _ROW = 640, 150, 40
+_TEXT_ROOM = 190  # right of the longest bar: "73 µs · n=10 · first 63 ms ▸"
 _DEVICE_CHARS = 22  # 11 px text in the 140 px left of the bars
 
 
@@ -96,7 +97,7 @@ def timing_chart(rows: list[tuple[str, Framework, str, Timings]],
     `missing` are the sides that have no time (label, side, why): each gets a
     row that says so, so the chart never silently shows one side alone.
     """
-    plot = _W - _LEFT - 70
+    plot = _W - _LEFT - _TEXT_ROOM
     top = max((max(t.p75_ms or 0.0, t.median_ms or 0.0, t.wall_ms) for *_, t in rows),
               default=0.0) or 1.0
     top = _nice(top * 1.1)
@@ -123,6 +124,15 @@ def timing_chart(rows: list[tuple[str, Framework, str, Timings]],
     parts = 5 if round(mantissa, 3) in (2.5, 5.0) else 4  # round tick labels
     ticks = [(top * k / parts * scale, _tick(top * k / parts)) for k in range(parts + 1)]
     return TimingChart(_W, 12 + len(bars) * _ROW + 22, _LEFT, plot, bars, ticks)
+
+
+# A step whose first call compiles or traces: its one-run time is mostly that.
+COMPILES = re.compile(r"torch\.compile|torch\.jit|torch\.export|tf\.function|jit_compile")
+
+
+def ms(value: float) -> str:
+    """A duration as people read it: 312 ms, 4.25 ms, 29 µs."""
+    return _ms(value)
 
 
 def _ms(value: float) -> str:

@@ -182,3 +182,35 @@ def test_long_lines_wrap_and_tables_stay_in_their_cards_on_a_phone(
         wide = phone.evaluate("document.documentElement.scrollWidth > window.innerWidth")
         assert not wide, "nothing spills sideways out of the page"
         phone.locator(SUM).screenshot(path=shots / "phone-step.png")
+
+
+def test_time_both_shows_the_steady_state_apart_from_the_first_call_in_the_timing_tab(
+        page: Page, live_server: LiveServer, shots: Path) -> None:
+    page.goto(live_server.url + LESSON)
+    page.locator(f"{SUM} .timing-button").click()
+    step = page.locator(SUM)
+    expect(step).to_have_attribute("data-tab", "timing")
+    verdict = page.locator("#verdict-sum-along-an-axis")
+    expect(verdict.locator("figcaption")).to_contain_text("Steady state, both frameworks: median "
+                                                          "of 9 warm runs", timeout=RUN_S)
+    facts = page.locator("#result-sum-along-an-axis-pytorch .timing-facts")
+    expect(facts).to_contain_text("steady state")
+    expect(facts).to_contain_text("first call")
+    # one chart for both sides, and every label inside it
+    expect(step.locator(".panel-timing svg.timing-chart")).to_have_count(0)
+    chart = verdict.locator("svg.timing-chart")
+    right = chart.bounding_box()
+    for text in chart.locator("text.bar-value").all():
+        box = text.bounding_box()
+        assert right and box and box["x"] + box["width"] <= right["x"] + right["width"] + 1
+    step.screenshot(path=shots / "timing.png")
+
+
+def test_a_compiling_step_says_its_one_run_time_includes_compiling(
+        page: Page, live_server: LiveServer) -> None:
+    page.goto(live_server.url + LESSON)
+    type_at_end(page, "\nf = torch.compile(lambda v: v * 2, backend='eager')\ntwice = f(x)\n")
+    page.locator(f"{SUM} button[data-run=both]").click()
+    caption = page.locator("#verdict-sum-along-an-axis figcaption")
+    expect(caption).to_contain_text("One run, first call: compiling or tracing included.",
+                                    timeout=RUN_S)

@@ -75,6 +75,12 @@ function onTabKey(e) {
 function onClick(e) {
   const tab = e.target.closest("[role=tab]");
   if (tab) { selectTab(tab, false); return; }
+  const timing = e.target.closest(".timing-button");
+  if (timing) { // its times land in the Timing tab: show it
+    const own = timing.closest(".step").querySelector("[role=tab][data-tab=timing]");
+    if (own) selectTab(own, false);
+    return;
+  }
   const action = e.target.closest("[data-action]");
   if (!action) return;
   const step = action.closest(".step");
