@@ -274,3 +274,9 @@ def test_every_parse_error_of_a_pack_is_listed_in_one_pass(tmp_path: Path) -> No
     assert "unknown block kind" in lines[5] and "'04.md' does not exist" in lines[6]
     # the lenient loader, which `sidebyside check` uses, lists each of them on its own
     assert len(load_packs(folder, strict=False).errors) == 7
+
+
+def test_a_code_sample_in_a_steps_prose_stays_in_its_prose(tmp_path: Path) -> None:
+    text = LESSON.replace("## First step\n", "## First step\n\nLike this:\n\n```python\nb = 2\n```\n")
+    [step] = load_lesson(write_pack(tmp_path / "p", {"01.md": text}) / "01.md").steps
+    assert step.prose == "Like this:\n\n```python\nb = 2\n```"

@@ -108,14 +108,15 @@ def _parse_body(body: str, file: Path, offset: int,
                                      tok.map[0]))
             hidden.update(range(*tok.map))
         elif tok.type == "fence" and tok.map:
-            hidden.update(range(*tok.map))
             if len(sections) - 1 in broken:
                 continue  # one problem per step: what follows may only echo it
             try:
-                _add_block(tok, lines, file, offset, sections[-1])
+                if not _add_block(tok, lines, file, offset, sections[-1]):
+                    continue  # a code sample in the prose
             except PackError as exc:
                 errors.append(exc)
                 broken.add(len(sections) - 1)
+            hidden.update(range(*tok.map))
     ends = [s.start for s in sections[1:]] + [len(lines)]
     prose = [_prose(lines, s.start, end, hidden) for s, end in zip(sections, ends, strict=True)]
     seen: dict[str, int] = {}
@@ -137,10 +138,11 @@ def _parse_body(body: str, file: Path, offset: int,
     return prose[0], steps, len(sections) - 1
 
 
-def _add_block(tok: Token, lines: list[str], file: Path, offset: int, section: _Section) -> None:
+def _add_block(tok: Token, lines: list[str], file: Path, offset: int, section: _Section) -> bool:
+    """Whether the fence is one of the step's blocks (added), not a sample in its prose."""
     block = _read_block(tok, lines, file, offset)
     if block is None:
-        return
+        return False
     if not section.line:
         raise PackError(file, block.line - 1,
                         f"a {block.kind} block must be inside a step (after a `##` heading)")
@@ -152,6 +154,7 @@ def _add_block(tok: Token, lines: list[str], file: Path, offset: int, section: _
         raise PackError(file, block.line - 1,
                         f"a second {block.kind} block in this step (the first is on line {first})")
     section.blocks[block.kind] = block
+    return True
 
 
 def _read_block(tok: Token, lines: list[str], file: Path, offset: int) -> _Block | None:
