@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 LEARNERS = 30
 LESSON = "example-layers"
 STEPS = ["sum-along-an-axis", "a-dense-layer"]
-JOB = re.compile(r'hx-get="(/jobs/[^"]+)"')
+JOB = re.compile(r'data-wait="(/jobs/[^"]+)"')
 CSRF = re.compile(r'"X-CSRF-Token": "([^"]+)"')
 FOLLOW = re.compile(r'data-follow-seq="(\d+)" data-follow-lesson="[^"]*" data-follow-step="([^"]*)"')
 

@@ -26,7 +26,7 @@ x = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
 total = torch.sum(x, dim=0)
 mean = torch.mean(x, dim=1, keepdim=True)
 """
-JOB = re.compile(r'hx-get="(/jobs/[^"]+)"')
+JOB = re.compile(r'data-wait="(/jobs/[^"]+)"')
 
 
 class Learner:
@@ -221,7 +221,8 @@ def test_a_shared_pair_opens_with_its_code(learner: Learner, live_server: LiveSe
     friend = httpx.get(link, follow_redirects=True)
     assert friend.status_code == 200
     assert "# shared with a friend" in friend.text
-    assert "a shared version" in friend.text
+    # the notice sits on the shared step, which runs as it opens
+    assert 'data-autorun>' in friend.text and "A shared version." in friend.text
     assert httpx.get(f"{live_server.url}/s/nope").status_code == 404
 
 

@@ -26,7 +26,7 @@ from tests.conftest import LiveServer, free_port
 STEPS = 12  # 24 sides: more than one viewer may have pending
 SLOW = 6  # the first SLOW steps' PyTorch side outlives its lesson's time limit
 VIEWER = "aViewerOfThisLesson012"  # a learner id as the server hands them out
-JOB = re.compile(r'hx-get="/jobs/')
+JOB = re.compile(r'data-wait="/jobs/')
 
 
 def lesson_text() -> str:

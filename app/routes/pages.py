@@ -65,6 +65,7 @@ async def read_lesson(request: Request, lesson_id: str, learner: LearnerDep,
     context = await lesson_context(page, lesson, learner, codes=codes)
     if shared:
         context["shared"] = True
+        context["shared_step"] = shared.step  # its notice sits on that step, which runs on load
         context["shared_step_title"] = (lesson.step(shared.step) or lesson.steps[0]).title
     await progress.mark(page.db, learner, lesson.id, "", "viewed")
     return render(request, "pages/lesson.html", context)

@@ -2,18 +2,23 @@
 
 Every handler answers with the partial its button targets (or, without
 htmx, the whole lesson page with the step's results in place). Runs go
-through `app.web.jobs`: quick ones are answered at once, slow ones with a
-pending partial that polls `/jobs/{id}`.
+through `app.pipeline.jobs`: quick ones are answered at once, slow ones
+with a pending partial whose page listens on `/jobs/{id}/events` for the
+finished partial (pushed the moment the job ends), or, where it can't,
+asks `/jobs/{id}` again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
+from app.classes import streams
 from app.classes.errors import ClassRefused
 from app.deps import (
     ClassesDep,
@@ -201,6 +206,27 @@ async def read_job(request: Request, job_id: str, learner: LearnerDep, runs: Run
     view.exercise.hints_shown = work.hints
     outcome_views.check_from_job(view, job)
     return render(request, "partials/_check_response.html", {"sv": view})
+
+
+@router.get("/jobs/{job_id}/events")
+async def read_job_events(request: Request, job_id: str, learner: LearnerDep, runs: RunsDep,
+                          executor: ExecutorDep, db: DbDep, client: ClientDep,
+                          classes: ClassesDep) -> Response:
+    """One event, `done`, carrying the partial `/jobs/{id}` would answer, the moment the
+    job ends: the page needn't poll. Comments keep the stream alive meanwhile."""
+    job = runs.jobs.get(job_id)
+    if job is None:
+        raise HTTPException(404, "That run is no longer known; run it again.")
+
+    async def events() -> AsyncIterator[str]:
+        while not job.done:
+            finished, _ = await asyncio.wait({job.task}, timeout=streams.KEEPALIVE_S)
+            if not finished:
+                yield ": running\n\n"
+        partial = await read_job(request, job_id, learner, runs, executor, db)
+        yield streams.encode("done", bytes(partial.body).decode())
+
+    return streams.respond(classes.streams, client.address, f"learner:{learner}", events())
 
 
 async def _settle(request: Request, runs: RunService, job: Job) -> None:

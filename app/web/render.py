@@ -55,7 +55,8 @@ def render(request: Request, page: str, context: dict[str, Any], *,
            headers: dict[str, str] | None = None) -> HTMLResponse:
     name = partial if partial and is_fragment(request) else page
     context = {"csrf_token": request.state.csrf, "style_nonce": request.state.style_nonce,
-               "insecure": _insecure(request), **_preview(request), **context}
+               "insecure": _insecure(request), **_preview(request),
+               "run_timeout_s": request.app.state.sidebyside.settings.run_timeout_s, **context}
     return templates().TemplateResponse(request, name, context, status_code=status_code,
                                         headers=headers)
 

@@ -214,3 +214,50 @@ def test_a_compiling_step_says_its_one_run_time_includes_compiling(
     caption = page.locator("#verdict-sum-along-an-axis figcaption")
     expect(caption).to_contain_text("One run, first call: compiling or tracing included.",
                                     timeout=RUN_S)
+
+
+def test_a_long_run_shows_its_time_against_the_limit_and_its_result_is_pushed(
+        page: Page, live_server: LiveServer) -> None:
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/jobs/" in r.url else None)
+    page.goto(live_server.url + LESSON)
+    type_at_end(page, "\nimport time\ntime.sleep(2.5)\n")
+    page.locator(f"{SUM} .side.pytorch button[data-run=pytorch]").click()
+    result = page.locator("#result-sum-along-an-axis-pytorch")
+    expect(result.locator(".elapsed")).to_have_text(re.compile(r"^[12] s of 10 s$"))
+    expect(result.locator(".badge")).to_have_text("ran", timeout=RUN_S)
+    streams = [u for u in asked if u.endswith("/events")]
+    polls = [u for u in asked if not u.endswith("/events")]
+    assert len(streams) == 1 and polls == [], asked
+
+
+def test_a_slow_pair_pushes_the_verdict_and_both_panels(page: Page, live_server: LiveServer) -> None:
+    page.goto(live_server.url + LESSON)
+    type_at_end(page, "\nimport time\ntime.sleep(1.5)\n")
+    page.locator(f"{SUM} button[data-run=both]").click()
+    verdict = page.locator("#verdict-sum-along-an-axis")
+    expect(verdict.locator(".elapsed")).to_contain_text("s of 10 s")
+    expect(verdict).to_have_class(re.compile(r"state-done match$"), timeout=RUN_S)
+    for side in ("tensorflow", "pytorch"):
+        panel = page.locator(f"#result-sum-along-an-axis-{side}")
+        expect(panel.locator(".badge")).to_have_text("ran")
+        expect(panel).not_to_have_class(re.compile("is-stale|state-pending"))
+
+
+def test_a_shared_link_shows_its_notice_on_its_step_with_its_output(
+        page: Page, live_server: LiveServer) -> None:
+    page.goto(live_server.url + LESSON)
+    type_at_end(page, "\nshared_value = total * 3\n")
+    page.locator(f"{SUM} button:has-text('Share')").click()
+    link = page.locator(f"{SUM} .share input.share-url").input_value()
+    other = page.context.browser.new_context()  # someone else, without this browser's drafts
+    try:
+        theirs = other.new_page()
+        theirs.goto(link)
+        step = theirs.locator(SUM)
+        expect(step.locator(".shared-notice")).to_contain_text("A shared version.")
+        expect(step.locator(".side.pytorch .cm-content")).to_contain_text("shared_value = total")
+        values = theirs.locator("#result-sum-along-an-axis-pytorch table.values")
+        expect(values).to_contain_text("shared_value", timeout=RUN_S)
+    finally:
+        other.close()

@@ -5,6 +5,7 @@ import { mountEditor, setCode, markErrorLine, focusLine } from "./editor.js";
 import { initGraphs } from "./graph.js";
 import { scheduleSave, flushDrafts, restoreDrafts, unsavedOnLeave } from "./drafts.js";
 import { showRefusal } from "./refusals.js";
+import { watchRuns } from "./waiting.js";
 
 function codeArea(step, side) {
   return document.getElementById(`code-${step}-${side}`);
@@ -183,6 +184,7 @@ function init(root) {
   initEditors(root);
   markErrors(root);
   initGraphs(root);
+  watchRuns(root);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -209,4 +211,7 @@ document.addEventListener("DOMContentLoaded", () => {
   document.body.addEventListener("htmx:load", (e) => init(e.detail.elt));
   init(document);
   restoreDrafts(document, markStale);
+  // A shared link's step runs as it opens: its output is the one that was shared.
+  const shared = document.querySelector(".step[data-autorun] button[data-run=both]");
+  if (shared) shared.click();
 });
