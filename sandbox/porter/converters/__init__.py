@@ -1,0 +1,41 @@
+"""One converter per Keras layer kind, looked up by class name; anything else is a stub."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from ..converted import Converted, Site, repeat
+from . import activations, conv, core, merge, norm, pooling, recurrent, shape
+
+Converter = Callable[[Any, Site], Converted | None]
+
+REGISTRY: dict[str, Converter] = {}
+for _family in (activations, conv, core, merge, norm, pooling, recurrent, shape):
+    REGISTRY.update(_family.CONVERTERS)
+
+
+def config_text(layer: Any) -> str:
+    try:
+        config = layer.get_config()
+    except Exception:  # a custom layer's get_config may itself be unimplemented
+        return "{}"
+    return json.dumps(config, default=repr, sort_keys=True)[:2000]
+
+
+def stub(layer: Any, site: Site) -> Converted:
+    source = (f"KerasStub({str(layer.name)!r}, {type(layer).__name__!r}, "
+              f"{config_text(layer)!r})")
+    wants = repeat("cl", len(site.in_shapes))
+    return Converted(source, wants, "cl", helpers=("KerasStub",),
+                     stub=True)
+
+
+def convert(layer: Any, site: Site) -> Converted:
+    converter = REGISTRY.get(type(layer).__name__)
+    # Only Keras's own classes: a subclass of Dense may override call().
+    if converter is None or not type(layer).__module__.startswith("keras."):
+        return stub(layer, site)
+    converted = converter(layer, site)
+    return converted if converted is not None else stub(layer, site)

@@ -1,0 +1,22 @@
+"""Small pieces every converter family uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from ..converted import Trap
+
+
+def array(variable: Any) -> np.ndarray:
+    return np.ascontiguousarray(keras.ops.convert_to_numpy(variable), dtype=np.float32)
+
+
+def channels_last(layer: Any) -> bool:
+    return getattr(layer, "data_format", "channels_last") == "channels_last"
+
+
+def kernel_trap(keras_layout: str, torch_layout: str) -> Trap:
+    return Trap("kernel-layout", f"Keras kernel {keras_layout} is stored as {torch_layout}")

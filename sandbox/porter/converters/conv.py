@@ -1,0 +1,84 @@
+"""Convolutions: Conv1D/2D/3D, DepthwiseConv1D/2D, SeparableConv1D/2D, Conv2DTranspose."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..converted import Converted, Site, Trap
+from ._util import array, channels_last, kernel_trap
+from .activations import fused
+
+SAME_STRIDE = Trap("same-padding-stride", "TF's \"same\" at stride > 1 pads the odd pixel at "
+                   "the end; torch's padding is symmetric, so pad by hand", "forward")
+
+
+def padding(layer: Any, n: int) -> tuple[str, str, list[Trap]] | None:
+    """(padding argument, input expression on {x0}, traps) for a conv's `padding`."""
+    kernel, stride = tuple(layer.kernel_size), tuple(layer.strides)
+    dilation = tuple(layer.dilation_rate)
+    if layer.padding == "valid":
+        return "0", "{x0}", []
+    if layer.padding == "same":
+        if all(s == 1 for s in stride):
+            return '"same"', "{x0}", []
+        return ("0", f"F.pad({{x0}}, tf_same_pad({{x0}}, {kernel!r}, {stride!r}, {dilation!r}))",
+                [SAME_STRIDE])
+    if layer.padding == "causal" and n == 1:
+        left = dilation[0] * (kernel[0] - 1)
+        return "0", f"F.pad({{x0}}, ({left}, 0))", [
+            Trap("causal-padding", f"causal: {left} zeros on the left only", "forward")]
+    return None
+
+
+def torch_kernel(kernel: np.ndarray) -> np.ndarray:
+    """(k..., in, out) -> (out, in, k...)."""
+    n = kernel.ndim - 2
+    return np.ascontiguousarray(kernel.transpose(n + 1, n, *range(n)))
+
+
+def depthwise_kernel(kernel: np.ndarray) -> np.ndarray:
+    """(k..., in, m) -> (in * m, 1, k...): output channel c * m + j is filter j of channel c."""
+    n = kernel.ndim - 2
+    c, m = kernel.shape[-2:]
+    moved = kernel.transpose(n, n + 1, *range(n)).reshape(c * m, 1, *kernel.shape[:n])
+    return np.ascontiguousarray(moved)
+
+
+def conv(layer: Any, site: Site) -> Converted | None:
+    n = site.rank - 2
+    pad = padding(layer, n)
+    act = fused(layer, site.rank, "cf")
+    if pad is None or act is None or not channels_last(layer):
+        return None
+    arg, source, pad_traps = pad
+    post, act_traps = act
+    depthwise = type(layer).__name__.startswith("Depthwise")
+    if depthwise:
+        weight = depthwise_kernel(array(layer.kernel))
+        c_in, groups = site.in_shapes[0][-1], site.in_shapes[0][-1]
+        trap = kernel_trap("(k..., in, multiplier)", "(in * multiplier, 1, k...), groups=in")
+    else:
+        weight = torch_kernel(array(layer.kernel))
+        groups = getattr(layer, "groups", 1)
+        c_in = weight.shape[1] * groups
+        trap = kernel_trap("(k..., in, out)", "(out, in, k...)")
+    weights = {"weight": weight}
+    if layer.use_bias:
+        weights["bias"] = array(layer.bias)
+    args = [str(c_in), str(weight.shape[0]), f"kernel_size={tuple(layer.kernel_size)!r}",
+            f"stride={tuple(layer.strides)!r}", f"padding={arg}"]
+    if any(d != 1 for d in layer.dilation_rate):
+        args.append(f"dilation={tuple(layer.dilation_rate)!r}")
+    if groups != 1:
+        args.append(f"groups={groups}")
+    if not layer.use_bias:
+        args.append("bias=False")
+    return Converted(f"nn.Conv{n}d({', '.join(args)})", ("cf",), "cf", weights,
+                     call=f"{{m}}({source})", post=post, traps=[trap, *pad_traps, *act_traps],
+                     helpers=("tf_same_pad",) if "tf_same_pad" in source else ())
+
+
+CONVERTERS = {"Conv1D": conv, "Conv2D": conv, "Conv3D": conv,
+              "DepthwiseConv1D": conv, "DepthwiseConv2D": conv}

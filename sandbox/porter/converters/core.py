@@ -1,0 +1,57 @@
+"""Dense, Embedding and the layers that do nothing at inference."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..converted import Converted, Site, Trap
+from ._util import array, kernel_trap
+from .activations import fused
+
+
+def dense(layer: Any, site: Site) -> Converted | None:
+    act = fused(layer, site.rank, "cl")
+    if act is None or getattr(layer, "quantization_mode", None):
+        return None
+    post, traps = act
+    kernel = array(layer.kernel)
+    weights = {"weight": kernel.T.copy()}
+    if layer.use_bias:
+        weights["bias"] = array(layer.bias)
+    bias = "" if layer.use_bias else ", bias=False"
+    return Converted(f"nn.Linear({kernel.shape[0]}, {kernel.shape[1]}{bias})", ("cl",), "cl",
+                     weights, post=post,
+                     traps=[kernel_trap("(in, out)", "weight (out, in): transposed"), *traps])
+
+
+def dropout(layer: Any, site: Site) -> Converted:
+    layout = site.in_layouts[0]
+    return Converted(f"nn.Dropout(p={float(layer.rate)!r})", (layout,), layout)
+
+
+def spatial_dropout(layer: Any, site: Site) -> Converted:
+    rank = site.rank
+    module = {3: "nn.Dropout1d", 4: "nn.Dropout2d", 5: "nn.Dropout3d"}[rank]
+    return Converted(f"{module}(p={float(layer.rate)!r})", ("cf",), "cf")
+
+
+def noise(layer: Any, site: Site) -> Converted:
+    layout = site.in_layouts[0]
+    trap = Trap("inference-noop", f"Keras {type(layer).__name__} only acts in training")
+    return Converted("nn.Identity()", (layout,), layout, traps=[trap])
+
+
+def embedding(layer: Any, site: Site) -> Converted | None:
+    if layer.mask_zero or getattr(layer, "quantization_mode", None):
+        return None
+    table = array(layer.embeddings)
+    return Converted(f"nn.Embedding({table.shape[0]}, {table.shape[1]})", ("cl",), "cl",
+                     {"weight": table})
+
+
+CONVERTERS = {
+    "Dense": dense, "Dropout": dropout, "SpatialDropout1D": spatial_dropout,
+    "SpatialDropout2D": spatial_dropout, "SpatialDropout3D": spatial_dropout,
+    "GaussianNoise": noise, "GaussianDropout": noise, "AlphaDropout": noise,
+    "Embedding": embedding,
+}

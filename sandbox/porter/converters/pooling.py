@@ -1,0 +1,51 @@
+"""Max and average pooling (valid and same), global pooling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..converted import Converted, Site, Trap
+from ._util import channels_last
+
+SAME_MAX = Trap("pool-same-padding", "TF's \"same\" pads the odd cell at the end and never "
+                "picks a pad: pad with -inf by hand", "forward")
+SAME_AVG = Trap("pool-same-padding", "TF's \"same\" average counts only real cells and pads "
+                "the odd cell at the end")
+
+
+def pool(layer: Any, site: Site) -> Converted | None:
+    n = site.rank - 2
+    if not channels_last(layer) or n not in (1, 2):
+        return None
+    kernel, stride = tuple(layer.pool_size), tuple(layer.strides)
+    is_max = "Max" in type(layer).__name__
+    if layer.padding == "valid":
+        module = f"nn.{'Max' if is_max else 'Avg'}Pool{n}d({kernel!r}, stride={stride!r})"
+        return Converted(module, ("cf",), "cf")
+    if is_max:
+        source = (f"F.pad({{x0}}, tf_same_pad({{x0}}, {kernel!r}, {stride!r}, {(1,) * n!r}), "
+                  "value=-torch.inf)")
+        return Converted(f"nn.MaxPool{n}d({kernel!r}, stride={stride!r})", ("cf",), "cf",
+                         call=f"{{m}}({source})", traps=[SAME_MAX], helpers=("tf_same_pad",))
+    return Converted(f"TFAvgPoolSame({kernel!r}, {stride!r})", ("cf",), "cf",
+                     traps=[SAME_AVG], helpers=("TFAvgPoolSame",))
+
+
+def global_pool(layer: Any, site: Site) -> Converted | None:
+    n = site.rank - 2
+    if not channels_last(layer) or n not in (1, 2, 3):
+        return None
+    kind = "Max" if "Max" in type(layer).__name__ else "Avg"
+    module = f"nn.Adaptive{kind}Pool{n}d(1)"
+    if layer.keepdims:
+        return Converted(module, ("cf",), "cf")
+    return Converted(module, ("cf",), "cl", post="{y}.flatten(1)")
+
+
+CONVERTERS = {
+    "MaxPooling1D": pool, "MaxPooling2D": pool, "AveragePooling1D": pool,
+    "AveragePooling2D": pool,
+    "GlobalAveragePooling1D": global_pool, "GlobalAveragePooling2D": global_pool,
+    "GlobalAveragePooling3D": global_pool, "GlobalMaxPooling1D": global_pool,
+    "GlobalMaxPooling2D": global_pool, "GlobalMaxPooling3D": global_pool,
+}

@@ -1,0 +1,73 @@
+"""The Keras functional graph as a list of calls in execution order.
+
+A `Graph` is what both `emit` (to write `forward`) and `prove` (to replay the
+Keras side layer by layer) walk, so the two follow the same order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+
+@dataclass(frozen=True)
+class Call:
+    layer: Any  # keras.Layer (or a keras Operation made by keras.ops)
+    inputs: tuple[int, ...]  # ids of the KerasTensors it reads, flattened in call order
+    outputs: tuple[int, ...]
+    node: Any  # the keras Node, whose arguments the replay fills in
+
+
+@dataclass(frozen=True)
+class Graph:
+    model: Any
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    calls: tuple[Call, ...]
+    tensors: dict[int, Any]  # id -> KerasTensor, for shapes and dtypes
+    input_layers: tuple[Any, ...]
+
+
+def functional(model: Any) -> Any | None:
+    """The Functional graph behind a model, or None for a subclassed one."""
+    if isinstance(model, keras.Sequential):
+        if getattr(model, "_functional", None) is None:
+            return None
+        return model._functional
+    if isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth"):
+        return model
+    return None
+
+
+def is_nested_model(layer: Any) -> bool:
+    return isinstance(layer, keras.Model) and functional(layer) is not None
+
+
+def walk(model: Any) -> Graph:
+    fn = functional(model)
+    if fn is None:
+        raise ValueError(f"{type(model).__name__} {model.name!r} has no functional graph: "
+                         "build it on a keras.Input first")
+    tensors: dict[int, Any] = {}
+    for t in fn.inputs:
+        tensors[id(t)] = t
+    pending = []
+    for depth in sorted(fn._nodes_by_depth, reverse=True):
+        pending += [node for node in fn._nodes_by_depth[depth]
+                    if node.operation is not None and not node.is_input]
+    calls = []
+    while pending:  # Keras's depth order, made strictly topological
+        ready = next((node for node in pending
+                      if all(id(t) in tensors for t in node.input_tensors)), None)
+        if ready is None:
+            raise ValueError(f"the graph of {model.name!r} has a call with no computable input")
+        pending.remove(ready)
+        for t in ready.outputs:
+            tensors[id(t)] = t
+        calls.append(Call(ready.operation, tuple(id(t) for t in ready.input_tensors),
+                          tuple(id(t) for t in ready.outputs), ready))
+    input_layers = tuple(t._keras_history[0] for t in fn.inputs)
+    return Graph(model, tuple(id(t) for t in fn.inputs), tuple(id(t) for t in fn.outputs),
+                 tuple(calls), tensors, input_layers)

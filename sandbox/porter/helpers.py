@@ -1,0 +1,135 @@
+"""Fixed source blocks the generated file defines when a layer needs them.
+
+They are written out in the file (not imported) so that model.py stands alone.
+"""
+
+from __future__ import annotations
+
+BLOCKS: dict[str, str] = {}
+NEEDS: dict[str, tuple[str, ...]] = {"TFAvgPoolSame": ("tf_same_pad",)}
+
+BLOCKS["tf_same_pad"] = '''
+def tf_same_pad(x: torch.Tensor, kernel: tuple[int, ...], stride: tuple[int, ...],
+                dilation: tuple[int, ...]) -> tuple[int, ...]:
+    """F.pad's argument for TensorFlow's "same": any odd pixel goes to the end."""
+    pads: list[int] = []
+    for axis in reversed(range(len(kernel))):  # F.pad lists the last axis first
+        size = x.shape[2 + axis]
+        reach = (kernel[axis] - 1) * dilation[axis] + 1
+        out = -(-size // stride[axis])
+        total = max((out - 1) * stride[axis] + reach - size, 0)
+        pads += [total // 2, total - total // 2]
+    return tuple(pads)
+'''
+
+BLOCKS["TFAvgPoolSame"] = '''
+class TFAvgPoolSame(nn.Module):
+    """Keras average pooling with padding="same": the mean of the real cells only."""
+
+    def __init__(self, kernel_size: tuple[int, ...], stride: tuple[int, ...]) -> None:
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = tf_same_pad(x, self.kernel_size, self.stride, (1,) * len(self.kernel_size))
+        pool = F.avg_pool2d if len(self.kernel_size) == 2 else F.avg_pool1d
+        total = pool(F.pad(x, pads), self.kernel_size, self.stride)
+        count = pool(F.pad(torch.ones_like(x[:, :1]), pads), self.kernel_size, self.stride)
+        return total / count
+'''
+
+BLOCKS["Reshape"] = '''
+class Reshape(nn.Module):
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+'''
+
+BLOCKS["Permute"] = '''
+class Permute(nn.Module):
+    def __init__(self, dims: tuple[int, ...]) -> None:
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, *self.dims)
+'''
+
+LOOP = "out = xs[0]\n        for x in xs[1:]:\n            out = out {op} x\n        return out"
+MERGES = {
+    "Add": LOOP.format(op="+"),
+    "Multiply": LOOP.format(op="*"),
+    "Subtract": "return xs[0] - xs[1]",
+    "Average": "return torch.stack(xs).mean(0)",
+    "Maximum": "return torch.stack(xs).amax(0)",
+    "Minimum": "return torch.stack(xs).amin(0)",
+}
+for _name, _body in MERGES.items():
+    BLOCKS[_name] = f'''
+class {_name}(nn.Module):
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        {_body}
+'''
+
+BLOCKS["Concatenate"] = '''
+class Concatenate(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return torch.cat(xs, dim=self.dim)
+'''
+
+BLOCKS["GRUResetBefore"] = '''
+class GRUResetBefore(nn.Module):
+    """Keras GRU(reset_after=False), which nn.GRU cannot express: the reset gate
+    scales the state *before* the recurrent matmul. Gates in Keras's order z, r, h."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.weight_ih = nn.Parameter(torch.zeros(3 * hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.zeros(3 * hidden_size, hidden_size))
+        self.bias = nn.Parameter(torch.zeros(3 * hidden_size))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x_z, x_r, x_h = F.linear(x, self.weight_ih, self.bias).chunk(3, dim=-1)
+        w_z, w_r, w_h = self.weight_hh.chunk(3)
+        h = x.new_zeros(x.shape[0], self.hidden_size)
+        steps = []
+        for t in range(x.shape[1]):
+            z = torch.sigmoid(x_z[:, t] + h @ w_z.T)
+            r = torch.sigmoid(x_r[:, t] + h @ w_r.T)
+            candidate = torch.tanh(x_h[:, t] + (r * h) @ w_h.T)
+            h = z * h + (1 - z) * candidate
+            steps.append(h)
+        return torch.stack(steps, dim=1), h
+'''
+
+BLOCKS["KerasStub"] = '''
+class KerasStub(nn.Module):
+    """A Keras layer the porter could not convert: write its forward by hand."""
+
+    def __init__(self, layer_name: str, class_name: str, config: str) -> None:
+        super().__init__()
+        self.layer_name, self.class_name, self.config = layer_name, class_name, config
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(
+            f"port the Keras layer {self.layer_name!r} ({self.class_name}) by hand; "
+            f"its config: {self.config}")
+'''
+
+
+def needed(names: set[str]) -> list[str]:
+    """The blocks for `names` and what they use, each once, dependencies first."""
+    order: list[str] = []
+    for name in sorted(names):
+        for dep in (*NEEDS.get(name, ()), name):
+            if dep not in order:
+                order.append(dep)
+    return order
