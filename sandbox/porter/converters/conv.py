@@ -13,6 +13,9 @@ from .activations import fused
 SAME_STRIDE = Trap("same-padding-stride", "TF's \"same\" at stride > 1 pads the odd pixel at "
                    "the end; torch's padding is symmetric, so pad by hand", "forward")
 
+SAME_EVEN = Trap("same-padding-even-kernel", "an even kernel's \"same\" padding is lopsided: "
+                 "TF pads the extra pixel at the end, so pad by hand", "forward")
+
 
 def padding(layer: Any, n: int) -> tuple[str, str, list[Trap]] | None:
     """(padding argument, input expression on {x0}, traps) for a conv's `padding`."""
@@ -21,10 +24,12 @@ def padding(layer: Any, n: int) -> tuple[str, str, list[Trap]] | None:
     if layer.padding == "valid":
         return "0", "{x0}", []
     if layer.padding == "same":
-        if all(s == 1 for s in stride):
+        reach = [d * (k - 1) for k, d in zip(kernel, dilation, strict=True)]
+        if all(s == 1 for s in stride) and all(r % 2 == 0 for r in reach):
             return '"same"', "{x0}", []
+        trap = SAME_STRIDE if any(s != 1 for s in stride) else SAME_EVEN
         return ("0", f"F.pad({{x0}}, tf_same_pad({{x0}}, {kernel!r}, {stride!r}, {dilation!r}))",
-                [SAME_STRIDE])
+                [trap])
     if layer.padding == "causal" and n == 1:
         left = dilation[0] * (kernel[0] - 1)
         return "0", f"F.pad({{x0}}, ({left}, 0))", [

@@ -1,0 +1,242 @@
+"""Each layer the porter converts, on the settings that matter, proved against Keras
+with random weights and inputs."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+
+from sandbox.porter import Port, port, prove
+
+
+def randomize(model: keras.Model, seed: int = 0) -> keras.Model:
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        if "int" in str(w.dtype):
+            continue
+        low_high = (0.5, 2.0) if "variance" in w.path else None
+        values = (rng.uniform(*low_high, w.shape) if low_high
+                  else rng.normal(0.0, 0.5, w.shape))
+        w.assign(values.astype("float32"))
+    return model
+
+
+def stack(shape: tuple[int, ...], *layers: keras.Layer, dtype: str = "float32") -> keras.Model:
+    inp = keras.Input(shape, dtype=dtype, name="x")
+    x = inp
+    for layer in layers:
+        x = layer(x)
+    return randomize(keras.Model(inp, x, name="under_test"))
+
+
+def proved(model: keras.Model, **kw: Any) -> Port:
+    p = port(model, **kw)
+    proof = prove(model, p)
+    assert proof.error is None
+    bad = [r for r in proof.rows + proof.outputs if r.status != "pass"]
+    assert proof.status == "proved", bad
+    for trap in p.traps:  # every trap is said where it happens
+        assert f"# {trap.key}: " in p.source
+    return p
+
+
+def keys(p: Port) -> set[str]:
+    return {t.key for t in p.traps}
+
+
+L = keras.layers
+CONV = functools.partial(L.Conv2D, 4, 3, padding="same")
+
+ACTIVATIONS = ["relu", "gelu", "sigmoid", "tanh", "softmax", "elu", "selu", "silu", "swish",
+               "hard_sigmoid", "relu6", "leaky_relu", "softplus", "linear", "mish",
+               "hard_silu", "softsign", "log_softmax"]
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_layer_by_name(name: str) -> None:
+    p = proved(stack((3, 5), L.Dense(6), L.Activation(name)))
+    if name in ("hard_sigmoid", "leaky_relu"):
+        assert keys(p) >= {name.replace("_", "-") if name == "hard_sigmoid"
+                           else "leaky-relu-slope"}
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_fused_activation_after_a_conv_is_applied_channels_first(name: str) -> None:
+    proved(stack((5, 5, 2), L.Conv2D(3, 3, activation=name)))
+
+
+def test_gelu_both_approximations() -> None:
+    tanh = functools.partial(keras.activations.gelu, approximate=True)
+    p = proved(stack((4,), L.Dense(8), L.Activation(tanh), L.Dense(3, activation="gelu")))
+    assert 'approximate="tanh"' in p.source
+    assert "nn.GELU()" not in p.source and "F.gelu(self.dense_1(dense), )" not in p.source
+
+
+@pytest.mark.parametrize("layer", [
+    L.Softmax(axis=1), L.Softmax(axis=-1), L.ReLU(max_value=6.0), L.ReLU(negative_slope=0.1),
+    L.ReLU(max_value=3.0), L.LeakyReLU(), L.ELU(alpha=0.5)], ids=repr)
+def test_activation_layers_on_a_conv_output(layer: keras.Layer) -> None:
+    proved(stack((5, 5, 2), CONV(), layer))
+
+
+def test_hard_sigmoid_is_keras_3s_formula() -> None:
+    p = proved(stack((8,), L.Dense(8), L.Activation("hard_sigmoid")))
+    assert "nn.Hardsigmoid()" in p.source and "hard-sigmoid" in keys(p)
+
+
+@pytest.mark.parametrize("dense", [L.Dense(5), L.Dense(5, use_bias=False),
+                                   L.Dense(5, activation="relu")], ids=repr)
+@pytest.mark.parametrize("shape", [(4,), (3, 4)])
+def test_dense(dense: keras.Layer, shape: tuple[int, ...]) -> None:
+    p = proved(stack(shape, dense))
+    assert "kernel-layout" in keys(p)
+    assert p.state_dict["dense.weight"].shape == (5, 4) if "dense.weight" in p.state_dict else True
+
+
+@pytest.mark.parametrize("layer", [L.Dropout(0.5), L.SpatialDropout2D(0.3),
+                                   L.GaussianNoise(1.0), L.GaussianDropout(0.3)], ids=repr)
+def test_noise_and_dropout_do_nothing_at_inference(layer: keras.Layer) -> None:
+    proved(stack((6, 6, 2), CONV(), layer, L.Flatten(), L.Dense(3)))
+
+
+def test_flatten_after_a_conv_keeps_keras_order() -> None:
+    p = proved(stack((6, 6, 2), L.Conv2D(4, 3), L.Flatten(), L.Dense(3)))
+    assert "flatten-channels-last" in keys(p)
+    assert ".permute(0, 2, 3, 1)" in p.source
+
+
+def test_flatten_of_dense_features_has_no_trap() -> None:
+    assert "flatten-channels-last" not in keys(proved(stack((3, 4), L.Flatten(), L.Dense(2))))
+
+
+@pytest.mark.parametrize("layers", [
+    lambda: [L.Reshape((4, 6))], lambda: [L.Permute((2, 1))],
+    lambda: [L.Reshape((2, 3, 4)), CONV(), L.Reshape((24, 1))],
+    lambda: [L.Reshape((2, 3, 4)), CONV(), L.Permute((3, 1, 2)), L.Flatten()]])
+def test_reshape_and_permute(layers: Callable[[], list[keras.Layer]]) -> None:
+    proved(stack((6, 4), *layers()))
+
+
+@pytest.mark.parametrize("kw", [
+    {"strides": 2, "padding": "same"}, {"dilation_rate": 2, "padding": "same"},
+    {"groups": 2}, {"padding": "causal", "dilation_rate": 2}, {"strides": 3},
+    {"use_bias": False, "padding": "same", "kernel_size": 4}], ids=repr)
+def test_conv1d(kw: dict[str, Any]) -> None:
+    kw = {"kernel_size": 3, **kw}
+    proved(stack((9, 4), L.Conv1D(6, **kw)))
+
+
+@pytest.mark.parametrize("size", [7, 8])
+@pytest.mark.parametrize("kw", [
+    {"strides": 2, "padding": "same"}, {"strides": 2, "padding": "same", "kernel_size": 4},
+    {"dilation_rate": 2, "padding": "same"}, {"groups": 2}, {"strides": 2},
+    {"use_bias": False, "padding": "same", "kernel_size": 2},
+    {"strides": (1, 2), "padding": "same", "kernel_size": (3, 1)}], ids=repr)
+def test_conv2d(size: int, kw: dict[str, Any]) -> None:
+    kw = {"kernel_size": 3, **kw}
+    p = proved(stack((size, size + 1, 4), L.Conv2D(6, **kw)))
+    assert ("same-padding-stride" in keys(p)) == (
+        kw.get("padding") == "same" and kw.get("strides", 1) != 1)
+
+
+@pytest.mark.parametrize("kw", [{"depth_multiplier": 2}, {"strides": 2, "padding": "same"},
+                                {"depth_multiplier": 3, "padding": "same", "use_bias": False}],
+                         ids=repr)
+def test_depthwise_conv2d(kw: dict[str, Any]) -> None:
+    proved(stack((7, 7, 3), L.DepthwiseConv2D(3, **kw)))
+
+
+@pytest.mark.parametrize("size", [7, 8])
+@pytest.mark.parametrize("layer", [
+    lambda: L.MaxPooling2D(), lambda: L.MaxPooling2D(padding="same"),
+    lambda: L.MaxPooling2D(3, strides=2, padding="same"), lambda: L.AveragePooling2D(2),
+    lambda: L.AveragePooling2D(2, padding="same"),
+    lambda: L.AveragePooling2D(3, strides=2, padding="same"),
+    lambda: L.AveragePooling2D(3, strides=1, padding="same")])
+def test_pooling2d(size: int, layer: Callable[[], keras.Layer]) -> None:
+    proved(stack((size, size, 3), layer()))
+
+
+@pytest.mark.parametrize("layer", [L.MaxPooling1D(2, padding="same"), L.AveragePooling1D(3, 2),
+                                   L.AveragePooling1D(2, padding="same")], ids=repr)
+def test_pooling1d(layer: keras.Layer) -> None:
+    proved(stack((7, 3), layer))
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("kind", [L.GlobalAveragePooling2D, L.GlobalMaxPooling2D])
+def test_global_pooling2d(kind: type, keepdims: bool) -> None:
+    proved(stack((5, 6, 3), CONV(), kind(keepdims=keepdims)))
+
+
+@pytest.mark.parametrize("kind", [L.GlobalAveragePooling1D, L.GlobalMaxPooling1D])
+def test_global_pooling1d(kind: type) -> None:
+    proved(stack((5, 3), kind()))
+
+
+def test_zero_padding() -> None:
+    proved(stack((5, 6, 3), L.ZeroPadding2D(((1, 2), (3, 0))), CONV()))
+    proved(stack((5, 3), L.ZeroPadding1D((2, 1)), L.Conv1D(2, 3)))
+
+
+@pytest.mark.parametrize("kw", [{}, {"momentum": 0.9, "epsilon": 1e-2}, {"center": False},
+                                {"scale": False}, {"center": False, "scale": False}], ids=repr)
+@pytest.mark.parametrize("shape", [(6,), (4, 6), (4, 5, 6)])
+def test_batch_normalization(kw: dict[str, Any], shape: tuple[int, ...]) -> None:
+    p = proved(stack(shape, L.BatchNormalization(**kw)))
+    assert "bn-momentum-epsilon" in keys(p)
+    eps = kw.get("epsilon", 1e-3)
+    assert f"eps={eps!r}" in p.source
+    assert f"momentum={round(1 - kw.get('momentum', 0.99), 10)!r}" in p.source
+
+
+@pytest.mark.parametrize("kw", [{}, {"center": False}, {"scale": False}, {"epsilon": 1e-6},
+                                {"center": False, "scale": False}], ids=repr)
+def test_layer_normalization(kw: dict[str, Any]) -> None:
+    proved(stack((4, 6), L.LayerNormalization(**kw)))
+
+
+@pytest.mark.parametrize("merge", [L.Add, L.Multiply, L.Subtract, L.Average, L.Maximum,
+                                   L.Minimum, L.Concatenate])
+@pytest.mark.parametrize("conv", [False, True])
+def test_merges(merge: type, conv: bool) -> None:
+    a, b = keras.Input((5, 5, 3), name="a"), keras.Input((5, 5, 3), name="b")
+    x, y = (CONV()(a), CONV()(b)) if conv else (a, b)
+    model = randomize(keras.Model([a, b], merge()([x, y])))
+    proved(model)
+
+
+@pytest.mark.parametrize("axis", [1, 2, -1])
+def test_concatenate_on_an_axis_of_a_conv_output(axis: int) -> None:
+    a = keras.Input((4, 5, 3))
+    model = randomize(keras.Model(a, L.Concatenate(axis=axis)([CONV()(a), CONV()(a)])))
+    proved(model)
+
+
+def test_embedding_into_lstm() -> None:
+    proved(stack((6,), L.Embedding(20, 4), L.LSTM(5), dtype="int32"))
+
+
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("layer", [
+    lambda **kw: L.LSTM(5, **kw), lambda **kw: L.LSTM(5, use_bias=False, **kw),
+    lambda **kw: L.GRU(5, **kw), lambda **kw: L.GRU(5, reset_after=False, **kw),
+    lambda **kw: L.GRU(5, use_bias=False, **kw), lambda **kw: L.SimpleRNN(5, **kw)])
+def test_recurrent(layer: Callable[..., keras.Layer], return_sequences: bool) -> None:
+    rnn = layer(return_sequences=return_sequences)
+    p = proved(stack((7, 3), rnn))
+    if isinstance(rnn, L.GRU) and not rnn.reset_after:
+        assert "gru-reset-after" in keys(p) and "class GRUResetBefore" in p.source
+    if isinstance(rnn, L.LSTM) and rnn.use_bias:
+        assert "lstm-bias" in keys(p)
+
+
+@pytest.mark.parametrize("layer", [L.UpSampling2D(), L.UpSampling2D((2, 3), interpolation="bilinear")],
+                         ids=repr)
+def test_upsampling(layer: keras.Layer) -> None:
+    proved(stack((4, 5, 2), layer, CONV()))
