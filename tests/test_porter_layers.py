@@ -19,9 +19,12 @@ def randomize(model: keras.Model, seed: int = 0) -> keras.Model:
     for w in model.weights:
         if "int" in str(w.dtype):
             continue
-        low_high = (0.5, 2.0) if "variance" in w.path else None
-        values = (rng.uniform(*low_high, w.shape) if low_high
-                  else rng.normal(0.0, 0.5, w.shape))
+        # Kernels scaled by fan-in keep deep stacks' activations near 1.
+        fan_in = int(np.prod(w.shape[:-1])) if len(w.shape) >= 2 else 4
+        if "variance" in w.path:
+            values = rng.uniform(0.5, 2.0, w.shape)
+        else:
+            values = rng.normal(0.0, 1.0 / np.sqrt(fan_in), w.shape)
         w.assign(values.astype("float32"))
     return model
 

@@ -71,7 +71,7 @@ class Emitter:
     def emit_class(self, model: Any, cls: str, mode: LayoutMode) -> ClassOut:
         graph = walk(model)
         out = ClassOut(cls)
-        attrs = names.Namer()
+        attrs = names.Namer(set())
         local = names.Namer(names.RESERVED | set(helpers.BLOCKS) | self.class_names.taken)
         init: list[str] = []
         body: list[str] = []
