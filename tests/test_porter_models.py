@@ -215,3 +215,26 @@ def test_mobilenet_v2_is_proved() -> None:
     print(f"MobileNetV2: {proof.status}, {len(proof.rows)} layers, worst abs err {worst:.2e}, "
           f"{took:.1f} s")
     assert proof.status == "proved", [r for r in proof.rows if r.status != "pass"][:3]
+
+
+def test_a_keras_ops_call_in_the_graph_is_a_stub_not_a_layer_of_the_same_name() -> None:
+    x = keras.Input((4,), name="x")
+    h = L.Dense(4, name="dense")(x)
+    model = randomize(keras.Model(x, L.Dense(2, name="out")(h + h)))
+    p = port(model)
+    assert [lp.class_name for lp in p.unsupported] == ["Add"]
+    assert prove(model, p).status == "partial"
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_a_model_loaded_from_a_file_ports(tmp_path: Path, suffix: str) -> None:
+    import warnings
+
+    model = small_cnn()
+    path = tmp_path / f"model{suffix}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # .h5 is "legacy" to Keras 3
+        model.save(path)
+        loaded = keras.models.load_model(path)
+    p = proved(loaded)
+    np.testing.assert_array_equal(p.state_dict["conv_a.weight"], port(model).state_dict["conv_a.weight"])

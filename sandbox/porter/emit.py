@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from . import helpers, names
-from .converted import Converted, Layout, Site, repeat
+from .converted import Converted, Site, Trap, repeat
 from .converters import convert
+from .forward import Body
 from .graph import is_nested_model, walk
 from .port import AppliedTrap, LayerPort, LayoutMode, Port
 
@@ -43,22 +44,12 @@ LAYOUT_NOTES = {
     "nhwc": "Inputs and outputs are channels last, as in Keras; the module permutes inside.",
     "nchw": "Image inputs and outputs (rank 4) are channels first, as PyTorch's.",
 }
-SUFFIX = {("cf", 3): "ncl", ("cl", 3): "nlc", ("cf", 4): "nchw", ("cl", 4): "nhwc",
-          ("cf", 5): "ncdhw", ("cl", 5): "ndhwc"}
-
-
 @dataclass
 class ClassOut:
     name: str
     layers: list[LayerPort] = field(default_factory=list)
     state_dict: dict[str, np.ndarray] = field(default_factory=dict)
     traps: list[AppliedTrap] = field(default_factory=list)
-
-
-def permutation(source: Layout, rank: int) -> tuple[int, ...]:
-    if source == "cl":  # channels last -> first
-        return (0, rank - 1, *range(1, rank - 1))
-    return (0, *range(2, rank), 1)
 
 
 class Emitter:
@@ -73,68 +64,50 @@ class Emitter:
         out = ClassOut(cls)
         attrs = names.Namer(set())
         local = names.Namer(names.RESERVED | set(helpers.BLOCKS) | self.class_names.taken)
+        body = Body(graph, local, "cf" if mode == "nchw" else "cl")
         init: list[str] = []
-        body: list[str] = []
-        held: dict[int, dict[Layout, str]] = {}
         modules: dict[int, tuple[str, Converted]] = {}
+        said: set[Trap] = set()  # a trap is commented where it first happens
 
-        def rank(tensor: int) -> int:
-            return len(graph.tensors[tensor].shape)
-
-        def boundary(tensor: int) -> Layout:
-            return "cf" if mode == "nchw" and rank(tensor) == 4 else "cl"
-
-        def hold(tensor: int, want: Layout) -> str:
-            have = held[tensor]
-            if want in have or rank(tensor) <= 2:
-                return have.get(want) or next(iter(have.values()))
-            source, var = next(iter(have.items()))
-            base = var.rsplit("_n", 1)[0] if var.endswith(tuple(SUFFIX.values())) else var
-            new = local.name(f"{base}_{SUFFIX.get((want, rank(tensor)), want)}")
-            body.append(f"{new} = {var}.permute{permutation(source, rank(tensor))!r}")
-            have[want] = new
-            return new
+        def comments(converted: Converted, where: str) -> list[str]:
+            new = [t for t in converted.traps if t.where == where and t not in said]
+            said.update(new)
+            return [f"# {t.key}: {one_line(t.text)}" for t in new]
 
         args = []
         for tensor, layer in zip(graph.inputs, graph.input_layers, strict=True):
-            arg = local.name(layer.name, "inputs")
-            args.append(arg)
-            held[tensor] = {boundary(tensor): arg}
+            args.append(body.argument(tensor, layer.name))
             out.layers.append(LayerPort(layer.name, type(layer).__name__, (layer.name,), None))
 
         for call in graph.calls:
             layer = call.layer
             if id(layer) not in modules:
-                site = Site(tuple(next(iter(held[t])) for t in call.inputs),
+                site = Site(tuple(body.layout_of(t) for t in call.inputs),
                             tuple(tuple(graph.tensors[t].shape) for t in call.inputs),
                             tuple(tuple(graph.tensors[t].shape) for t in call.outputs))
                 attr = attrs.name(layer.name)
                 converted = self.convert_layer(layer, site, attr, out)
                 modules[id(layer)] = (attr, converted)
-                init += [f"# {t.key}: {one_line(t.text)}" for t in converted.traps
-                         if t.where == "init"]
+                init += comments(converted, "init")
                 init.append(f"self.{attr} = {converted.module}")
             attr, converted = modules[id(layer)]
-            xs = [hold(t, w) for t, w in zip(call.inputs, converted.wants, strict=False)]
-            body += [f"# {t.key}: {one_line(t.text)}" for t in converted.traps
-                     if t.where == "forward"]
+            xs = [body.get(t, w) for t, w in zip(call.inputs, converted.wants, strict=False)]
+            body.read(call.inputs)
+            body.lines += comments(converted, "forward")
             expr = converted.call.replace("{m}", f"self.{attr}").replace("{args}", ", ".join(xs))
             for i, x in enumerate(xs):
                 expr = expr.replace(f"{{x{i}}}", x)
-            expr = converted.post.replace("{y}", expr)
-            outs = [local.name(layer.name) for _ in call.outputs]
-            body.append(f"{', '.join(outs)} = {expr}")
-            for tensor, var in zip(call.outputs, outs, strict=True):
-                held[tensor] = {converted.out: var}
+            body.assign(call.outputs, layer.name, converted.out,
+                        converted.post.replace("{y}", expr))
 
-        results = [hold(t, boundary(t)) for t in graph.outputs]
+        results = [body.get(t, body.boundary(t)) for t in graph.outputs]
         returns = "torch.Tensor" if len(results) == 1 else "tuple[torch.Tensor, ...]"
         signature = ", ".join(f"{a}: torch.Tensor" for a in args)
         lines = [f"class {cls}(nn.Module):", f"    # Keras model {model.name!r}",
                  "    def __init__(self) -> None:", "        super().__init__()"]
         lines += [f"        {line}" for line in init]
         lines += ["", f"    def forward(self, {signature}) -> {returns}:"]
-        lines += [f"        {line}" for line in body]
+        lines += [f"        {line}" for line in body.lines]
         lines.append(f"        return {', '.join(results)}")
         self.blocks.append("\n".join(lines) + "\n")
         return out

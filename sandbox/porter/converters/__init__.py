@@ -34,8 +34,9 @@ def stub(layer: Any, site: Site) -> Converted:
 
 def convert(layer: Any, site: Site) -> Converted:
     converter = REGISTRY.get(type(layer).__name__)
-    # Only Keras's own classes: a subclass of Dense may override call().
-    if converter is None or not type(layer).__module__.startswith("keras."):
+    # Only Keras's own layers: a subclass of Dense may override call(), and keras.ops
+    # has operations of the same names (`x + y` in a graph is an ops.numpy.Add).
+    if converter is None or not type(layer).__module__.startswith("keras.src.layers."):
         return stub(layer, site)
     converted = converter(layer, site)
     return converted if converted is not None else stub(layer, site)

@@ -20,3 +20,9 @@ def channels_last(layer: Any) -> bool:
 
 def kernel_trap(keras_layout: str, torch_layout: str) -> Trap:
     return Trap("kernel-layout", f"Keras kernel {keras_layout} is stored as {torch_layout}")
+
+
+def size(values: Any) -> str:
+    """A kernel size or stride as PyTorch code says it: `3` for (3, 3)."""
+    values = tuple(int(v) for v in values)
+    return repr(values[0]) if len(set(values)) == 1 else repr(values)

@@ -7,14 +7,13 @@ from typing import Any
 import numpy as np
 
 from ..converted import Converted, Site, Trap
-from ._util import array, channels_last, kernel_trap
+from ._util import array, channels_last, kernel_trap, size
 from .activations import fused
 
-SAME_STRIDE = Trap("same-padding-stride", "TF's \"same\" at stride > 1 pads the odd pixel at "
-                   "the end; torch's padding is symmetric, so pad by hand", "forward")
-
-SAME_EVEN = Trap("same-padding-even-kernel", "an even kernel's \"same\" padding is lopsided: "
-                 "TF pads the extra pixel at the end, so pad by hand", "forward")
+SAME_STRIDE = Trap("same-padding-stride", "TF's \"same\" at stride > 1 puts the odd pixel at "
+                   "the end: padded by hand", "forward")
+SAME_EVEN = Trap("same-padding-even-kernel", "an even kernel's \"same\" puts the odd pixel at "
+                 "the end: padded by hand", "forward")
 
 
 def padding(layer: Any, n: int) -> tuple[str, str, list[Trap]] | None:
@@ -72,10 +71,13 @@ def conv(layer: Any, site: Site) -> Converted | None:
     weights = {"weight": weight}
     if layer.use_bias:
         weights["bias"] = array(layer.bias)
-    args = [str(c_in), str(weight.shape[0]), f"kernel_size={tuple(layer.kernel_size)!r}",
-            f"stride={tuple(layer.strides)!r}", f"padding={arg}"]
+    args = [str(c_in), str(weight.shape[0]), size(layer.kernel_size)]
+    if any(s != 1 for s in layer.strides):
+        args.append(f"stride={size(layer.strides)}")
+    if arg != "0" and any(k != 1 for k in layer.kernel_size):
+        args.append(f"padding={arg}")
     if any(d != 1 for d in layer.dilation_rate):
-        args.append(f"dilation={tuple(layer.dilation_rate)!r}")
+        args.append(f"dilation={size(layer.dilation_rate)}")
     if groups != 1:
         args.append(f"groups={groups}")
     if not layer.use_bias:

@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from ..converted import Converted, Site, Trap
-from ._util import channels_last
+from ._util import channels_last, size
 
-SAME_MAX = Trap("pool-same-padding", "TF's \"same\" pads the odd cell at the end and never "
-                "picks a pad: pad with -inf by hand", "forward")
+SAME_MAX = Trap("pool-same-padding", "TF's \"same\" puts the odd cell at the end, and a pad "
+                "is never the max: -inf", "forward")
 SAME_AVG = Trap("pool-same-padding", "TF's \"same\" average counts only real cells and pads "
                 "the odd cell at the end")
+
+
+def args(kernel: tuple[int, ...], stride: tuple[int, ...]) -> str:
+    return size(kernel) if kernel == stride else f"{size(kernel)}, stride={size(stride)}"
 
 
 def pool(layer: Any, site: Site) -> Converted | None:
@@ -20,12 +24,12 @@ def pool(layer: Any, site: Site) -> Converted | None:
     kernel, stride = tuple(layer.pool_size), tuple(layer.strides)
     is_max = "Max" in type(layer).__name__
     if layer.padding == "valid":
-        module = f"nn.{'Max' if is_max else 'Avg'}Pool{n}d({kernel!r}, stride={stride!r})"
+        module = f"nn.{'Max' if is_max else 'Avg'}Pool{n}d({args(kernel, stride)})"
         return Converted(module, ("cf",), "cf")
     if is_max:
         source = (f"F.pad({{x0}}, tf_same_pad({{x0}}, {kernel!r}, {stride!r}, {(1,) * n!r}), "
                   "value=-torch.inf)")
-        return Converted(f"nn.MaxPool{n}d({kernel!r}, stride={stride!r})", ("cf",), "cf",
+        return Converted(f"nn.MaxPool{n}d({args(kernel, stride)})", ("cf",), "cf",
                          call=f"{{m}}({source})", traps=[SAME_MAX], helpers=("tf_same_pad",))
     return Converted(f"TFAvgPoolSame({kernel!r}, {stride!r})", ("cf",), "cf",
                      traps=[SAME_AVG], helpers=("TFAvgPoolSame",))

@@ -5,15 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from ..converted import Converted, Site, Trap
+from ..forward import permutation
 from ._util import channels_last
 
-FLATTEN = Trap("flatten-channels-last", "Keras flattens in (h, w, c) order: back to channels "
-               "last first", "forward")
+FLATTEN = Trap("flatten-channels-last", "Keras flattens (h, w, c), not (c, h, w): channels "
+               "last again first", "forward")
 
 
 def flatten(layer: Any, site: Site) -> Converted:
-    traps = [FLATTEN] if site.in_layouts[0] == "cf" and site.rank >= 3 else []
-    return Converted("nn.Flatten()", ("cl",), "cl", traps=traps)
+    if site.in_layouts[0] == "cf" and site.rank >= 3:
+        back = permutation("cf", site.rank)
+        return Converted("nn.Flatten()", ("cf",), "cl", call=f"{{m}}({{x0}}.permute{back!r})",
+                         traps=[FLATTEN])
+    return Converted("nn.Flatten()", ("cl",), "cl")
 
 
 def reshape(layer: Any, site: Site) -> Converted:
