@@ -41,7 +41,10 @@ class Learner:
         headers = {"HX-Request": "true", "X-CSRF-Token": self.csrf} if htmx else {}
         if not htmx:
             data = {**data, "csrf_token": self.csrf}
-        return self.finish(self.http.post(path, data=data, headers=headers))
+        response = self.http.post(path, data=data, headers=headers)
+        # A whole page is finished as it comes (the server waits for the run); the
+        # pending partials in it are other steps' outputs still being precomputed.
+        return self.finish(response) if htmx else response
 
     def finish(self, response: httpx.Response) -> httpx.Response:
         """Follow pending partials the way htmx does, until the run is done."""
@@ -94,11 +97,12 @@ def test_every_page_has_a_csp_without_inline_script_and_sets_cookies(
 
 def test_lesson_page_shows_both_snippets_and_hides_the_solution(learner: Learner) -> None:
     page = learner.http.get(f"/lessons/{LESSON}").text
-    assert page.count('class="code"') == 6  # three steps, two editors each
+    assert page.count('class="code"') == 7  # three steps, two editors each, one exercise's
     assert 'id="code-sum-along-an-axis-tensorflow"' in page
     assert "tf.reduce_sum(x, axis=0)" in page and "torch.sum(x, dim=0)" in page
-    assert "col = x  # make this a (6, 1) column" in page  # the starter, not the answer
-    assert "x.reshape(-1, 1)\n</textarea>" not in page
+    exercise = page.split('id="code-reshape-to-a-column-exercise"')[1].split("</textarea>")[0]
+    assert "col = x  # make this a (6, 1) column" in exercise  # the starter, not the answer
+    assert 'id="solution-reshape-to-a-column"' not in page
     assert "Reference solution" not in page
 
 
@@ -200,13 +204,13 @@ def test_an_exercise_passes_after_the_fix_and_the_pass_is_saved(learner: Learner
     assert "Hint 1" in hint and "Hint 2" not in hint
     assert "Show the solution" not in hint  # no attempt yet
     starter = "import torch\n\nx = torch.arange(6.0)\ncol = x\n"
-    failed = learner.post(f"{base}/check", {"pytorch": starter}).text
+    failed = learner.post(f"{base}/check", {"exercise": starter}).text  # its own editor
     assert "Not yet." in failed and "shapes differ" in failed
     solution = learner.http.get(f"{base}/exercise?hints=0&solution=1",
                                 headers={"HX-Request": "true"}).text
     assert "Reference solution" in solution  # shown after an attempt
     fixed = starter.replace("col = x", "col = x.reshape(-1, 1)")
-    passed = learner.post(f"{base}/check", {"pytorch": fixed}).text
+    passed = learner.post(f"{base}/check", {"exercise": fixed}).text
     assert "Passed" in passed
     catalog = learner.http.get("/").text
     assert "1/1 exercise passed" in catalog

@@ -54,7 +54,6 @@ def exercise_options(step: Step) -> RunOptions:
 
 
 def original_code(step: Step, side: Framework) -> str:
-    """What the editor starts with: the starter on an exercise's side."""
-    if step.exercise and step.exercise.side == side:
-        return step.exercise.starter.code
+    """What a side's editor starts with: the step's own example, exercise or not (the
+    exercise has an editor of its own, which starts with its starter)."""
     return step.snippet(side).code

@@ -126,7 +126,7 @@ async def create_check(request: Request, lesson_id: str, step_id: str, learner: 
             await progress.mark(page.db, learner, lesson_id, step_id, "passed")
         return dataclasses.replace(outcome, attempts=attempts)
 
-    work = StepCheck(view.lesson, view.step, view.side(ex.side).code, ex.hints_shown)
+    work = StepCheck(view.lesson, view.step, ex.code, ex.hints_shown)
     try:
         job = runs.start(work, client, seat, after=record_attempt)
     except ClassRefused as exc:
@@ -199,9 +199,8 @@ async def read_job(request: Request, job_id: str, learner: LearnerDep, runs: Run
         view = build_step(lesson, step, codes=dict(work.codes))
         outcome_views.pair_from_job(view, job, position)
         return render(request, "partials/_pair_response.html", {"sv": view})
-    ex_side = step.exercise.side if step.exercise else "pytorch"
     mine = await progress.for_lesson(db, learner, lesson.id)
-    view = build_step(lesson, step, codes={ex_side: work.code}, progress=mine.get(step.id))
+    view = build_step(lesson, step, codes={"exercise": work.code}, progress=mine.get(step.id))
     assert view.exercise is not None
     view.exercise.hints_shown = work.hints
     outcome_views.check_from_job(view, job)
@@ -249,13 +248,13 @@ async def _posted_view(request: Request, lesson_id: str, step_id: str, learner: 
     lesson, step = await _step(request, lesson_id, step_id)
     form = await request.form()
     codes: dict[str, str] = {}
-    for fw in FRAMEWORKS:
-        value = form.get(fw)
+    for field in (*FRAMEWORKS, "exercise"):  # the two sides, and an exercise's own editor
+        value = form.get(field)
         if isinstance(value, str):
             try:
-                codes[fw] = check_code(value.replace("\r\n", "\n"))
+                codes[field] = check_code(value.replace("\r\n", "\n"))
             except ValueError as exc:
-                raise HTTPException(422, f"{fw} code: {exc}") from None
+                raise HTTPException(422, f"{field} code: {exc}") from None
     mine = await progress.for_lesson(db, learner, lesson_id)
     return build_step(lesson, step, codes=codes, progress=mine.get(step_id))
 

@@ -32,8 +32,7 @@ async def fill_cached(service: RunService, views: list[StepView], viewer: Viewer
             side.state, side.job = "pending", hit.id
     for view in views:
         tf, pt = view.side("tensorflow"), view.side("pytorch")
-        if tf.cached and pt.cached and tf.result and pt.result and view.step.compare \
-                and not view.exercise:
+        if tf.cached and pt.cached and tf.result and pt.result and view.step.compare:
             pair = await asyncio.to_thread(PairOutcome.of_step, view.step, tf.result, pt.result)
             show_comparison(view, pair)
 
@@ -130,5 +129,4 @@ def check_from_job(view: StepView, job: Job) -> None:
     ex.check_state, ex.check_passed, ex.check_message = "done", check.passed, check.message
     ex.attempts = check.attempts if check.attempts is not None else ex.attempts
     ex.passed = ex.passed or check.passed
-    side = view.side(ex.side)
-    side.state, side.result = "done", check.run
+    ex.run, ex.reference, ex.comparison = check.run, check.reference, check.comparison

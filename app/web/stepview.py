@@ -10,7 +10,7 @@ from app.packs.models import Lesson, Step
 from app.pipeline.requests import original_code
 from app.store.progress import StepProgress
 from app.web.views import LABELS, TimingChart
-from sandbox.protocol import FRAMEWORKS, Framework, RunResult
+from sandbox.protocol import FRAMEWORKS, Framework, RunResult, ValueInfo
 
 MIN_ROWS, MAX_ROWS = 8, 30
 # What a result (or a verdict) shows: nothing yet, a run on its way, the
@@ -57,6 +57,8 @@ class ExerciseView:
     compare: list[str]
     hints: list[str]
     solution_code: str
+    code: str  # what the exercise's own editor holds
+    starter: str  # what it starts with
     hints_shown: int = 0
     attempts: int = 0
     passed: bool = False
@@ -66,6 +68,19 @@ class ExerciseView:
     check_message: str = ""
     job: str | None = None
     retry_after_s: int = 0
+    run: RunResult | None = None  # the checked code's run
+    reference: RunResult | None = None  # the solution's
+    comparison: Comparison | None = None  # theirs against it, name by name
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.side]
+
+    def expected(self, name: str) -> tuple[ValueInfo | None, ValueInfo | None]:
+        """The learner's value of `name` and the reference's, as the runs described them."""
+        def find(result: RunResult | None) -> ValueInfo | None:
+            return next((v for v in result.values if v.name == name), None) if result else None
+        return find(self.run), find(self.reference)
 
 
 @dataclasses.dataclass
@@ -98,6 +113,7 @@ def build_step(lesson: Lesson, step: Step, *, codes: dict[str, str] | None = Non
     if step.exercise:
         ex = step.exercise
         exercise = ExerciseView(ex.side, ex.compare, ex.hints, ex.solution.code,
+                                (codes or {}).get("exercise", ex.starter.code), ex.starter.code,
                                 attempts=progress.attempts, passed=progress.passed)
     number = lesson.steps.index(step) + 1
     return StepView(lesson, step, number, sides, VerdictView(), exercise, progress)

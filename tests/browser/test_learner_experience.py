@@ -261,3 +261,31 @@ def test_a_shared_link_shows_its_notice_on_its_step_with_its_output(
         expect(values).to_contain_text("shared_value", timeout=RUN_S)
     finally:
         other.close()
+
+
+RESHAPE = "#step-reshape-to-a-column"
+
+
+def test_an_exercise_step_keeps_its_example_and_checks_in_its_own_editor(
+        page: Page, live_server: LiveServer, shots: Path) -> None:
+    page.goto(live_server.url + LESSON)
+    step = page.locator(RESHAPE)
+    # the worked pair, runnable as a pair
+    expect(step.locator(".columns .side.pytorch .cm-content")).to_contain_text(
+        "col = x.reshape(-1, 1)")
+    exercise = step.locator(".exercise-side .cm-content")
+    expect(exercise).to_contain_text("col = x  # make this a (6, 1) column")
+    step.locator("button[data-run=both]").click()
+    expect(page.locator("#verdict-reshape-to-a-column")).to_have_class(
+        re.compile(r"state-done match$"), timeout=RUN_S)
+    # the starter's check shows what it made next to what was expected
+    step.locator("button[data-run=exercise]").click()
+    feedback = page.locator("#exercise-reshape-to-a-column")
+    expect(feedback.locator(".check-line")).to_contain_text("Not yet.", timeout=RUN_S)
+    row = feedback.locator(".expected-table tbody tr")
+    expect(row.locator("td").nth(0)).to_contain_text("[6]")
+    expect(row.locator("td").nth(1)).to_contain_text("[6, 1]")
+    expect(row.locator("td").nth(1).locator("pre.preview")).to_contain_text("[[0.]")
+    step.screenshot(path=shots / "exercise-own-editor.png")
+    # the pair above is untouched by the exercise
+    expect(page.locator("#result-reshape-to-a-column-pytorch .badge")).to_have_text("ran")

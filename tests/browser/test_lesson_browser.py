@@ -88,13 +88,13 @@ def test_a_printed_script_tag_is_shown_as_text(page: Page, live_server: LiveServ
 def test_an_exercise_passes_after_the_fix(page: Page, live_server: LiveServer,
                                           shots: Path) -> None:
     page.goto(live_server.url + LESSON)
-    check = page.locator(f"{RESHAPE} button[data-run=check]")
+    check = page.locator(f"{RESHAPE} button[data-run=exercise]")
     check.click()
     exercise = page.locator("#exercise-reshape-to-a-column")
     expect(exercise.locator(".check-line")).to_contain_text("Not yet.", timeout=RUN_S)
     exercise.get_by_role("button", name=re.compile("Show a hint")).click()
     expect(exercise.locator(".hint")).to_have_count(1)
-    editor(page, RESHAPE, "pytorch").click()  # type: ignore[attr-defined]
+    page.locator(f"{RESHAPE} .exercise-side .cm-content").click()
     page.keyboard.press("Control+a")
     page.keyboard.type("import torch\n\nx = torch.arange(6.0)\ncol = x.reshape(-1, 1)\n")
     check.click()

@@ -15,10 +15,11 @@ function initEditors(root) {
   root.querySelectorAll("textarea.code").forEach(mountEditor);
 }
 
-// A result partial carries data-error-line when its snippet raised.
+// A result partial (or an exercise's checked run) carries data-error-line when
+// its snippet raised.
 function markErrors(root) {
-  const results = root.matches && root.matches(".result") ? [root] : [];
-  results.push(...root.querySelectorAll(".result"));
+  const results = root.matches && root.matches(".result, .exercise-run") ? [root] : [];
+  results.push(...root.querySelectorAll(".result, .exercise-run"));
   for (const r of results) {
     const area = codeArea(r.dataset.step, r.dataset.side);
     if (!area) continue;
@@ -156,7 +157,7 @@ function markStale(area) {
   const step = area.closest(".step");
   const panel = document.getElementById(`result-${step.dataset.step}-${area.dataset.side}`);
   if (panel && panel.dataset.state === "done") panel.classList.add("is-stale");
-  const verdict = step.querySelector(".verdict.state-done");
+  const verdict = area.dataset.side !== "exercise" && step.querySelector(".verdict.state-done");
   if (verdict) verdict.classList.add("is-stale");
 }
 

@@ -74,7 +74,7 @@ function refuseCheck(exercise, message) {
   line.className = "check-line bad";
   line.setAttribute("role", "alert");
   line.textContent = `Not checked. ${message}`;
-  exercise.querySelector(".exercise-task").after(line);
+  exercise.querySelector("input[name=hints_shown]").after(line);
 }
 
 // What a request was for, from its path: which panels its refusal goes in.
