@@ -286,6 +286,8 @@ class Library:
             else:
                 uploaded.setdefault(parsed.pack, {})[parsed.version] = pack
         pinned = VersionedPackId.parse(class_pack) if class_pack else None
+        if not uploaded:  # the bundled packs alone: nothing to look up
+            return shown
         visible = {p.id for p in await store.visible(self.db, digest(token) if token else None)}
         for name, versions in uploaded.items():
             if pinned is not None and pinned.pack == name and pinned.version in versions:
