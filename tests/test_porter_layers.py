@@ -243,3 +243,40 @@ def test_recurrent(layer: Callable[..., keras.Layer], return_sequences: bool) ->
                          ids=repr)
 def test_upsampling(layer: keras.Layer) -> None:
     proved(stack((4, 5, 2), layer, CONV()))
+
+
+@pytest.mark.parametrize("kw", [{"strides": 2, "padding": "same"}, {"padding": "same"},
+                                {"strides": 2}], ids=repr)
+def test_conv3d(kw: dict[str, Any]) -> None:
+    proved(stack((5, 6, 7, 2), L.Conv3D(3, 3, **kw), L.BatchNormalization()))
+
+
+@pytest.mark.parametrize("kw", [
+    {"depth_multiplier": 2}, {"strides": 2, "padding": "same", "depth_multiplier": 2},
+    {"dilation_rate": 2, "padding": "same", "use_bias": False}, {"activation": "relu"}], ids=repr)
+def test_separable_conv2d(kw: dict[str, Any]) -> None:
+    p = proved(stack((8, 7, 3), L.SeparableConv2D(5, 3, **kw)))
+    assert "depthwise.weight" in next(iter(p.state_dict))
+
+
+def test_separable_conv1d() -> None:
+    proved(stack((9, 3), L.SeparableConv1D(4, 3, strides=2, padding="same", depth_multiplier=2)))
+
+
+@pytest.mark.parametrize("size", [4, 5])
+@pytest.mark.parametrize("kw", [
+    {"kernel_size": 3, "strides": 2, "padding": "same"},
+    {"kernel_size": 4, "strides": 2, "padding": "same"},
+    {"kernel_size": 3, "strides": 1, "padding": "same"},
+    {"kernel_size": 3, "strides": 2}, {"kernel_size": 2, "strides": 3},
+    {"kernel_size": (3, 5), "strides": (2, 3), "padding": "same", "use_bias": False}], ids=repr)
+def test_conv2d_transpose(size: int, kw: dict[str, Any]) -> None:
+    p = proved(stack((size, size + 1, 2), L.Conv2DTranspose(3, **kw)))
+    k, s = kw["kernel_size"], kw["strides"]
+    odd = kw.get("padding") == "same" and any(
+        (kk - ss) % 2 for kk, ss in zip(*(v if isinstance(v, tuple) else (v, v) for v in (k, s)), strict=True))
+    assert ("transpose-same-crop" in keys(p)) == odd
+
+
+def test_conv1d_transpose() -> None:
+    proved(stack((6, 2), L.Conv1DTranspose(3, 3, strides=2, padding="same", activation="tanh")))

@@ -133,3 +133,15 @@ def needed(names: set[str]) -> list[str]:
             if dep not in order:
                 order.append(dep)
     return order
+
+BLOCKS["SeparableConv"] = '''
+class SeparableConv(nn.Module):
+    """Keras SeparableConv: a depthwise convolution, then a 1x1 one mixing the channels."""
+
+    def __init__(self, depthwise: nn.Module, pointwise: nn.Module) -> None:
+        super().__init__()
+        self.depthwise, self.pointwise = depthwise, pointwise
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.depthwise(x))
+'''

@@ -87,5 +87,36 @@ def conv(layer: Any, site: Site) -> Converted | None:
                      helpers=("tf_same_pad",) if "tf_same_pad" in source else ())
 
 
-CONVERTERS = {"Conv1D": conv, "Conv2D": conv, "Conv3D": conv,
+def separable(layer: Any, site: Site) -> Converted | None:
+    n = site.rank - 2
+    pad = padding(layer, n)
+    act = fused(layer, site.rank, "cf")
+    if pad is None or act is None or not channels_last(layer):
+        return None
+    arg, source, pad_traps = pad
+    post, act_traps = act
+    depthwise = depthwise_kernel(array(layer.depthwise_kernel))
+    pointwise = torch_kernel(array(layer.pointwise_kernel))
+    c_in, mid, out = site.in_shapes[0][-1], depthwise.shape[0], pointwise.shape[0]
+    dw = [str(c_in), str(mid), size(layer.kernel_size)]
+    if any(s != 1 for s in layer.strides):
+        dw.append(f"stride={size(layer.strides)}")
+    if arg != "0":
+        dw.append(f"padding={arg}")
+    if any(d != 1 for d in layer.dilation_rate):
+        dw.append(f"dilation={size(layer.dilation_rate)}")
+    dw += [f"groups={c_in}", "bias=False"]
+    pw = f"{mid}, {out}, 1" + ("" if layer.use_bias else ", bias=False")
+    weights = {"depthwise.weight": depthwise, "pointwise.weight": pointwise}
+    if layer.use_bias:
+        weights["pointwise.bias"] = array(layer.bias)
+    trap = kernel_trap("depthwise (k..., in, multiplier)", "(in * multiplier, 1, k...), groups=in")
+    return Converted(f"SeparableConv(nn.Conv{n}d({', '.join(dw)}), nn.Conv{n}d({pw}))",
+                     ("cf",), "cf", weights, call=f"{{m}}({source})", post=post,
+                     traps=[trap, *pad_traps, *act_traps],
+                     helpers=("SeparableConv", *(("tf_same_pad",) if "tf_same" in source else ())))
+
+
+CONVERTERS = {"SeparableConv1D": separable, "SeparableConv2D": separable,
+              "Conv1D": conv, "Conv2D": conv, "Conv3D": conv,
               "DepthwiseConv1D": conv, "DepthwiseConv2D": conv}
