@@ -280,3 +280,16 @@ def test_conv2d_transpose(size: int, kw: dict[str, Any]) -> None:
 
 def test_conv1d_transpose() -> None:
     proved(stack((6, 2), L.Conv1DTranspose(3, 3, strides=2, padding="same", activation="tanh")))
+
+
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("rnn", [L.LSTM, L.GRU, L.SimpleRNN])
+def test_bidirectional(rnn: type, return_sequences: bool) -> None:
+    p = proved(stack((6, 3), L.Bidirectional(rnn(4, return_sequences=return_sequences))))
+    assert "bidirectional=True" in p.source
+    assert any(k.endswith("_reverse") for k in p.state_dict)
+
+
+def test_bidirectional_gru_without_reset_after_is_a_stub() -> None:
+    model = stack((6, 3), L.Bidirectional(L.GRU(4, reset_after=False)))
+    assert [lp.class_name for lp in port(model).unsupported] == ["Bidirectional"]
