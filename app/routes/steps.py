@@ -33,10 +33,10 @@ from app.deps import (
 from app.packs.models import Lesson, Step
 from app.pipeline import records
 from app.pipeline.jobs import Job
-from app.pipeline.requests import TIMING_REPEAT
+from app.pipeline.requests import TIMING_REPEAT, original_code
 from app.pipeline.service import RunService
 from app.pipeline.work import CheckOutcome, Outcome, StepCheck, StepPair, StepSide
-from app.store import progress, shares
+from app.store import drafts, progress, shares
 from app.store.class_learners import Seat
 from app.store.db import Database
 from app.web import outcome_views
@@ -169,6 +169,33 @@ async def create_share(request: Request, lesson_id: str, step_id: str, learner: 
     url = str(request.url_for("read_share", share_id=made.id))
     return await _respond(request, page, view, learner, "partials/share.html", share=made,
                           share_url=url)
+
+
+@router.post(STEP + "/draft", status_code=204)
+async def create_draft(request: Request, lesson_id: str, step_id: str, seat: SeatDep,
+                       db: DbDep) -> Response:
+    """A class learner's editor, kept on the server (form: `side`, `code`)."""
+    if seat is None:
+        raise HTTPException(403, "Drafts are kept on the server for learners in a class; "
+                                 "this browser keeps yours.")
+    lesson, step = await _step(request, lesson_id, step_id)
+    form = await request.form()
+    side, code = form.get("side"), form.get("code")
+    if side not in drafts.SIDES or not isinstance(code, str):
+        raise HTTPException(422, f"A draft needs a side ({', '.join(drafts.SIDES)}) and code.")
+    try:
+        code = check_code(code.replace("\r\n", "\n"))
+    except ValueError as exc:
+        raise HTTPException(422, f"{side} code: {exc}") from None
+    if side == "exercise":
+        original = step.exercise.starter.code if step.exercise else None
+        if original is None:
+            raise HTTPException(422, "This step has no exercise.")
+    else:
+        original = original_code(step, "tensorflow" if side == "tensorflow" else "pytorch")
+    await drafts.save(db, seat.learner.id, lesson.id, step.id, side,
+                      None if code == original else code)
+    return Response(status_code=204)
 
 
 @router.post(STEP + "/viewed", status_code=204)

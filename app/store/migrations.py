@@ -112,7 +112,21 @@ _REMOVALS = """
 ALTER TABLE class_learners ADD COLUMN removed_at REAL;
 """
 
-MIGRATIONS: tuple[str, ...] = (_INITIAL, _CLASSES, _PACKS, _REMOVALS)
+# 5: a class learner's drafts, per step and side ("exercise" too), so they
+# follow the learner to another device and the instructor sees them.
+_DRAFTS = """
+CREATE TABLE drafts (
+    learner_id TEXT NOT NULL REFERENCES class_learners (id),
+    lesson TEXT NOT NULL,
+    step TEXT NOT NULL,
+    side TEXT NOT NULL,             -- tensorflow, pytorch or exercise
+    code TEXT NOT NULL,
+    saved_at REAL NOT NULL,
+    PRIMARY KEY (learner_id, lesson, step, side)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_INITIAL, _CLASSES, _PACKS, _REMOVALS, _DRAFTS)
 
 
 class SchemaTooNew(RuntimeError):

@@ -8,7 +8,7 @@ from typing import Any
 from app.packs.models import Catalog, Lesson
 from app.pipeline.precompute import Viewer
 from app.pipeline.service import RunService
-from app.store import progress
+from app.store import drafts, progress
 from app.store.class_learners import Seat
 from app.store.db import Database
 from app.web.classbanner import banner_context, class_pager
@@ -35,6 +35,8 @@ async def lesson_context(page: LessonPage, lesson: Lesson, learner: str, *,
                          replace: StepView | None = None) -> dict[str, Any]:
     """Everything pages/lesson.html needs; `replace` puts one step's fresh results in."""
     mine = await progress.for_lesson(page.db, learner, lesson.id)
+    if page.seat is not None and not codes:  # a class learner's drafts, from any device
+        codes = await drafts.for_lesson(page.db, page.seat.learner.id, lesson.id)
     views = [build_step(lesson, step, codes=(codes or {}).get(step.id), progress=mine.get(step.id))
              for step in lesson.steps]
     if replace is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -289,3 +290,29 @@ def test_an_exercise_step_keeps_its_example_and_checks_in_its_own_editor(
     step.screenshot(path=shots / "exercise-own-editor.png")
     # the pair above is untouched by the exercise
     expect(page.locator("#result-reshape-to-a-column-pytorch .badge")).to_have_text("ran")
+
+
+def test_a_class_learners_draft_reaches_the_server_and_their_other_device(
+        browser: Browser, live_server: LiveServer) -> None:
+    made = httpx.post(f"{live_server.url}/api/classes", timeout=30,
+                      json={"pack": "example", "title": "Drafts"})
+    assert made.status_code == 201, made.text
+    with watched_page(browser, 1280, 800) as learner:
+        learner.goto(made.json()["join_url"])
+        learner.get_by_label("Your name").fill("Dana")
+        learner.get_by_role("button", name="Join the class").click()
+        expect(learner).to_have_url(re.compile(LESSON))
+        type_at_end(learner, "\non_the_server = 1\n")
+        with learner.expect_request(re.compile(r"/draft$")) as sent:
+            pass  # sent a moment after typing stops
+        assert sent.value.method == "POST"
+        learner.wait_for_timeout(300)  # its answer
+        laptop = browser.new_context()  # the same learner elsewhere: cookies, no storage
+        try:
+            laptop.add_cookies(learner.context.cookies())
+            tab = laptop.new_page()
+            tab.goto(live_server.url + LESSON)
+            expect(tab.locator(f"{SUM} .side.pytorch .cm-content")).to_contain_text(
+                "on_the_server = 1")
+        finally:
+            laptop.close()
