@@ -293,3 +293,30 @@ def test_bidirectional(rnn: type, return_sequences: bool) -> None:
 def test_bidirectional_gru_without_reset_after_is_a_stub() -> None:
     model = stack((6, 3), L.Bidirectional(L.GRU(4, reset_after=False)))
     assert [lp.class_name for lp in port(model).unsupported] == ["Bidirectional"]
+
+
+def attention_model(call: Callable[[keras.Layer, Any, Any], Any], **kw: Any) -> keras.Model:
+    q, v = keras.Input((5, 8), name="q"), keras.Input((7, 8), name="v")
+    mha = L.MultiHeadAttention(num_heads=2, key_dim=4, name="mha", **kw)
+    return randomize(keras.Model([q, v], call(mha, q, v)))
+
+
+@pytest.mark.parametrize("call", [
+    lambda mha, q, v: mha(q, q), lambda mha, q, v: mha(q, v),
+    lambda mha, q, v: mha(q, v, key=L.Dense(8)(v)), lambda mha, q, v: mha(q, v, L.Dense(8)(v))],
+    ids=["self", "cross", "key-keyword", "key-positional"])
+def test_multi_head_attention(call: Callable[..., Any]) -> None:
+    p = proved(attention_model(call))
+    assert "nn.MultiheadAttention(8, 2, batch_first=True)" in p.source
+    assert p.state_dict["mha.in_proj_weight"].shape == (24, 8)
+
+
+@pytest.mark.parametrize("call,kw", [
+    (lambda mha, q, v: mha(q, q, use_causal_mask=True), {}),
+    (lambda mha, q, v: mha(q, v), {"value_dim": 3}),
+    (lambda mha, q, v: mha(q, v), {"use_bias": False})], ids=["causal", "value_dim", "no-bias"])
+def test_attention_torch_cannot_express_is_a_stub(call: Callable[..., Any], kw: dict[str, Any]) -> None:
+    model = attention_model(call, **kw)
+    p = port(model)
+    assert [lp.name for lp in p.unsupported] == ["mha"]
+    assert prove(model, p).status == "partial"

@@ -27,6 +27,10 @@ class Site:
     in_layouts: tuple[Layout, ...]
     in_shapes: tuple[tuple[int | None, ...], ...]
     out_shapes: tuple[tuple[int | None, ...], ...]
+    # Each input's place in the call ("0", "1": positional; "key": a keyword), and the
+    # call's other keyword arguments that are set (`training` aside).
+    roles: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
 
     @property
     def rank(self) -> int:

@@ -16,7 +16,7 @@ from . import helpers, names
 from .converted import Converted, Site, Trap, repeat
 from .converters import convert
 from .forward import Body
-from .graph import is_nested_model, walk
+from .graph import is_nested_model, roles, walk
 from .port import AppliedTrap, LayerPort, LayoutMode, Port
 
 HEADER = '''"""PyTorch port of a Keras model, written by sidebyside's porter.
@@ -84,7 +84,8 @@ class Emitter:
             if id(layer) not in modules:
                 site = Site(tuple(body.layout_of(t) for t in call.inputs),
                             tuple(tuple(graph.tensors[t].shape) for t in call.inputs),
-                            tuple(tuple(graph.tensors[t].shape) for t in call.outputs))
+                            tuple(tuple(graph.tensors[t].shape) for t in call.outputs),
+                            *roles(call.node))
                 attr = attrs.name(layer.name)
                 converted = self.convert_layer(layer, site, attr, out)
                 modules[id(layer)] = (attr, converted)

@@ -71,3 +71,19 @@ def walk(model: Any) -> Graph:
     input_layers = tuple(t._keras_history[0] for t in fn.inputs)
     return Graph(model, tuple(id(t) for t in fn.inputs), tuple(id(t) for t in fn.outputs),
                  tuple(calls), tensors, input_layers)
+
+
+def roles(node: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(each input tensor's place in the call, the other keyword arguments set)."""
+    places: list[str] = []
+    for i, arg in enumerate(node.arguments.args):
+        places += [str(i)] * len(keras.tree.flatten(arg) if not isinstance(
+            arg, keras.KerasTensor) else [arg])
+    options = []
+    for key in sorted(node.arguments.kwargs):
+        value = node.arguments.kwargs[key]
+        tensors = [t for t in keras.tree.flatten(value) if isinstance(t, keras.KerasTensor)]
+        places += [key] * len(tensors)
+        if not tensors and value not in (None, False) and key != "training":
+            options.append(key)
+    return tuple(places), tuple(options)

@@ -7,12 +7,24 @@ from collections.abc import Callable
 from typing import Any
 
 from ..converted import Converted, Site, repeat
-from . import activations, conv, core, merge, norm, pooling, recurrent, shape, transpose
+from . import (
+    activations,
+    attention,
+    conv,
+    core,
+    merge,
+    norm,
+    pooling,
+    recurrent,
+    shape,
+    transpose,
+)
 
 Converter = Callable[[Any, Site], Converted | None]
 
 REGISTRY: dict[str, Converter] = {}
-for _family in (activations, conv, core, merge, norm, pooling, recurrent, shape, transpose):
+for _family in (activations, attention, conv, core, merge, norm, pooling, recurrent, shape,
+                transpose):
     REGISTRY.update(_family.CONVERTERS)
 
 
