@@ -97,6 +97,14 @@ test-rootless: install
 bench: install
 	$(BIN)/python bench/run.py
 
+# Builds the web and worker images (Dockerfile) and starts them as compose.yaml
+# would, without Docker: buildah on a Debian stand-in for python:3.11-slim-bookworm,
+# then checks them from outside (.ci/image-check says how, and what differs). Root;
+# downloads and builds for minutes, so not part of make test.
+.PHONY: image-check
+image-check:
+	.ci/image-check
+
 # Rebuilds static/editor/{app.js,theme.js} and static/vendor/htmx from the pinned lock file.
 editor:
 	cd static/editor/src && npm ci --no-audit --no-fund && npm run build
