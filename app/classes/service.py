@@ -8,6 +8,7 @@ may forget. Every change is published on the bus for the open streams.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -168,9 +169,11 @@ class ClassService:
         token, now = tokens.new_token(), time.time()
         learner = Learner(tokens.new_learner_id(), klass.code, name, now, now,
                           klass.lessons[0], first_step, now)
-        if not await class_learners.join(self.db, learner, tokens.digest(token),
-                                         self.max_learners):
+        seated = await class_learners.join(self.db, learner, tokens.digest(token),
+                                           self.max_learners)
+        if seated is None:
             raise ClassFull(f"This class is full ({self.max_learners} learners).")
+        learner, name = dataclasses.replace(learner, name=seated), seated
         self._publish(klass, ClassEvent(kind="joined", learner=learner.id, name=name,
                                         lesson=learner.lesson, step=learner.step))
         return Seat(learner, klass), token

@@ -20,7 +20,12 @@ from app.deps import ClassesDep, LibraryDep, SeatDep, VisibleCatalogDep
 from app.packs.models import VersionedPackId
 from app.routes.classes import client_address, pinned_pack
 from app.web.classbanner import banner_frames
-from app.web.classlinks import first_lesson_url, set_class_cookie, set_teach_cookie
+from app.web.classlinks import (
+    first_lesson_url,
+    lesson_url,
+    set_class_cookie,
+    set_teach_cookie,
+)
 from app.web.render import fragment, render
 from app.web.security import AUTHOR_COOKIE, CsrfDep
 
@@ -68,10 +73,14 @@ async def read_join_code(request: Request,
 
 
 @router.get("/join/{code}", response_class=HTMLResponse)
-async def read_join(request: Request, code: str, classes: ClassesDep) -> HTMLResponse:
+async def read_join(request: Request, code: str, classes: ClassesDep,
+                    seat: SeatDep) -> HTMLResponse:
     klass = await classes.find_to_join(code, client_address(request))
-    return render(request, "pages/join.html", {"klass": klass, "code": klass.code,
-                                               "error": None, "name": ""})
+    context: dict[str, Any] = {"klass": klass, "code": klass.code, "error": None, "name": ""}
+    if seat is not None and seat.klass.code == klass.code:  # this browser sits in it already
+        context.update(seated=seat.learner,
+                       continue_url=lesson_url(request, seat.learner.lesson, seat.learner.step))
+    return render(request, "pages/join.html", context)
 
 
 @posts.post("/join/{code}", response_class=HTMLResponse, response_model=None)

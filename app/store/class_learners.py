@@ -99,23 +99,36 @@ def _learner(row: sqlite3.Row | tuple[object, ...]) -> Learner:
     return Learner(*values)  # type: ignore[arg-type]
 
 
-async def join(db: Database, learner: Learner, token_digest: str, max_learners: int) -> bool:
-    """Seat a learner; False when the class already has `max_learners`."""
+async def join(db: Database, learner: Learner, token_digest: str,
+               max_learners: int) -> str | None:
+    """Seat a learner; the name they sit under, or None when the class already has
+    `max_learners`. A name someone seated already has gets a number: "Eve (2)"."""
 
-    def write(conn: sqlite3.Connection) -> bool:
-        (count,) = conn.execute("SELECT count(*) FROM class_learners"
-                                " WHERE class_code = ? AND removed_at IS NULL",
-                                (learner.class_code,)).fetchone()
-        if count >= max_learners:
-            return False
+    def write(conn: sqlite3.Connection) -> str | None:
+        names = [str(name) for (name,) in conn.execute(
+            "SELECT name FROM class_learners WHERE class_code = ? AND removed_at IS NULL",
+            (learner.class_code,))]
+        if len(names) >= max_learners:
+            return None
+        name = distinct_name(learner.name, {n.casefold() for n in names})
         conn.execute(
             "INSERT INTO class_learners (id, class_code, token_digest, name, joined_at,"
             " active_at, lesson, step, step_since) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (learner.id, learner.class_code, token_digest, learner.name, learner.joined_at,
+            (learner.id, learner.class_code, token_digest, name, learner.joined_at,
              learner.active_at, learner.lesson, learner.step, learner.step_since))
-        return True
+        return name
 
     return await db.write(write)
+
+
+def distinct_name(name: str, taken: set[str]) -> str:
+    """`name`, or with the first number that sets it apart from the `taken` (casefolded)."""
+    number = 1
+    found = name
+    while found.casefold() in taken:
+        number += 1
+        found = f"{name} ({number})"
+    return found
 
 
 async def seat(db: Database, token_digest: str) -> Seat | None:
@@ -163,15 +176,18 @@ async def code(db: Database, class_code: str, learner_id: str) -> tuple[Learner,
 
 
 async def move(db: Database, learner_id: str, lesson: str, step: str) -> None:
-    """The learner is now looking at `step`; the time on a step restarts when it changes."""
+    """The learner is now looking at `step`. When it changes, the time on a step restarts
+    and so does the count of failures in a row: being stuck was about the step left."""
     now = time.time()
 
     def write(conn: sqlite3.Connection) -> None:
         conn.execute(
             "UPDATE class_learners SET active_at = ?,"
+            " failures_in_row = CASE WHEN lesson = ? AND step = ? THEN failures_in_row"
+            " ELSE 0 END,"
             " step_since = CASE WHEN lesson = ? AND step = ? THEN step_since ELSE ? END,"
             " lesson = ?, step = ? WHERE id = ?",
-            (now, lesson, step, now, lesson, step, learner_id))
+            (now, lesson, step, lesson, step, now, lesson, step, learner_id))
 
     await db.write(write)
 
@@ -196,11 +212,15 @@ async def record(db: Database, learner_id: str, outcome: RunRecord) -> bool:
     now = time.time()
 
     def write(conn: sqlite3.Connection) -> bool:
+        # failures in a row count on one step: a run on another one starts afresh
         counted = conn.execute(
             "UPDATE class_learners SET active_at = ?, runs = runs + 1,"
-            " failures_in_row = CASE WHEN ? THEN failures_in_row + 1 ELSE 0 END,"
+            " failures_in_row = CASE WHEN NOT ? THEN 0"
+            " WHEN ? IS NOT NULL AND (lesson IS NOT ? OR step IS NOT ?) THEN 1"
+            " ELSE failures_in_row + 1 END,"
             " last_status = ?, last_error = ? WHERE id = ? AND removed_at IS NULL",
-            (now, outcome.failed, outcome.status, outcome.error, learner_id)).rowcount
+            (now, outcome.failed, outcome.step, outcome.lesson, outcome.step, outcome.status,
+             outcome.error, learner_id)).rowcount
         if not counted:
             return False
         if outcome.codes:
