@@ -320,3 +320,16 @@ def test_attention_torch_cannot_express_is_a_stub(call: Callable[..., Any], kw: 
     p = port(model)
     assert [lp.name for lp in p.unsupported] == ["mha"]
     assert prove(model, p).status == "partial"
+
+
+@pytest.mark.parametrize("layers", [
+    lambda: [L.Conv1D(5, 3), L.Dense(4)], lambda: [L.Conv1D(5, 3), L.LSTM(3)],
+    lambda: [L.Conv1D(5, 3), L.LayerNormalization(), L.Conv1D(2, 1)],
+    lambda: [L.Conv1D(5, 3), L.BatchNormalization(), L.GlobalMaxPooling1D()]])
+def test_layouts_meet_between_conv_and_sequence_layers(layers: Callable[[], list[keras.Layer]]) -> None:
+    proved(stack((9, 4), *layers()))
+
+
+def test_free_spatial_sizes_are_proved_on_a_drawn_size() -> None:
+    proved(stack((None, None, 3), L.Conv2D(4, 3, strides=2, padding="same"),
+                 L.GlobalAveragePooling2D()))

@@ -17,7 +17,7 @@ from .converted import Converted, Site, Trap, repeat
 from .converters import convert
 from .forward import Body
 from .graph import is_nested_model, roles, walk
-from .port import AppliedTrap, LayerPort, LayoutMode, Port
+from .ported import AppliedTrap, LayerPort, LayoutMode, Port
 
 HEADER = '''"""PyTorch port of a Keras model, written by sidebyside's porter.
 

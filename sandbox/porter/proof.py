@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .graph import is_nested_model, walk
-from .port import LayerPort, Port
+from .ported import LayerPort, Port
 
 RowStatus = Literal["pass", "fail", "not run", "stub"]
 Status = Literal["proved", "partial", "failed"]
@@ -49,8 +49,8 @@ def random_inputs(model: Any, seed: int) -> Arrays:
                  if isinstance(layer, keras.layers.Embedding)), default=2)
     batch = []
     for tensor in model.inputs:
-        shape = [2 if i == 0 else 5 for i, d in enumerate(tensor.shape) if d is None]
-        shape = [d if d is not None else (2 if i == 0 else 5)
+        # Two samples; a free length or size gets 16.
+        shape = [d if d is not None else (2 if i == 0 else 16)
                  for i, d in enumerate(tensor.shape)]
         if "int" in str(tensor.dtype):
             batch.append(rng.integers(0, vocab, size=shape).astype(np.int64))

@@ -1,0 +1,31 @@
+"""Where the lessons teach each trap the porter applies: (lesson id, section heading).
+
+The porter reports trap keys; the page that shows a port links each to its section.
+"""
+
+from __future__ import annotations
+
+PORTING, PORTING_2 = "porting", "porting-2"
+
+LESSONS: dict[str, tuple[str, str]] = {
+    "kernel-layout": (PORTING, "Dense → Linear: transpose the kernel"),
+    "same-padding-stride": (PORTING, 'Strided "same" padding is not symmetric'),
+    "same-padding-even-kernel": (PORTING, 'Strided "same" padding is not symmetric'),
+    "flatten-channels-last": (PORTING, "Flatten: the order of features"),
+    "bn-momentum-epsilon": (PORTING, "BatchNormalization: four tensors and other defaults"),
+    "bn-center-scale": (PORTING, "BatchNormalization: four tensors and other defaults"),
+    "layernorm-epsilon": (PORTING, "BatchNormalization: four tensors and other defaults"),
+    "lstm-bias": (PORTING, "Recurrent layers: LSTM and GRU"),
+    "gru-gate-order": (PORTING, "Recurrent layers: LSTM and GRU"),
+    "hard-sigmoid": (PORTING, "Recurrent layers: LSTM and GRU"),
+    "gru-reset-after": (PORTING, "GRU with reset_after=False: write the cell"),
+    "causal-padding": (PORTING_2, "Conv1D and Conv2DTranspose"),
+    "transpose-same-crop": (PORTING_2, "Conv1D and Conv2DTranspose"),
+    "mha-in-proj": (PORTING_2, "MultiHeadAttention → nn.MultiheadAttention"),
+    "mha-batch-first": (PORTING_2, "MultiHeadAttention → nn.MultiheadAttention"),
+    "pool-same-padding": (PORTING_2, 'Pooling with "same" padding, then Flatten'),
+    "bidirectional-last-step": ("sequences", "Bidirectional layers"),
+    "inference-noop": ("modules", "Training and evaluation mode"),
+}
+# Traps no lesson teaches yet.
+UNTAUGHT = frozenset({"leaky-relu-slope"})

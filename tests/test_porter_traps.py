@@ -1,0 +1,43 @@
+"""Every trap the porter can report is linked to the lesson section that teaches it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from sandbox.porter.traps import LESSONS, UNTAUGHT
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def trap_keys_in_source() -> set[str]:
+    keys = set()
+    for path in (ROOT / "sandbox" / "porter").rglob("*.py"):
+        keys |= set(re.findall(r'Trap\(\s*"([a-z0-9-]+)"', path.read_text()))
+    return keys
+
+
+def lesson_sections() -> dict[str, set[str]]:
+    sections = {}
+    for path in (ROOT / "lessons" / "core").glob("*.md"):
+        text = path.read_text()
+        front = yaml.safe_load(text.split("---")[1])
+        sections[front["id"]] = {line[3:].strip() for line in text.splitlines()
+                                 if line.startswith("## ")}
+    return sections
+
+
+def test_every_trap_key_is_linked_or_marked_untaught() -> None:
+    keys = trap_keys_in_source()
+    assert len(keys) > 10
+    assert keys - set(LESSONS) - UNTAUGHT == set()
+    assert set(LESSONS) - keys == set()
+
+
+def test_every_linked_section_exists() -> None:
+    sections = lesson_sections()
+    missing = [(key, lesson, title) for key, (lesson, title) in LESSONS.items()
+               if title not in sections.get(lesson, set())]
+    assert missing == []
