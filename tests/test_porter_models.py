@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from sandbox.porter import Port, port, prove
-from sandbox.porter.prove import load_module
+from sandbox.porter.proof import load_module
 from tests.test_porter_layers import proved, randomize
 
 L = keras.layers
