@@ -24,6 +24,7 @@ from app.routes import (
     reload,
     runs,
     steps,
+    teaching,
 )
 from app.settings import Settings
 from app.state import build_state
@@ -47,7 +48,8 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
     errors.install(app)
     app.add_middleware(SecurityMiddleware)  # CSP and CSRF
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (runs, pairs, lessons, classes, packs, health, docs, reload, pages, steps):
+    for module in (runs, pairs, lessons, classes, packs, health, docs, reload, pages, steps,
+                   teaching):
         app.include_router(module.router)
     for module in (class_pages, dashboard, pack_pages):  # pages and their CSRF-checked forms
         app.include_router(module.router)

@@ -1,5 +1,6 @@
-// Live classes in the browser: the learner's banner (follow-me, pause) and
-// the instructor's sign-in from the private link. Plain script, no build:
+// Live classes in the browser: the learner's banner (follow-me, pause), the
+// instructor's sign-in from the private link and their dashboard (a learner's
+// code, the step map, the end of the class). Plain script, no build:
 // the pages include it only where a class is involved.
 (function () {
   "use strict";
@@ -74,9 +75,73 @@
     }
   }
 
+  // ---- the instructor's dashboard
+
+  // After "End class", what no longer applies goes at once: follow me, the
+  // message box, the Remove buttons (the server renders them so on reload).
+  function dropWhatEnded() {
+    var status = document.getElementById("class-status");
+    if (!status || status.dataset.ended !== "true") return;
+    document.querySelectorAll("[data-while-open]").forEach(function (el) { el.remove(); });
+  }
+
+  // A learner's code opens in a dialog; while it is open the panel fetches
+  // itself again on each roster update. Closed, it goes back to the empty
+  // panel, which follows nothing.
+  var askedForCode = false;
+  var emptyCode = null;
+
+  function codeDialog() { return document.getElementById("learner-dialog"); }
+
+  function showCode(panel) {
+    var dialog = codeDialog();
+    if (!dialog || !dialog.contains(panel)) return;
+    if (askedForCode && !dialog.open) dialog.showModal();
+    askedForCode = false;
+    if (!dialog.open) closeCode();
+  }
+
+  function closeCode() {
+    var panel = document.getElementById("learner-code");
+    if (panel && emptyCode) panel.replaceWith(emptyCode.cloneNode(true));
+  }
+
+  // The step map: a lesson the instructor opened or closed stays so when the
+  // map is drawn again.
+  var mapChoices = {};
+
+  function keepMapChoices() {
+    document.querySelectorAll("#step-map details[data-lesson]").forEach(function (d) {
+      var chosen = mapChoices[d.dataset.lesson];
+      if (chosen !== undefined) d.open = chosen;
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     signInFromFragment();
     apply();
+    dropWhatEnded();
+    var panel = document.getElementById("learner-code");
+    if (panel && codeDialog()) {
+      emptyCode = panel.cloneNode(true);
+      codeDialog().addEventListener("close", closeCode);
+    }
+    var map = document.getElementById("step-map");
+    if (map) {
+      map.parentElement.addEventListener("toggle", function (event) {
+        var d = event.target;
+        if (d.dataset && d.dataset.lesson) mapChoices[d.dataset.lesson] = d.open;
+      }, true);
+    }
+  });
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (event.detail.elt.closest && event.detail.elt.closest("#roster")) askedForCode = true;
+  });
+  document.addEventListener("htmx:load", function (event) {
+    var elt = event.detail.elt;
+    if (elt.id === "learner-code") showCode(elt);
+    if (elt.id === "step-map") keepMapChoices();
+    dropWhatEnded();
   });
   document.addEventListener("htmx:sseMessage", apply);
   // htmx re-enables a Run button when its request ends; a pause may have come meanwhile

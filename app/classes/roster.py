@@ -81,6 +81,14 @@ def step_label(catalog: Catalog, lesson_id: str, step_id: str) -> str:
     return f"{lesson.steps.index(step) + 1}. {step.title}"
 
 
+def class_step_label(klass: Class, catalog: Catalog, lesson: str, step: str) -> str:
+    """"2. Title", with the lesson's place in the class in front when it has several."""
+    label = step_label(catalog, lesson, step)
+    if len(klass.lessons) > 1 and lesson in klass.lessons:
+        return f"L{klass.lessons.index(lesson) + 1} · {label}"
+    return label
+
+
 def export_csv(roster: list[RosterEntry], catalog: Catalog) -> str:
     out = io.StringIO()
     writer = csv.writer(out)

@@ -8,6 +8,7 @@ partials the page includes.
 
 from __future__ import annotations
 
+import functools
 import io
 from typing import Annotated, Any
 
@@ -21,10 +22,10 @@ from app.classes.errors import ClassRefused
 from app.classes.models import Message
 from app.classes.service import ClassService
 from app.deps import ClassesDep
-from app.packs.models import Catalog
 from app.routes.classes import client_address
 from app.store.classes import Class
 from app.web.classlinks import join_url, teach_url
+from app.web.learnercode import code_sides
 from app.web.render import fragment, is_fragment, render
 from app.web.security import CsrfDep, teach_cookie
 
@@ -73,7 +74,9 @@ async def read_learner(request: Request, learner_id: str, klass: TaughtClass,
     learner, code = await classes.learner_code(klass, learner_id)
     label = (roster.step_label(classes.catalog, code.lesson, code.step)
              if code.lesson and code.step else "")
-    context = {"klass": klass, "learner": learner, "code": code, "where": label}
+    # htmx asks for the dashboard's panel, which follows the learner's runs by itself
+    context = {"klass": klass, "learner": learner, "where": label, "sides": code_sides(code),
+               "live": is_fragment(request)}
     return render(request, "pages/learner_code.html", context,
                   partial="partials/learner_code.html")
 
@@ -158,19 +161,13 @@ async def _live_context(request: Request, klass: Class, classes: ClassService) -
     entries = await classes.roster(fresh)
     catalog = classes.catalog
     lessons = [x for x in (catalog.lesson(i) for i in fresh.lessons) if x is not None]
-    labels = {(e.lesson, e.step): _label(fresh, catalog, e.lesson, e.step) for e in entries}
+    label = functools.partial(roster.class_step_label, fresh, catalog)
+    labels = {(e.lesson, e.step): label(e.lesson, e.step) for e in entries}
     follow_label = None
     if fresh.follow_lesson and fresh.follow_step:
-        follow_label = _label(fresh, catalog, fresh.follow_lesson, fresh.follow_step)
+        follow_label = label(fresh.follow_lesson, fresh.follow_step)
     return {"klass": fresh, "roster": entries, "step_labels": labels, "lessons": lessons,
             "follow_label": follow_label,
             "map": roster.step_map(fresh, catalog, entries), "stuck_rule": roster.STUCK_RULE,
             "stuck": sum(e.stuck for e in entries), "error": None}
 
-
-def _label(klass: Class, catalog: Catalog, lesson: str, step: str) -> str:
-    """"2. Title", with the lesson's place in the class in front when it has several."""
-    label = roster.step_label(catalog, lesson, step)
-    if len(klass.lessons) > 1 and lesson in klass.lessons:
-        return f"L{klass.lessons.index(lesson) + 1} · {label}"
-    return label

@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from app.deps import DbDep, LessonPageDep, VisibleCatalogDep, get_visible_lesson
+from app.deps import DbDep, LessonPageDep, VisibleCatalogDep, get_classes, get_visible_lesson
 from app.store import progress, shares
 from app.web import names
+from app.web.classbanner import teaching_context
 from app.web.lesson import lesson_context
 from app.web.render import render
 from app.web.security import LearnerDep
@@ -63,6 +64,8 @@ async def read_lesson(request: Request, lesson_id: str, learner: LearnerDep,
     codes = ({shared.step: {"tensorflow": shared.tensorflow, "pytorch": shared.pytorch}}
              if shared else {})
     context = await lesson_context(page, lesson, learner, codes=codes)
+    if page.seat is None:  # an instructor reading ahead gets a way back to the dashboard
+        context.update(await teaching_context(request, get_classes(request), lesson))
     if shared:
         context["shared"] = True
         context["shared_step"] = shared.step  # its notice sits on that step, which runs on load

@@ -1,5 +1,6 @@
-"""An axe-core audit (WCAG 2.1 A and AA) of the catalogue, a lesson, the dashboard and the
-join page, in light and dark mode: accessible by measurement, not by intent.
+"""An axe-core audit (WCAG 2.1 A and AA) of the catalogue, a lesson, the dashboard (and a
+learner's code in its dialog), the join page, the projector view, the classes one teaches and
+the form that starts a class, in light and dark mode: accessible by measurement, not by intent.
 
 axe-core is vendored under tests/browser/vendor (axe-core 4.14.1 from npm, MPL-2.0) and
 evaluated through the DevTools protocol, so the pages' CSP stays as it is.
@@ -57,13 +58,16 @@ def test_no_wcag_aa_violations(browser: Browser, live_server: LiveServer,
     found: dict[str, list[dict[str, Any]]] = {}
     try:
         for path in ("/", "/lessons/example-layers", f"/classes/{code}/dashboard",
-                     f"/join/{code}"):
+                     f"/join/{code}", f"/classes/{code}/projector", "/classes",
+                     "/classes/new"):
             page.goto(live_server.url + path)
             if path.startswith("/lessons"):  # outputs in place, as a learner reads them
                 page.locator(".state-pending").first.wait_for(state="detached", timeout=WAIT_S)
             if path.endswith("/dashboard"):
-                page.locator("table.roster a").first.click()
-                page.locator("#learner-code h2").wait_for()
+                found[path] = audit(page)
+                page.locator("table.roster a").first.click()  # a learner's code, in its dialog
+                page.locator("#learner-dialog[open] .code-lines").first.wait_for()
+                path = "a learner's code"
             found[path] = audit(page)
         # a learner's lesson with the class banner on it
         context.add_cookies([{"name": "sbs_class", "value": live_class["student_token"],
@@ -71,6 +75,9 @@ def test_no_wcag_aa_violations(browser: Browser, live_server: LiveServer,
         page.goto(live_server.url + "/lessons/example-layers")
         page.locator("#class-banner").wait_for()
         found["lesson in a class"] = audit(page)
+        page.goto(f"{live_server.url}/join/{code}")  # joined already: "you're in as Ada"
+        page.locator(".joined-already").wait_for()
+        found["join page, joined"] = audit(page)
     finally:
         context.close()
     assert {path: v for path, v in found.items() if v} == {}

@@ -80,11 +80,12 @@ def test_the_dashboard_follows_the_learner_and_the_learner_follows_the_instructo
     expect(run).to_be_enabled()
     expect(run).to_contain_text("Run")
 
-    # the instructor opens the learner's code, read-only, with the last result
+    # the instructor opens the learner's code, read-only, with the last result, in a dialog
     row.get_by_role("link").click()
     code = page.locator("#learner-code")
     expect(code).to_contain_text("total = torch.sum(x, dim=0)")
     expect(code.locator(".run-status")).to_have_text("ok")
+    page.get_by_role("dialog").get_by_role("button", name="Close").click()
 
     page.get_by_placeholder("Message to everyone…").fill("Five-minute break")
     page.get_by_role("button", name="Send").click()
