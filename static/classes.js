@@ -1,6 +1,6 @@
 // Live classes in the browser: the learner's banner (follow-me, pause), the
-// instructor's sign-in from the private link and their dashboard (a learner's
-// code, the step map, the end of the class). Plain script, no build:
+// instructor's sign-in from the private link, their dashboard (a learner's
+// code, the step map, the end of the class) and the form that starts a class. Plain script, no build:
 // the pages include it only where a class is involved.
 (function () {
   "use strict";
@@ -117,10 +117,42 @@
     });
   }
 
+  // ---- starting a class: only the chosen pack's lessons (of the picked version) count
+  function showPackLessons(form) {
+    var picked = form.querySelector("input[name=pack]:checked");
+    form.querySelectorAll(".pack-choice").forEach(function (choice) {
+      var chosen = picked && picked.value === choice.dataset.pack;
+      choice.classList.toggle("chosen", !!chosen);
+      var select = choice.querySelector("select");
+      var note = choice.querySelector(".version-note");
+      if (select && note) note.textContent = "(version " + select.value + ")";
+      choice.querySelectorAll("fieldset.pack-lessons").forEach(function (lessons) {
+        var shown = !select || lessons.dataset.version === select.value;
+        lessons.hidden = !shown;
+        lessons.disabled = !(chosen && shown);
+      });
+    });
+  }
+
+  function startClassForm() {
+    var form = document.getElementById("new-class-form");
+    if (!form) return;
+    form.addEventListener("change", function (event) {
+      var select = event.target.closest("select[data-pack]");
+      if (select) {  // picking a version picks its pack
+        var radio = select.closest(".pack-choice").querySelector("input[name=pack]");
+        if (radio) radio.checked = true;
+      }
+      showPackLessons(form);
+    });
+    showPackLessons(form);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     signInFromFragment();
     apply();
     dropWhatEnded();
+    startClassForm();
     var panel = document.getElementById("learner-code");
     if (panel && codeDialog()) {
       emptyCode = panel.cloneNode(true);

@@ -1,5 +1,5 @@
 """The instructor's pages without a browser: the projector view, the classes a browser
-teaches, and the way back from a lesson."""
+teaches, the way back from a lesson, and the form that starts a class."""
 
 from __future__ import annotations
 
@@ -100,5 +100,46 @@ def test_a_lesson_page_takes_its_instructor_back_to_the_dashboard(tmp_path: Path
         assert "Reading ahead" in banner and f'href="/classes/{code}/dashboard"' in banner
         await http.post(f"/api/classes/{code}/end", headers=bearer(made["instructor_token"]))
         assert "teaching-banner" not in (await http.get("/lessons/example-layers")).text
+
+    scenario(tmp_path, go)
+
+
+def test_the_new_class_form_keeps_what_was_typed_and_says_what_is_wrong(
+        tmp_path: Path) -> None:
+    async def go(http: httpx.AsyncClient, pool: QuickPool) -> None:
+        form = await http.get("/classes/new")
+        assert form.status_code == 200
+        # one entry per pack, and a pack's lessons are ticked under its own entry
+        assert form.text.count('name="pack"') == 2
+        token = await csrf(http, "/classes/new")
+        empty_title = await http.post("/classes/new", data={
+            "csrf_token": token, "title": "  ", "pack": "tf-to-torch",
+            "lessons": ["tensors", "example-layers"]})
+        assert empty_title.status_code == 422
+        assert "Give the class a title." in empty_title.text
+        kept = empty_title.text
+        assert re.search(r'value="tf-to-torch" checked', kept)
+        assert not re.search(r'value="example" checked', kept)
+        ticked = re.findall(r'name="lessons" value="([\w-]+)" checked', kept)
+        assert ticked == ["tensors"], ticked  # another pack's tick is not kept
+        too_long = await http.post("/classes/new", data={
+            "csrf_token": token, "title": "T" * 300, "pack": "example"})
+        assert too_long.status_code == 422 and "The title is too long" in too_long.text
+        assert 'value="' + "T" * 300 + '"' in too_long.text
+        no_pack = await http.post("/classes/new", data={"csrf_token": token,
+                                                       "title": "Kept title"})
+        assert no_pack.status_code == 422 and "Choose one of the packs" in no_pack.text
+        assert 'value="Kept title"' in no_pack.text
+        unknown = await http.post("/classes/new", data={"csrf_token": token, "title": "X",
+                                                       "pack": "nope--v7"})
+        assert unknown.status_code == 422 and "Choose one of the packs" in unknown.text
+        made = await http.post("/classes/new", data={
+            "csrf_token": token, "title": "Two lessons", "pack": "tf-to-torch",
+            "lessons": ["example-layers", "tensors"]})
+        assert made.status_code == 303, made.text
+        code = made.headers["location"].split("/")[2]
+        state = (await http.get(f"/api/classes/{code}", headers=bearer(
+            made.cookies[f"sbs_teach_{code}"]))).json()
+        assert state["lessons"] == ["tensors"]
 
     scenario(tmp_path, go)

@@ -16,10 +16,10 @@ from app.classes import streams
 from app.classes.bus import CLASS_WIDE, ClassEvent
 from app.classes.errors import ClassRefused, NotTheInstructor
 from app.classes.models import CreateClass, JoinClass
-from app.deps import ClassesDep, LibraryDep, SeatDep, VisibleCatalogDep
-from app.packs.models import VersionedPackId
+from app.deps import ClassesDep, LibraryDep, SeatDep, VisibleCatalogDep, get_classes
 from app.routes.classes import client_address, pinned_pack
-from app.web.classbanner import banner_frames
+from app.web import classform
+from app.web.classbanner import banner_frames, taught_classes
 from app.web.classlinks import (
     first_lesson_url,
     lesson_url,
@@ -34,30 +34,37 @@ posts = APIRouter(tags=["class pages"], include_in_schema=False, dependencies=[C
 
 
 @router.get("/classes/new", response_class=HTMLResponse)
-async def read_new_class(request: Request, catalog: VisibleCatalogDep) -> HTMLResponse:
-    return render(request, "pages/class_new.html", {"packs": catalog.packs, "error": None})
+async def read_new_class(request: Request, catalog: VisibleCatalogDep, library: LibraryDep,
+                         pack: str | None = None, version: str | None = None) -> HTMLResponse:
+    choices = await classform.pack_choices(catalog.packs, library)
+    return render(request, "pages/class_new.html", {
+        "choices": choices, "form": classform.preselected(choices, pack, version),
+        "error": None, "taught": bool(await taught_classes(request, get_classes(request)))})
 
 
 @posts.post("/classes/new", response_class=HTMLResponse, response_model=None)
 async def create_class_page(request: Request, catalog: VisibleCatalogDep, classes: ClassesDep,
-                            library: LibraryDep, pack: Annotated[str, Form(max_length=200)],
-                            title: Annotated[str, Form(max_length=500)],
-                            lessons: Annotated[list[str] | None, Form()] = None,
-                            ) -> HTMLResponse | RedirectResponse:
-    # The form names an uploaded pack's version as the catalog does: `name--vN`.
-    version = VersionedPackId.parse(pack)
-    prefix = f"{pack}--"
+                            library: LibraryDep) -> HTMLResponse | RedirectResponse:
+    choices = await classform.pack_choices(catalog.packs, library)
+    form = classform.typed(await request.form())
+    chosen = next((c for c in choices if c.name == form.pack), None)
     try:
-        body = CreateClass(
-            pack=version.pack if version else pack, version=version.version if version else None,
-            title=title, lessons=[x.removeprefix(prefix) for x in lessons or []] or None)
-        chosen, chosen_lessons = await pinned_pack(body, library, classes,
-                                                   request.cookies.get(AUTHOR_COOKIE))
-        klass, token = await classes.create(chosen, body.title, chosen_lessons,
+        if chosen is None:
+            raise ValueError("Choose one of the packs below to teach from.")
+        version = chosen.version(form.version) if chosen.uploaded else chosen.versions[0]
+        if version is None:
+            raise ValueError(f"Version {form.version} of “{chosen.title}” is not ready to "
+                             "teach from; choose one of its ready versions.")
+        body = CreateClass(pack=chosen.name, version=version.number, title=form.title,
+                           lessons=classform.lessons_of(version, form.lessons))
+        pinned, lessons = await pinned_pack(body, library, classes,
+                                            request.cookies.get(AUTHOR_COOKIE))
+        klass, token = await classes.create(pinned, body.title, lessons,
                                             client_address(request))
     except (ValidationError, ClassRefused, HTTPException, ValueError) as exc:
         return render(request, "pages/class_new.html", {
-            "packs": catalog.packs, "error": _say(exc)}, **_refusal(exc, default=422))
+            "choices": choices, "form": form, "error": classform.plain(exc), "taught": False},
+            **_refusal(exc, default=422))
     response = RedirectResponse(f"/classes/{klass.code}/dashboard", status_code=303)
     set_teach_cookie(response, klass.code, token)
     return response

@@ -1,5 +1,6 @@
 """The instructor's side of a live class in real Chromium: the projector view, the dashboard
-at small sizes, a learner's code in a panel, an accurate roster and the classes one teaches.
+at small sizes, a learner's code in a panel, an accurate roster, the classes one teaches,
+and the form that starts a class.
 
 Screenshots go to /tmp/shots (outside the repository), at the sizes a class meets:
 1440×900, 1024×768, a 390-px phone, dark mode, and a 1280×720 projector at 150 %.
@@ -22,6 +23,7 @@ from app.packs.loader import load_packs
 from app.settings import ROOT
 from tests.browser.conftest import watched_page
 from tests.conftest import LiveServer
+from tests.test_packs_api import example_zip, finished_report, upload
 
 pytestmark = pytest.mark.browser
 
@@ -351,3 +353,79 @@ def test_my_classes_the_way_back_from_a_lesson_and_end_class_at_once(
         expect(phone.locator("table.taught tbody tr")).to_have_count(2)
         assert phone.evaluate("document.documentElement.scrollWidth") <= 390
         shot(phone, "my-classes-phone-dark", full_page=True)
+
+
+# ---- 14. starting a class -----------------------------------------------------------------------
+
+def test_starting_a_class_offers_one_entry_per_pack_and_keeps_the_form_on_an_error(
+        browser: Browser, live_server: LiveServer) -> None:
+    with screen(browser, live_server, None, 1024, 768) as tab:
+        tab.goto(f"{live_server.url}/classes/new?pack=tf-to-torch")
+        core = tab.locator(".pack-choice[data-pack=tf-to-torch]")
+        example = tab.locator(".pack-choice[data-pack=example]")
+        expect(core.get_by_role("radio")).to_be_checked()
+        expect(core.get_by_role("checkbox")).to_have_count(CORE_LESSONS)
+        # the lessons of a pack not chosen can't be ticked
+        expect(example.get_by_role("checkbox")).to_have_count(0)
+        shot(tab, "class-new-1024x768", full_page=True)
+        example.get_by_role("radio").check()
+        expect(example.get_by_role("checkbox")).to_have_count(1)
+        expect(core.get_by_role("checkbox")).to_have_count(0)
+        core.get_by_role("radio").check()
+        expect(core.get_by_role("checkbox")).to_have_count(CORE_LESSONS)
+    # a refusal is a 422: its own page, as the shared fixture counts it a console error
+    context = browser.new_context(viewport={"width": 1024, "height": 768})
+    try:
+        form = context.new_page()
+        form.goto(f"{live_server.url}/classes/new?pack=tf-to-torch")
+        core = form.locator(".pack-choice[data-pack=tf-to-torch]")
+        core.get_by_label("Autograd").check()
+        form.get_by_label("Title").fill("   ")
+        form.get_by_role("button", name="Create the class").click()
+        expect(form.get_by_role("alert")).to_have_text("Give the class a title.")
+        expect(core.get_by_role("radio")).to_be_checked()
+        expect(core.get_by_label("Autograd")).to_be_checked()
+        expect(form.get_by_label("Title")).to_have_value("   ")
+        shot(form, "class-new-error-1024x768")
+    finally:
+        context.close()
+    with screen(browser, live_server, None, 390, 844, scheme="dark") as phone:
+        phone.goto(f"{live_server.url}/classes/new")
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+        shot(phone, "class-new-phone-dark", full_page=True)
+
+
+def test_only_ready_versions_are_offered_and_a_versions_page_preselects_itself(
+        browser: Browser, live_server: LiveServer, api: httpx.Client) -> None:
+    first = upload(api, example_zip("picked-version")).json()
+    token = first["author_token"]
+    assert finished_report(api, first["report_url"], token)["status"] == "ready"
+    broken = upload(api, example_zip("picked-version", break_compare=True), token=token).json()
+    assert finished_report(api, broken["report_url"], token)["status"] == "failed"
+    third = upload(api, example_zip("picked-version", release="3.0.0"), token=token).json()
+    assert finished_report(api, third["report_url"], token)["status"] == "ready"
+    with screen(browser, live_server, None, 1024, 768) as tab:
+        tab.context.add_cookies([{"name": "sbs_author", "value": token,
+                                  "url": live_server.url}])
+        tab.goto(f"{live_server.url}/packs/picked-version/1")
+        tab.get_by_role("link", name="start a class").click()
+        expect(tab).to_have_url(re.compile(r"/classes/new\?pack=picked-version&version=1$"))
+        entry = tab.locator(".pack-choice[data-pack=picked-version]")
+        expect(entry).to_have_count(1)  # one entry for the pack, whatever its versions
+        expect(entry.get_by_role("radio")).to_be_checked()
+        picker = entry.get_by_role("combobox")
+        expect(picker.locator("option")).to_have_text(["version 3 (newest)", "version 1"])
+        expect(picker).to_have_value("1")
+        expect(entry.locator(".version-note")).to_have_text("(version 1)")
+        expect(entry.get_by_role("checkbox")).to_have_count(1)
+        shot(tab, "class-new-versions-1024x768", full_page=True)
+        picker.select_option("3")
+        expect(entry.locator(".version-note")).to_have_text("(version 3)")
+        expect(entry.locator("fieldset.pack-lessons:not([disabled])")).to_have_attribute(
+            "data-version", "3")
+        tab.get_by_label("Title").fill("Version three")
+        tab.get_by_role("button", name="Create the class").click()
+        expect(tab.locator(".dashboard h1")).to_have_text("Version three")
+        tab.get_by_role("link", name="Projector view").evaluate("a => a.target = ''")
+        tab.get_by_role("link", name="Projector view").click()
+        expect(tab.locator(".projector-pack")).to_contain_text("version 3")
