@@ -41,7 +41,8 @@ def test_small_cnn_with_a_skip_and_a_branch_is_proved() -> None:
     p = proved(model)
     assert [lp.attribute for lp in p.layers][:3] == [None, "stem", "stem_bn"]
     assert {"kernel-layout", "bn-momentum-epsilon", "same-padding-stride",
-            "flatten-channels-last", "pool-same-padding"} <= {t.key for t in p.traps}
+            "flatten-channels-last"} <= {t.key for t in p.traps}
+    assert "nn.MaxPool2d(3, stride=1, padding=1)" in p.source  # "same" at stride 1 is symmetric
     assert "torch.fx" not in p.source and "keras" not in p.source.split("# Keras model")[0]
 
 
@@ -238,3 +239,51 @@ def test_a_model_loaded_from_a_file_ports(tmp_path: Path, suffix: str) -> None:
         loaded = keras.models.load_model(path)
     p = proved(loaded)
     np.testing.assert_array_equal(p.state_dict["conv_a.weight"], port(model).state_dict["conv_a.weight"])
+
+
+class Subclassed(keras.Model):
+    def __init__(self) -> None:
+        super().__init__(name="subclassed")
+        self.dense = L.Dense(2)
+
+    def call(self, x):  # type: ignore[no-untyped-def]
+        return self.dense(x)
+
+
+def test_a_subclassed_model_is_refused_with_a_reason_and_as_a_layer_is_a_stub() -> None:
+    from sandbox.porter.graph import NotPortable
+
+    inner = Subclassed()
+    with pytest.raises(NotPortable, match="subclassed"):
+        port(inner)
+    x = keras.Input((4,), name="x")
+    model = randomize(keras.Model(x, inner(L.Dense(4, name="first")(x))))
+    p = port(model)
+    assert [lp.name for lp in p.unsupported] == ["subclassed"]
+    assert prove(model, p).status == "partial"
+
+
+def test_inputs_say_which_argument_they_became() -> None:
+    p = port(small_cnn())
+    assert (p.layers[0].name, p.layers[0].attribute, p.layers[0].argument) == ("image", None, "image")
+
+
+def test_a_port_whose_module_cannot_be_built_fails_its_proof() -> None:
+    model = small_cnn()
+    p = port(model)
+    del p.state_dict["stem.weight"]
+    proof = prove(model, p)
+    assert proof.status == "failed" and "stem.weight" in (proof.error or "")
+
+
+def test_generated_source_passes_ruff() -> None:
+    import subprocess
+    import sys
+
+    ruff = Path(sys.executable).with_name("ruff")
+    for model in (small_cnn(), keras.Sequential([keras.Input((5, 3)), L.LSTM(4)])):
+        done = subprocess.run(
+            [str(ruff), "check", "--no-cache", "--isolated", "--select", "E,F,W,B,UP,SIM",
+             "--line-length", "120", "--stdin-filename", "model.py", "-"],
+            input=port(model).source, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stdout

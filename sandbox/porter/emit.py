@@ -28,8 +28,7 @@ HEADER = '''"""PyTorch port of a Keras model, written by sidebyside's porter.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from safetensors.torch import load_file
+{functional}from safetensors.torch import load_file
 from torch import nn
 '''
 
@@ -77,7 +76,8 @@ class Emitter:
         args = []
         for tensor, layer in zip(graph.inputs, graph.input_layers, strict=True):
             args.append(body.argument(tensor, layer.name))
-            out.layers.append(LayerPort(layer.name, type(layer).__name__, (layer.name,), None))
+            out.layers.append(LayerPort(layer.name, type(layer).__name__, (layer.name,), None,
+                                        argument=args[-1]))
 
         for call in graph.calls:
             layer = call.layer
@@ -146,11 +146,12 @@ def emit(model: Any, mode: LayoutMode, class_name: str | None) -> Port:
     emitter = Emitter()
     cls = emitter.class_names.name(names.class_name(class_name or model.name))
     top = emitter.emit_class(model, cls, mode)
-    parts = [HEADER.format(model_name=repr(str(model.name)),
-                           layout_note=LAYOUT_NOTES[mode])]
-    parts += [helpers.BLOCKS[name] for name in helpers.needed(emitter.helpers)]
+    parts = [helpers.BLOCKS[name] for name in helpers.needed(emitter.helpers)]
     parts += ["\n" + block for block in emitter.blocks]
     parts.append(LOAD.format(cls=cls))
-    source = "\n".join(parts)
+    code = "\n".join(parts)
+    functional = "import torch.nn.functional as F\n" if "F." in code else ""
+    source = HEADER.format(model_name=repr(str(model.name)), layout_note=LAYOUT_NOTES[mode],
+                           functional=functional) + "\n" + code
     unsupported = [lp for lp in top.layers if lp.stub]
     return Port(source, top.state_dict, cls, mode, top.layers, top.traps, unsupported)

@@ -45,11 +45,17 @@ def is_nested_model(layer: Any) -> bool:
     return isinstance(layer, keras.Model) and functional(layer) is not None
 
 
+class NotPortable(ValueError):
+    """The model has no graph to follow: subclassed, or a Sequential never built."""
+
+
 def walk(model: Any) -> Graph:
     fn = functional(model)
     if fn is None:
-        raise ValueError(f"{type(model).__name__} {model.name!r} has no functional graph: "
-                         "build it on a keras.Input first")
+        raise NotPortable(
+            f"{type(model).__name__} {str(model.name)!r} has no functional graph to port: a "
+            "subclassed Model's call() is Python the porter cannot read, and a Sequential "
+            "needs a keras.Input (or one call on data) first")
     tensors: dict[int, Any] = {}
     for t in fn.inputs:
         tensors[id(t)] = t

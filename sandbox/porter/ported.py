@@ -20,10 +20,11 @@ class LayerPort:
     name: str
     class_name: str
     path: tuple[str, ...]  # layer names from the top model down (nested models first)
-    attribute: str | None  # dotted module path; None for an InputLayer (a forward argument)
+    attribute: str | None  # dotted module path; None for an InputLayer
     post: str = "{y}"  # turns the attribute's output into the Keras layer's output
     layout: Layout = "cl"  # how forward holds that output
     stub: bool = False
+    argument: str | None = None  # an InputLayer's: the forward argument it became
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,10 @@ def prove(model: Any, port: Port, *, inputs: Sequence[np.ndarray] | np.ndarray |
     rows = {lp.path: Row(lp.name, lp.class_name, lp.attribute or "",
                          status="stub" if lp.stub else "not run") for lp in layers}
     outputs: list[Row] = []
-    module = load_module(port)
+    try:
+        module = load_module(port)
+    except Exception as exc:  # a port whose module cannot be built is a failed proof
+        return Proof("failed", list(rows.values()), [], f"{type(exc).__name__}: {exc}")
     error = None
     for batch in batches:
         caught: dict[str, list[Any]] = defaultdict(list)

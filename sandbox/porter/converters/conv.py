@@ -10,10 +10,10 @@ from ..converted import Converted, Site, Trap
 from ._util import array, channels_last, kernel_trap, size
 from .activations import fused
 
-SAME_STRIDE = Trap("same-padding-stride", "TF's \"same\" at stride > 1 puts the odd pixel at "
-                   "the end: padded by hand", "forward")
-SAME_EVEN = Trap("same-padding-even-kernel", "an even kernel's \"same\" puts the odd pixel at "
-                 "the end: padded by hand", "forward")
+SAME_STRIDE = Trap("same-padding-stride", "TF's \"same\" at stride > 1 pads the odd pixel at "
+                   "the end: by hand", "forward")
+SAME_EVEN = Trap("same-padding-even-kernel", "an even kernel's \"same\" pads the odd pixel "
+                 "at the end: by hand", "forward")
 
 
 def padding(layer: Any, n: int) -> tuple[str, str, list[Trap]] | None:
@@ -62,7 +62,7 @@ def conv(layer: Any, site: Site) -> Converted | None:
     if depthwise:
         weight = depthwise_kernel(array(layer.kernel))
         c_in, groups = site.in_shapes[0][-1], site.in_shapes[0][-1]
-        trap = kernel_trap("(k..., in, multiplier)", "(in * multiplier, 1, k...), groups=in")
+        trap = kernel_trap("(k..., in, mult)", "(in * mult, 1, k...), groups=in")
     else:
         weight = torch_kernel(array(layer.kernel))
         groups = getattr(layer, "groups", 1)
@@ -110,7 +110,7 @@ def separable(layer: Any, site: Site) -> Converted | None:
     weights = {"depthwise.weight": depthwise, "pointwise.weight": pointwise}
     if layer.use_bias:
         weights["pointwise.bias"] = array(layer.bias)
-    trap = kernel_trap("depthwise (k..., in, multiplier)", "(in * multiplier, 1, k...), groups=in")
+    trap = kernel_trap("depthwise (k..., in, mult)", "(in * mult, 1, k...), groups=in")
     return Converted(f"SeparableConv(nn.Conv{n}d({', '.join(dw)}), nn.Conv{n}d({pw}))",
                      ("cf",), "cf", weights, call=f"{{m}}({source})", post=post,
                      traps=[trap, *pad_traps, *act_traps],

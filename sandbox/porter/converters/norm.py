@@ -26,8 +26,8 @@ def batch_norm(layer: Any, site: Site) -> Converted | None:
     eps, momentum = float(layer.epsilon), round(1.0 - float(layer.momentum), 10)
     dims = 1 if rank == 2 else rank - 2
     args = f"{channels}, eps={eps!r}, momentum={momentum!r}" + ("" if affine else ", affine=False")
-    traps = [Trap("bn-momentum-epsilon", f"Keras epsilon {eps!r} (torch's default 1e-5); "
-                  f"momentum {momentum!r} = 1 - Keras's {float(layer.momentum)!r}")]
+    traps = [Trap("bn-momentum-epsilon", f"epsilon {eps!r} as Keras's (torch: 1e-5); momentum "
+                  f"{momentum!r} = 1 - Keras's {float(layer.momentum)!r}")]
     if layer.scale != layer.center:
         traps.append(Trap("bn-center-scale", "Keras has only one of gamma/beta here: the other "
                           "is loaded as its identity value"))

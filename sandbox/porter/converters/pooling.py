@@ -7,10 +7,12 @@ from typing import Any
 from ..converted import Converted, Site, Trap
 from ._util import channels_last, size
 
-SAME_MAX = Trap("pool-same-padding", "TF's \"same\" puts the odd cell at the end, and a pad "
-                "is never the max: -inf", "forward")
+SAME_MAX = Trap("pool-same-padding", "TF's \"same\" pads the odd cell at the end, with -inf "
+                "for max: by hand", "forward")
 SAME_AVG = Trap("pool-same-padding", "TF's \"same\" average counts only real cells and pads "
                 "the odd cell at the end")
+SAME_AVG_SYMMETRIC = Trap("pool-same-padding", "Keras's \"same\" average counts only real "
+                          "cells: count_include_pad=False")
 
 
 def args(kernel: tuple[int, ...], stride: tuple[int, ...]) -> str:
@@ -26,6 +28,13 @@ def pool(layer: Any, site: Site) -> Converted | None:
     if layer.padding == "valid":
         module = f"nn.{'Max' if is_max else 'Avg'}Pool{n}d({args(kernel, stride)})"
         return Converted(module, ("cf",), "cf")
+    if all(s == 1 for s in stride) and all(k % 2 for k in kernel):  # symmetric padding
+        pad = size(tuple(k // 2 for k in kernel))
+        if is_max:
+            return Converted(f"nn.MaxPool{n}d({size(kernel)}, stride=1, padding={pad})",
+                             ("cf",), "cf")
+        return Converted(f"nn.AvgPool{n}d({size(kernel)}, stride=1, padding={pad}, "
+                         "count_include_pad=False)", ("cf",), "cf", traps=[SAME_AVG_SYMMETRIC])
     if is_max:
         source = (f"F.pad({{x0}}, tf_same_pad({{x0}}, {kernel!r}, {stride!r}, {(1,) * n!r}), "
                   "value=-torch.inf)")

@@ -9,7 +9,7 @@ from ..forward import permutation
 from ._util import channels_last
 
 FLATTEN = Trap("flatten-channels-last", "Keras flattens (h, w, c), not (c, h, w): channels "
-               "last again first", "forward")
+               "last first", "forward")
 
 
 def flatten(layer: Any, site: Site) -> Converted:
