@@ -12,14 +12,25 @@ from sandbox.protocol import Timings, WarmUp
 
 
 def in_template(precompile_kernels: bool) -> KernelStatus | None:
-    """Import torch once; every spare inherits it."""
-    import torch  # noqa: F401
+    """Import torch once, and its compiler and exporters; every spare inherits them."""
+    import torch
 
     # tensorboard's documented switch (its `no_tensorflow` build) for its
     # stand-in file layer: a PyTorch run's SummaryWriter then works as on
     # a machine without TensorFlow, instead of importing all of it (≈ 2.5 s).
     notf = "tensorboard.compat.notf"
     sys.modules.setdefault(notf, types.ModuleType(notf))
+    # What torch.compile, torch.export, torch.onnx.export (dynamo=True, which
+    # translates with onnxscript) and DDP load on first use: seconds of CPU
+    # that every such run paid again after the fork. Imported here they are
+    # shared pages of every spare (a fork copies a few more page tables); a
+    # plain run never touches them. Imports only: no op runs, no thread starts
+    # (torch.compile's compile workers start when a run first compiles).
+    import onnxscript  # noqa: F401
+    import torch._dynamo
+    import torch.distributed
+    import torch.export
+    import torch.onnx  # noqa: F401
     return None
 
 
