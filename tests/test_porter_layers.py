@@ -333,3 +333,19 @@ def test_layouts_meet_between_conv_and_sequence_layers(layers: Callable[[], list
 def test_free_spatial_sizes_are_proved_on_a_drawn_size() -> None:
     proved(stack((None, None, 3), L.Conv2D(4, 3, strides=2, padding="same"),
                  L.GlobalAveragePooling2D()))
+
+
+@pytest.mark.parametrize("layer", [
+    lambda: L.Rescaling(1 / 127.5, offset=-1.0), lambda: L.Rescaling(2.0),
+    lambda: L.Normalization(mean=[0.5, 1.0, -1.0], variance=[4.0, 0.25, 1.0]),
+    lambda: L.Normalization(axis=None, mean=2.0, variance=9.0)])
+def test_preprocessing_inside_the_model(layer: Callable[[], keras.Layer]) -> None:
+    proved(stack((5, 5, 3), layer(), CONV()))
+
+
+def test_an_adapted_normalization_carries_its_statistics() -> None:
+    norm = L.Normalization(name="norm")
+    norm.adapt(np.random.default_rng(0).normal(3.0, 2.0, (64, 4)).astype("float32"))
+    inp = keras.Input((4,))
+    p = proved(keras.Model(inp, L.Dense(2)(norm(inp))))
+    assert abs(float(p.state_dict["norm.mean"].mean()) - 3.0) < 0.6

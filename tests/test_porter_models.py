@@ -218,12 +218,24 @@ def test_mobilenet_v2_is_proved() -> None:
     assert proof.status == "proved", [r for r in proof.rows if r.status != "pass"][:3]
 
 
-def test_a_keras_ops_call_in_the_graph_is_a_stub_not_a_layer_of_the_same_name() -> None:
+def test_keras_ops_calls_are_written_inline() -> None:
+    x = keras.Input((6, 6, 2), name="x")
+    h = L.Conv2D(4, 3, padding="same", name="conv")(x)
+    h = keras.ops.relu6(h + 3.0) * (1.0 / 6.0)
+    h = h - L.Conv2D(4, 1, name="other")(x)
+    model = randomize(keras.Model(x, L.Flatten(name="flat")(-h)))
+    p = proved(model)
+    assert p.unsupported == []
+    assert "x + 3.0" in p.source and "F.relu6(" in p.source
+    assert [lp.inline for lp in p.layers].count(True) == 5
+
+
+def test_a_keras_ops_call_it_cannot_write_is_a_stub_not_a_layer_of_the_same_name() -> None:
     x = keras.Input((4,), name="x")
     h = L.Dense(4, name="dense")(x)
-    model = randomize(keras.Model(x, L.Dense(2, name="out")(h + h)))
+    model = randomize(keras.Model(x, L.Dense(2, name="out")(keras.ops.cumsum(h, axis=-1))))
     p = port(model)
-    assert [lp.class_name for lp in p.unsupported] == ["Add"]
+    assert [lp.class_name for lp in p.unsupported] == ["Cumsum"]
     assert prove(model, p).status == "partial"
 
 
@@ -287,3 +299,15 @@ def test_generated_source_passes_ruff() -> None:
              "--line-length", "120", "--stdin-filename", "model.py", "-"],
             input=port(model).source, capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("build", [
+    lambda: keras.applications.MobileNetV3Small(weights=None, input_shape=(64, 64, 3)),
+    lambda: keras.applications.EfficientNetB0(weights=None, input_shape=(64, 64, 3))],
+    ids=["MobileNetV3Small", "EfficientNetB0"])
+def test_applications_with_ops_and_preprocessing_are_proved(build) -> None:  # type: ignore[no-untyped-def]
+    model = randomize(build())
+    p = port(model)
+    assert p.unsupported == []
+    assert prove(model, p).status == "proved"

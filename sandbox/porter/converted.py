@@ -48,6 +48,7 @@ class Converted:
     traps: list[Trap] = field(default_factory=list)
     helpers: tuple[str, ...] = ()  # helper blocks the generated file must define
     stub: bool = False
+    inline: bool = False  # a keras.ops call: an expression in forward, no attribute
 
 
 def channels_first(layout: Layout, rank: int) -> Layout:

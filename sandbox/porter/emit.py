@@ -15,8 +15,9 @@ import numpy as np
 from . import helpers, names
 from .converted import Converted, Site, Trap, repeat
 from .converters import convert
+from .converters.ops import convert_op
 from .forward import Body
-from .graph import is_nested_model, roles, walk
+from .graph import is_nested_model, is_op, roles, walk
 from .ported import AppliedTrap, LayerPort, LayoutMode, Port
 
 HEADER = '''"""PyTorch port of a Keras model, written by sidebyside's porter.
@@ -86,11 +87,17 @@ class Emitter:
                             tuple(tuple(graph.tensors[t].shape) for t in call.inputs),
                             tuple(tuple(graph.tensors[t].shape) for t in call.outputs),
                             *roles(call.node))
-                attr = attrs.name(layer.name)
-                converted = self.convert_layer(layer, site, attr, out)
+                converted = convert_op(layer, call.node, site) if is_op(layer) else None
+                if converted is not None:
+                    attr = ""
+                    out.layers.append(LayerPort(layer.name, type(layer).__name__,
+                                                (layer.name,), None, inline=True))
+                else:
+                    attr = attrs.name(layer.name)
+                    converted = self.convert_layer(layer, site, attr, out)
+                    init += comments(converted, "init")
+                    init.append(f"self.{attr} = {converted.module}")
                 modules[id(layer)] = (attr, converted)
-                init += comments(converted, "init")
-                init.append(f"self.{attr} = {converted.module}")
             attr, converted = modules[id(layer)]
             xs = [body.get(t, w) for t, w in zip(call.inputs, converted.wants, strict=False)]
             body.read(call.inputs)

@@ -41,6 +41,11 @@ def functional(model: Any) -> Any | None:
     return None
 
 
+def is_op(operation: Any) -> bool:
+    """A keras.ops call (`x + 3.0`), not a layer."""
+    return not isinstance(operation, keras.Layer)
+
+
 def is_nested_model(layer: Any) -> bool:
     return isinstance(layer, keras.Model) and functional(layer) is not None
 

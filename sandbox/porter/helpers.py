@@ -145,3 +145,27 @@ class SeparableConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pointwise(self.depthwise(x))
 '''
+
+BLOCKS["Rescaling"] = '''
+class Rescaling(nn.Module):
+    def __init__(self, scale: float, offset: float) -> None:
+        super().__init__()
+        self.scale, self.offset = scale, offset
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.offset
+'''
+
+BLOCKS["Normalization"] = '''
+class Normalization(nn.Module):
+    """Keras Normalization: the adapted mean and variance, kept as buffers."""
+
+    def __init__(self, shape: tuple[int, ...], epsilon: float) -> None:
+        super().__init__()
+        self.epsilon = epsilon
+        self.register_buffer("mean", torch.zeros(shape))
+        self.register_buffer("variance", torch.ones(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.variance.sqrt().clamp(min=self.epsilon)
+'''

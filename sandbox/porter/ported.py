@@ -25,6 +25,7 @@ class LayerPort:
     layout: Layout = "cl"  # how forward holds that output
     stub: bool = False
     argument: str | None = None  # an InputLayer's: the forward argument it became
+    inline: bool = False  # a keras.ops call, written as an expression in forward
 
 
 @dataclass(frozen=True)

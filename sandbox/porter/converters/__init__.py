@@ -15,6 +15,7 @@ from . import (
     merge,
     norm,
     pooling,
+    preprocessing,
     recurrent,
     shape,
     transpose,
@@ -23,8 +24,8 @@ from . import (
 Converter = Callable[[Any, Site], Converted | None]
 
 REGISTRY: dict[str, Converter] = {}
-for _family in (activations, attention, conv, core, merge, norm, pooling, recurrent, shape,
-                transpose):
+for _family in (activations, attention, conv, core, merge, norm, pooling, preprocessing,
+                recurrent, shape, transpose):
     REGISTRY.update(_family.CONVERTERS)
 
 

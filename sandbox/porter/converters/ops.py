@@ -1,0 +1,46 @@
+"""keras.ops calls in a functional graph (`x + 3.0`, `ops.relu6(x)`): written inline
+in forward, as the arithmetic they are, with no attribute of their own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from ..converted import Converted, Layout, Site, repeat
+
+BINARY = {"Add": "+", "Subtract": "-", "Multiply": "*", "Divide": "/", "TrueDivide": "/"}
+UNARY = {"Negative": "-{x0}", "Relu": "F.relu({x0})", "Relu6": "F.relu6({x0})",
+         "Sigmoid": "torch.sigmoid({x0})", "Tanh": "torch.tanh({x0})", "Silu": "F.silu({x0})",
+         "HardSigmoid": "F.hardsigmoid({x0})", "HardSilu": "F.hardswish({x0})",
+         "Exp": "torch.exp({x0})", "Sqrt": "torch.sqrt({x0})", "Abs": "torch.abs({x0})"}
+
+
+def operand(value: Any, index: int) -> tuple[str | None, int]:
+    """Source for one argument, and the index of the next input tensor."""
+    if isinstance(value, keras.KerasTensor):
+        return f"{{x{index}}}", index + 1
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(float(value)), index
+    return None, index
+
+
+def convert_op(op: Any, node: Any, site: Site) -> Converted | None:
+    name = type(op).__name__
+    args, kwargs = node.arguments.args, node.arguments.kwargs
+    if not type(op).__module__.startswith("keras.src.ops.") or kwargs:
+        return None
+    n = len(site.in_shapes)
+    layout: Layout = site.in_layouts[0] if n else "cl"
+    if name in UNARY and len(args) == 1 and n == 1:
+        return Converted("", (layout,), layout, call=UNARY[name], inline=True)
+    if name not in BINARY or len(args) != 2:
+        return None
+    a, i = operand(args[0], 0)
+    b, _ = operand(args[1], i)
+    if a is None or b is None or n == 0:
+        return None
+    if n == 2 and len(site.in_shapes[0]) != len(site.in_shapes[1]):
+        layout = "cl"  # broadcasting between ranks is Keras's own, channels last
+    return Converted("", repeat(layout, n), layout, call=f"{a} {BINARY[name]} {b}",
+                     inline=True)
