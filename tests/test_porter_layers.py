@@ -45,6 +45,9 @@ def proved(model: keras.Model, **kw: Any) -> Port:
     assert proof.status == "proved", bad
     for trap in p.traps:  # every trap is said where it happens
         assert f"# {trap.key}: " in p.source
+    attributes = {lp.attribute for lp in p.layers}
+    assert all(key.rsplit(".", 1)[0] in attributes or key.split(".")[0] in attributes
+               for key in p.state_dict)
     return p
 
 
@@ -349,3 +352,13 @@ def test_an_adapted_normalization_carries_its_statistics() -> None:
     inp = keras.Input((4,))
     p = proved(keras.Model(inp, L.Dense(2)(norm(inp))))
     assert abs(float(p.state_dict["norm.mean"].mean()) - 3.0) < 0.6
+
+
+def test_time_distributed_dense_is_a_linear() -> None:
+    p = proved(stack((5, 3), L.TimeDistributed(L.Dense(4, activation="relu"))))
+    assert "nn.Linear(3, 4)" in p.source
+
+
+def test_cropping() -> None:
+    proved(stack((7, 8, 2), L.Cropping2D(((1, 2), (0, 3))), CONV()))
+    proved(stack((7, 2), L.Cropping1D((2, 1)), L.Conv1D(3, 2)))

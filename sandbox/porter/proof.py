@@ -141,9 +141,9 @@ def prove(model: Any, port: Port, *, inputs: Sequence[np.ndarray] | np.ndarray |
         try:
             with torch.no_grad():
                 result = module(*to_torch(port, batch))
-        except NotImplementedError:
+        except NotImplementedError as exc:  # a stub: the proof covers what ran before it
             if not port.unsupported:
-                raise
+                error = f"NotImplementedError: {exc}"
         except Exception as exc:  # the proof reports a port that crashes
             error = f"{type(exc).__name__}: {exc}"
         finally:
@@ -160,7 +160,19 @@ def prove(model: Any, port: Port, *, inputs: Sequence[np.ndarray] | np.ndarray |
         if result is not None:
             outputs = check_outputs(model, port, batch, result, outputs, atol, rtol)
     return Proof(status(rows.values(), outputs, port, error), list(rows.values()), outputs,
-                 error, len(batches))
+                 error, len(batches), notes(port))
+
+
+def notes(port: Port) -> list[str]:
+    said = []
+    if port.unsupported:
+        names = ", ".join(repr(lp.name) for lp in port.unsupported)
+        said.append(f"stubs to write by hand: {names}; layers after the first are not run")
+    inline = [lp.name for lp in port.layers if lp.inline]
+    if inline:
+        said.append(f"{len(inline)} keras.ops calls are written inline and proved through "
+                    "the layers that read them")
+    return said
 
 
 def check_outputs(model: Any, port: Port, batch: Arrays, result: Any, rows: list[Row],

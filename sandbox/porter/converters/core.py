@@ -49,9 +49,18 @@ def embedding(layer: Any, site: Site) -> Converted | None:
                      {"weight": table})
 
 
+def time_distributed(layer: Any, site: Site) -> Converted | None:
+    """TimeDistributed(Dense) is a Dense: nn.Linear maps the last axis of any rank."""
+    inner = layer.layer
+    if type(inner).__name__ != "Dense" or not type(inner).__module__.startswith("keras.src."):
+        return None
+    return dense(inner, site)
+
+
 CONVERTERS = {
-    "Dense": dense, "Dropout": dropout, "SpatialDropout1D": spatial_dropout,
-    "SpatialDropout2D": spatial_dropout, "SpatialDropout3D": spatial_dropout,
+    "Dense": dense, "TimeDistributed": time_distributed, "Dropout": dropout,
+    "SpatialDropout1D": spatial_dropout, "SpatialDropout2D": spatial_dropout,
+    "SpatialDropout3D": spatial_dropout,
     "GaussianNoise": noise, "GaussianDropout": noise, "AlphaDropout": noise,
     "Embedding": embedding,
 }

@@ -43,6 +43,20 @@ def zero_padding(layer: Any, site: Site) -> Converted | None:
     return Converted(f"nn.ZeroPad{n}d({tuple(int(p) for p in pads)!r})", ("cf",), "cf")
 
 
+def cropping(layer: Any, site: Site) -> Converted | None:
+    """Negative padding crops: nn.ZeroPad*d((-left, -right, ...))."""
+    n = site.rank - 2
+    if not channels_last(layer) or n not in (1, 2):
+        return None
+    if n == 1:
+        left, right = layer.cropping
+        pads = [left, right]
+    else:
+        (top, bottom), (left, right) = layer.cropping
+        pads = [left, right, top, bottom]
+    return Converted(f"nn.ZeroPad{n}d({tuple(-int(p) for p in pads)!r})", ("cf",), "cf")
+
+
 def upsampling(layer: Any, site: Site) -> Converted | None:
     n = site.rank - 2
     if n == 1:
@@ -59,4 +73,5 @@ def upsampling(layer: Any, site: Site) -> Converted | None:
 
 CONVERTERS = {"Flatten": flatten, "Reshape": reshape, "Permute": permute,
               "ZeroPadding1D": zero_padding, "ZeroPadding2D": zero_padding,
+              "Cropping1D": cropping, "Cropping2D": cropping,
               "UpSampling1D": upsampling, "UpSampling2D": upsampling}
