@@ -15,16 +15,13 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 # brings the NVIDIA container runtime's hook-up and a CUDA 13 driver requirement,
 # which torch 2.13.0's default (CUDA 13) build needs.
 ARG CUDA_IMAGE=nvidia/cuda:13.0.0-runtime-ubuntu24.04
-# The worker's system and lock: the CUDA base and the GPU lock. A machine with no
-# GPU builds a CPU worker on the web's system instead (make image-check does):
-#   --build-arg WORKER_SYSTEM=python-system --build-arg WORKER_LOCK=requirements/web.txt
-ARG WORKER_SYSTEM=cuda-system
-ARG WORKER_LOCK=requirements/gpu.txt
-# Where pip finds torch's CPU build, which is not on PyPI (its hash is in the CPU
-# locks either way): the PyTorch CPU index, or a folder of wheels mounted for the
-# build (buildah bud --volume DIR:/wheels:ro --build-arg TORCH_CPU_WHEELS=/wheels).
-# Only a lock that names torch's CPU build uses it: offered to the GPU lock, the CPU
-# wheel (2.13.0+cpu) would satisfy its torch==2.13.0 and fail its hash.
+# The worker's system and packages: the CUDA base and the GPU lock. A machine with no
+# GPU builds a CPU worker on the web's system and packages instead (make image-check
+# does): --build-arg WORKER_PACKAGES=cpu-packages
+ARG WORKER_PACKAGES=gpu-packages
+# Where pip finds torch's CPU build, which is not on PyPI (its hash is in the lock
+# either way): the PyTorch CPU index, or a folder of wheels mounted for the build
+# (buildah bud --volume DIR:/wheels:ro --build-arg TORCH_CPU_WHEELS=/wheels).
 ARG TORCH_CPU_WHEELS=https://download.pytorch.org/whl/cpu/torch/
 
 # What the wheel is built from: one list for both images.
@@ -36,8 +33,9 @@ COPY templates /src/templates
 COPY static /src/static
 COPY lessons /src/lessons
 
-# The web's system, and a CPU worker's: Debian with the official Python build.
-FROM ${PYTHON_IMAGE} AS python-system
+# The web's system and packages, and a CPU worker's: Debian with the official
+# Python build, the CPU lock.
+FROM ${PYTHON_IMAGE} AS cpu-packages
 # bubblewrap and libseccomp: the sandbox; graphviz: graphs drawn for runs. Not
 # pinned (DL3008): the archive drops superseded versions, so a pin breaks the
 # build within weeks; the base image's tag fixes the release.
@@ -45,10 +43,17 @@ FROM ${PYTHON_IMAGE} AS python-system
 RUN apt-get update \
     && apt-get install -y --no-install-recommends bubblewrap libseccomp2 graphviz \
     && rm -rf /var/lib/apt/lists/*
+ARG TORCH_CPU_WHEELS
+ENV VIRTUAL_ENV=/opt/sidebyside PATH=/opt/sidebyside/bin:$PATH \
+    PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY requirements/web.txt /tmp/requirements.txt
+RUN python -m venv "$VIRTUAL_ENV" \
+    && pip install --require-hashes --find-links "$TORCH_CPU_WHEELS" -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
 
-# A GPU worker's system: the CUDA base, and Python 3.11, which is not in Ubuntu
-# 24.04's archive: the deadsnakes builds, named python as in the official image.
-FROM ${CUDA_IMAGE} AS cuda-system
+# A GPU worker's system and packages: the CUDA base, Python 3.11 (not in Ubuntu
+# 24.04's archive: the deadsnakes builds), the GPU lock.
+FROM ${CUDA_IMAGE} AS gpu-packages
 ENV DEBIAN_FRONTEND=noninteractive
 # hadolint ignore=DL3008
 RUN apt-get update \
@@ -57,19 +62,15 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends python3.11 python3.11-venv \
        bubblewrap libseccomp2 graphviz \
     && apt-get purge -y --auto-remove software-properties-common gpg-agent \
-    && rm -rf /var/lib/apt/lists/* \
-    && ln -s /usr/bin/python3.11 /usr/local/bin/python
-
-FROM python-system AS web
-ARG TORCH_CPU_WHEELS
+    && rm -rf /var/lib/apt/lists/*
 ENV VIRTUAL_ENV=/opt/sidebyside PATH=/opt/sidebyside/bin:$PATH \
     PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-COPY requirements/web.txt /tmp/requirements.txt
-RUN python -m venv "$VIRTUAL_ENV" \
-    && if grep -q '^torch==[^ ]*+cpu ' /tmp/requirements.txt; then \
-         set -- --find-links "$TORCH_CPU_WHEELS"; fi \
-    && pip install --require-hashes "$@" -r /tmp/requirements.txt \
+COPY requirements/gpu.txt /tmp/requirements.txt
+RUN python3.11 -m venv "$VIRTUAL_ENV" \
+    && pip install --require-hashes -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
+
+FROM cpu-packages AS web
 # buildah (1.28, --layers) reuses a cached RUN whose --mount=from stage has changed;
 # BuildKit doesn't. A build with buildah passes the sources' digest (make image-check
 # does), so that the project is installed again whenever they change.
@@ -90,20 +91,12 @@ HEALTHCHECK --interval=30s --timeout=10s --start-period=90s --retries=3 \
     CMD ["python", "-c", "import json, os, sys, urllib.request; url = f\"http://127.0.0.1:{os.environ.get('SIDEBYSIDE_PORT', '8000')}/api/health\"; sys.exit(json.load(urllib.request.urlopen(url, timeout=8))['status'] != 'ok')"]
 CMD ["sidebyside", "serve"]
 
-FROM ${WORKER_SYSTEM} AS worker
-ARG WORKER_LOCK
-ARG TORCH_CPU_WHEELS
-ENV VIRTUAL_ENV=/opt/sidebyside PATH=/opt/sidebyside/bin:$PATH \
-    PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-COPY ${WORKER_LOCK} /tmp/requirements.txt
-RUN python -m venv "$VIRTUAL_ENV" \
-    && if grep -q '^torch==[^ ]*+cpu ' /tmp/requirements.txt; then \
-         set -- --find-links "$TORCH_CPU_WHEELS"; fi \
-    && pip install --require-hashes "$@" -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+FROM ${WORKER_PACKAGES} AS worker
 # No dependencies from the package: it names tensorflow-cpu, which the GPU lock
-# replaces with tensorflow[and-cuda] (both install the same module).
+# replaces with tensorflow[and-cuda] (both install the same module). No cache
+# (DL3042): PIP_NO_CACHE_DIR comes with either packages stage.
 ARG SOURCE_DIGEST=
+# hadolint ignore=DL3042
 RUN --mount=from=source,source=/src,target=/src,rw \
     pip install --no-deps --no-build-isolation /src
 RUN groupadd --system --gid 10001 sidebyside \

@@ -119,12 +119,13 @@ def test_ports_settings_and_broker_line_up(compose) -> None:  # type: ignore[no-
 
 
 def test_each_image_installs_its_lock_with_hashes_then_the_project_alone() -> None:
-    for stage, lock in (("web", "requirements/web.txt"), ("worker", "requirements/gpu.txt")):
+    for stage, packages, lock in (("web", "cpu-packages", "requirements/web.txt"),
+                                  ("worker", "gpu-packages", "requirements/gpu.txt")):
         assert (ROOT / lock).is_file()
-        copied = [expand(c, global_args()) for c in instructions(stage, "COPY")]
-        assert [c for c in copied if c.startswith(lock)]
+        assert expand(instructions(stage, "FROM")[0].split()[0], global_args()) == packages
+        assert [c for c in instructions(packages, "COPY") if c.startswith(lock)]
+        assert "pip install --require-hashes" in " ".join(instructions(packages, "RUN"))
         runs = " ".join(instructions(stage, "RUN"))
-        assert "pip install --require-hashes" in runs
         assert "pip install --no-deps --no-build-isolation /src" in runs
         # buildah's layer cache can't see into the mount: the sources' digest comes first
         steps = stages()[stage]
@@ -161,11 +162,11 @@ def test_the_bases_are_build_args_with_the_official_images_by_default() -> None:
     assert args["CUDA_IMAGE"].startswith("nvidia/cuda:")
     assert base("web") == args["PYTHON_IMAGE"]
     assert base("worker") == args["CUDA_IMAGE"]
-    # what make image-check builds: the CPU worker on the web's system and lock, on a stand-in
+    # what make image-check builds: the CPU worker on the web's packages, on a stand-in
     standin = "localhost/stand-in:1"
     assert base("web", PYTHON_IMAGE=standin) == standin
-    assert base("worker", PYTHON_IMAGE=standin, WORKER_SYSTEM="python-system") == standin
-    for stage in ("python-system", "cuda-system"):
+    assert base("worker", PYTHON_IMAGE=standin, WORKER_PACKAGES="cpu-packages") == standin
+    for stage in ("cpu-packages", "gpu-packages"):
         assert "bubblewrap libseccomp2 graphviz" in " ".join(instructions(stage, "RUN"))
 
 
@@ -182,7 +183,7 @@ def test_compose_runs_what_make_image_check_started(compose) -> None:  # type: i
     with the same commands, users and settings, without Docker. What it changes,
     it changes for every service alike: the addresses (this machine's loopback)."""
     script = IMAGE_CHECK.read_text()
-    started = set(re.findall(r"^start (\w+) ", script, re.MULTILINE))
+    started = set(re.findall(r'^start (\w+) "\$\w+" "\$\{DEPLOY\[@\]\}"', script, re.MULTILINE))
     assert started == {"web", "worker"}
     assert set(re.findall(r"--target (\w+)", script)) == started
     assert {*started, "redis"} == set(compose)
