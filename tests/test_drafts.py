@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -13,7 +14,8 @@ STEP = "/lessons/example-layers/steps/sum-along-an-axis"
 EDITED = "import torch\n\nx = torch.ones(3)\ntotal = x.sum()  # my draft\n"
 
 
-async def seated_learner(http: httpx.AsyncClient) -> httpx.AsyncClient:
+async def seated_learner(http: httpx.AsyncClient) -> tuple[httpx.AsyncClient, str]:
+    """A learner seated in a new class, and its dashboard (`http` is the instructor)."""
     token = await csrf(http, "/classes/new")
     made = await http.post("/classes/new", data={
         "csrf_token": token, "title": "Drafts", "pack": "example", "lessons": "example-layers"})
@@ -23,18 +25,24 @@ async def seated_learner(http: httpx.AsyncClient) -> httpx.AsyncClient:
     token = await csrf(learner, f"/join/{code}")
     joined = await learner.post(f"/join/{code}", data={"csrf_token": token, "name": "Eve"})
     assert joined.status_code == 303, joined.text
-    return learner
+    return learner, made.headers["location"]
 
 
 def test_a_class_learners_draft_follows_them_and_reset_drops_it(tmp_path: Path) -> None:
     async def go(http: httpx.AsyncClient, pool: QuickPool) -> None:
-        learner = await seated_learner(http)
+        learner, dashboard_url = await seated_learner(http)
         try:
             token = await csrf(learner, "/lessons/example-layers")
             headers = {"X-CSRF-Token": token}
             saved = await learner.post(f"{STEP}/draft", data={"side": "pytorch", "code": EDITED},
                                        headers=headers)
             assert saved.status_code == 204, saved.text
+            # the instructor's "open a learner's code" shows it, run or not
+            dashboard = (await http.get(dashboard_url)).text
+            panel = re.search(r'href="(/classes/[^"]+/learners/[^"]+)"', dashboard)
+            assert panel, "the roster links each learner's code"
+            code_page = (await http.get(panel.group(1))).text
+            assert "Typing now" in code_page and "total = x.sum()  # my draft" in code_page
             # another device: the same learner's cookies, none of this browser's storage
             other = httpx.AsyncClient(transport=http._transport, base_url="http://test",
                                       cookies=learner.cookies)
@@ -63,7 +71,7 @@ def test_drafts_are_refused_clearly_outside_a_class_and_when_malformed(tmp_path:
         alone = await http.post(f"{STEP}/draft", data={"side": "pytorch", "code": EDITED},
                                 headers={"X-CSRF-Token": token})
         assert alone.status_code == 403 and "this browser keeps yours" in alone.text
-        learner = await seated_learner(http)
+        learner, _ = await seated_learner(http)
         try:
             headers = {"X-CSRF-Token": await csrf(learner, "/lessons/example-layers")}
             for data, said in (({"side": "cuda", "code": "x = 1"}, "needs a side"),

@@ -21,8 +21,9 @@ from app.classes.bus import ClassEvent
 from app.classes.errors import ClassRefused
 from app.classes.models import Message
 from app.classes.service import ClassService
-from app.deps import ClassesDep
+from app.deps import ClassesDep, DbDep
 from app.routes.classes import client_address
+from app.store import drafts
 from app.store.classes import Class
 from app.web.classlinks import join_url, teach_url
 from app.web.learnercode import code_sides
@@ -70,13 +71,16 @@ async def read_live(request: Request, klass: TaughtClass, classes: ClassesDep) -
 
 @router.get("/learners/{learner_id}", response_class=HTMLResponse)
 async def read_learner(request: Request, learner_id: str, klass: TaughtClass,
-                       classes: ClassesDep) -> HTMLResponse:
+                       classes: ClassesDep, db: DbDep) -> HTMLResponse:
     learner, code = await classes.learner_code(klass, learner_id)
     label = (roster.step_label(classes.catalog, code.lesson, code.step)
              if code.lesson and code.step else "")
+    # What they are typing on the step they are reading, run or not (their drafts).
+    typing = (await drafts.for_lesson(db, learner.id, learner.lesson)).get(learner.step, {})
     # htmx asks for the dashboard's panel, which follows the learner's runs by itself
     context = {"klass": klass, "learner": learner, "where": label, "sides": code_sides(code),
-               "live": is_fragment(request)}
+               "live": is_fragment(request), "typing": typing,
+               "typing_where": roster.step_label(classes.catalog, learner.lesson, learner.step)}
     return render(request, "pages/learner_code.html", context,
                   partial="partials/learner_code.html")
 
