@@ -226,7 +226,7 @@ def test_keras_ops_calls_are_written_inline() -> None:
     model = randomize(keras.Model(x, L.Flatten(name="flat")(-h)))
     p = proved(model)
     assert p.unsupported == []
-    assert "x + 3.0" in p.source and "F.relu6(" in p.source
+    assert "h + 3.0" in p.source and "F.relu6(" in p.source  # the input is x: h runs
     assert [lp.inline for lp in p.layers].count(True) == 5
 
 
@@ -311,3 +311,16 @@ def test_applications_with_ops_and_preprocessing_are_proved(build) -> None:  # t
     p = port(model)
     assert p.unsupported == []
     assert prove(model, p).status == "proved"
+
+
+def test_a_nested_functional_model_with_two_inputs_and_two_outputs() -> None:
+    a, b = keras.Input((6,), name="a"), keras.Input((6,), name="b")
+    joined = L.Concatenate(name="cat")([a, b])
+    inner = keras.Model([a, b], [L.Dense(3, name="left")(joined), L.Dense(2, name="right")(joined)],
+                        name="add")  # a name that is also a helper class's
+    x, y = keras.Input((6,), name="x"), keras.Input((6,), name="y")
+    left, right = inner([x, y])
+    model = randomize(keras.Model([x, y], L.Concatenate(name="out")([left, right]), name="outer"))
+    p = proved(model)
+    assert "class Add1(nn.Module):" in p.source and "self.add = Add1()" in p.source
+    assert "left, right = self.add(x, y)" in p.source

@@ -17,7 +17,7 @@ from .converted import Converted, Site, Trap, repeat
 from .converters import convert
 from .converters.ops import convert_op
 from .forward import Body
-from .graph import is_nested_model, is_op, roles, walk
+from .graph import functional, is_nested_model, is_op, roles, walk
 from .ported import AppliedTrap, LayerPort, LayoutMode, Port
 
 HEADER = '''"""PyTorch port of a Keras model, written by sidebyside's porter.
@@ -105,7 +105,7 @@ class Emitter:
             expr = converted.call.replace("{m}", f"self.{attr}").replace("{args}", ", ".join(xs))
             for i, x in enumerate(xs):
                 expr = expr.replace(f"{{x{i}}}", x)
-            body.assign(call.outputs, layer.name, converted.out,
+            body.assign(call.outputs, output_names(layer, len(call.outputs)), converted.out,
                         converted.post.replace("{y}", expr))
 
         results = [body.get(t, body.boundary(t)) for t in graph.outputs]
@@ -123,7 +123,7 @@ class Emitter:
     def convert_layer(self, layer: Any, site: Site, attr: str, out: ClassOut) -> Converted:
         if is_nested_model(layer):
             if id(layer) not in self.nested:
-                cls = self.class_names.name(names.class_name(layer.name))
+                cls = self.class_names.name(names.class_name(layer.name), sep="")
                 self.nested[id(layer)] = self.emit_class(layer, cls, "nhwc")
             inner = self.nested[id(layer)]
             out.layers.append(LayerPort(layer.name, type(layer).__name__, (layer.name,), attr))
@@ -145,13 +145,21 @@ class Emitter:
         return converted
 
 
+def output_names(layer: Any, n: int) -> list[str]:
+    """A nested model's results are named after the layers that make them."""
+    inner = functional(layer) if n > 1 else None
+    if inner is not None:
+        return [t._keras_history[0].name for t in inner.outputs]
+    return [layer.name] * n
+
+
 def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
 def emit(model: Any, mode: LayoutMode, class_name: str | None) -> Port:
     emitter = Emitter()
-    cls = emitter.class_names.name(names.class_name(class_name or model.name))
+    cls = emitter.class_names.name(names.class_name(class_name or model.name), sep="")
     top = emitter.emit_class(model, cls, mode)
     parts = [helpers.BLOCKS[name] for name in helpers.needed(emitter.helpers)]
     parts += ["\n" + block for block in emitter.blocks]

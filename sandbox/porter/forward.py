@@ -8,9 +8,9 @@ from collections import Counter
 
 from .converted import Layout
 from .graph import Graph
-from .names import Namer
+from .names import Namer, identifier
 
-RUNNING = "x"
+RUNNINGS = ("x", "h", "y", "z")
 SUFFIX = {("cf", 3): "ncl", ("cl", 3): "nlc", ("cf", 4): "nchw", ("cl", 4): "nhwc",
           ("cf", 5): "ncdhw", ("cl", 5): "ndhwc"}
 
@@ -24,7 +24,11 @@ def permutation(source: Layout, rank: int) -> tuple[int, ...]:
 class Body:
     def __init__(self, graph: Graph, local: Namer, image_layout: Layout) -> None:
         self.graph, self.local, self.image_layout = graph, local, image_layout
-        local.taken.add(RUNNING)
+        # The running variable: `x`, unless an input is called x.
+        inputs = {identifier(layer.name, "inputs") for layer in graph.input_layers}
+        free = [name for name in RUNNINGS if name not in inputs]
+        self.running = free[0] if free else local.name("x_")
+        local.taken.add(self.running)
         self.lines: list[str] = []
         self.held: dict[int, dict[Layout, str]] = {}
         self.uses = Counter(t for call in graph.calls for t in call.inputs)
@@ -57,11 +61,11 @@ class Body:
         if want in have or self.rank(tensor) <= 2:
             return have.get(want) or next(iter(have.values()))
         source, var = next(iter(have.items()))
-        if var == RUNNING and self.in_x == tensor and self.uses[tensor] == 1:
-            new = RUNNING  # its last read: permute in place
+        if var == self.running and self.in_x == tensor and self.uses[tensor] == 1:
+            new = self.running  # its last read: permute in place
             del have[source]
         elif self.uses[tensor] == 1 and self.x_free():
-            new, self.in_x = RUNNING, tensor
+            new, self.in_x = self.running, tensor
         else:
             base = var.rsplit("_n", 1)[0] if var.endswith(tuple(SUFFIX.values())) else var
             new = self.local.name(f"{base}_{SUFFIX[(want, self.rank(tensor))]}")
@@ -73,13 +77,16 @@ class Body:
         for tensor in tensors:
             self.uses[tensor] -= 1
 
-    def assign(self, tensors: tuple[int, ...], name: str, layout: Layout, expr: str) -> None:
+    def assign(self, tensors: tuple[int, ...], names: list[str], layout: Layout,
+               expr: str) -> None:
+        """`names`: one per tensor; a single result read once goes to the running one."""
         outs = []
-        for tensor in tensors:
+        for tensor, name in zip(tensors, names, strict=True):
             if self.uses[tensor] == 0:
                 var = "_"
-            elif self.uses[tensor] == 1 and self.x_free() and tensor not in self.named:
-                var, self.in_x = RUNNING, tensor
+            elif (self.uses[tensor] == 1 and self.x_free() and tensor not in self.named
+                  and len(tensors) == 1):
+                var, self.in_x = self.running, tensor
             else:
                 var = self.local.name(name)
             self.held[tensor] = {layout: var}

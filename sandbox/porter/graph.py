@@ -64,12 +64,15 @@ def walk(model: Any) -> Graph:
     tensors: dict[int, Any] = {}
     for t in fn.inputs:
         tensors[id(t)] = t
-    pending = []
-    for depth in sorted(fn._nodes_by_depth, reverse=True):
-        pending += [node for node in fn._nodes_by_depth[depth]
-                    if node.operation is not None and not node.is_input]
+    # The order the model lists its layers in (as written), deeper calls of a shared one
+    # first; then each call as soon as its inputs exist.
+    order = {id(op): i for i, op in enumerate(fn.operations)}
+    keyed = [((order.get(id(node.operation), len(order)), -depth, n), node)
+             for depth, nodes in fn._nodes_by_depth.items() for n, node in enumerate(nodes)
+             if node.operation is not None and not node.is_input]
+    pending = [node for _, node in sorted(keyed, key=lambda pair: pair[0])]
     calls = []
-    while pending:  # Keras's depth order, made strictly topological
+    while pending:
         ready = next((node for node in pending
                       if all(id(t) in tensors for t in node.input_tensors)), None)
         if ready is None:

@@ -38,12 +38,12 @@ class Namer:
     def __init__(self, taken: frozenset[str] | set[str] = RESERVED) -> None:
         self.taken: set[str] = set(taken)
 
-    def name(self, wanted: str, fallback: str = "layer") -> str:
+    def name(self, wanted: str, fallback: str = "layer", sep: str = "_") -> str:
         base = identifier(wanted, fallback)
         if hasattr(nn.Module, base):  # `forward`, `eval`, `training`...: keep nn.Module whole
             base += "_"
         candidate, n = base, 1
         while candidate in self.taken:
-            candidate, n = f"{base}_{n}", n + 1
+            candidate, n = f"{base}{sep}{n}", n + 1
         self.taken.add(candidate)
         return candidate
