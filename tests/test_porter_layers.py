@@ -362,3 +362,9 @@ def test_time_distributed_dense_is_a_linear() -> None:
 def test_cropping() -> None:
     proved(stack((7, 8, 2), L.Cropping2D(((1, 2), (0, 3))), CONV()))
     proved(stack((7, 2), L.Cropping1D((2, 1)), L.Conv1D(3, 2)))
+
+
+def test_prelu_with_one_slope_per_channel() -> None:
+    proved(stack((5, 5, 2), CONV(), L.PReLU(shared_axes=[1, 2])))
+    proved(stack((6,), L.Dense(4), L.PReLU()))
+    assert port(stack((5, 3), L.PReLU())).unsupported  # a slope per element: not nn.PReLU

@@ -324,3 +324,15 @@ def test_a_nested_functional_model_with_two_inputs_and_two_outputs() -> None:
     p = proved(model)
     assert "class Add1(nn.Module):" in p.source and "self.add = Add1()" in p.source
     assert "left, right = self.add(x, y)" in p.source
+
+
+def test_the_generated_file_imports_only_torch_and_safetensors() -> None:
+    model = small_cnn()
+    tree = ast.parse(port(model).source)
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert imported == {"__future__", "torch", "safetensors"}
+    assert not [node for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)
+                and node.col_offset > 0]  # every import at the top

@@ -1,6 +1,20 @@
 """The porter: a Keras model in; idiomatic PyTorch source, its weights and a
 layer-by-layer proof out. Runs inside the sandbox, where keras and torch are
-imported; importing this package alone imports neither (`traps` is light)."""
+imported; importing this package alone imports neither (`traps` is light).
+
+    port(model) -> Port       ported.py   the source, state_dict, layers, traps, stubs
+    prove(model, port)        proof.py    both models on the same inputs, layer by layer
+
+    graph.py       the Keras functional graph as calls in order (nested models inside)
+    emit.py        model.py from fixed templates: one class per (nested) model
+    forward.py     forward's variables: layouts, permutes, `x` for a chain
+    helpers.py     source blocks model.py defines when a layer needs them
+    converters/    one converter per layer family; anything else becomes a stub
+    names.py       Keras names as safe, unique Python identifiers
+    traps.py       each trap key's lesson section
+
+Keras names reach the source only as sanitised identifiers or `repr` literals.
+"""
 
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import keras
 
-from ..converted import Converted, Site, Trap, torch_axis
+from ..converted import Converted, Site, Trap, channels_first, torch_axis
+from ._util import array
 
 # name -> (module source, expression on {y}); {dim} is the torch dim of Keras axis -1.
 SIMPLE: dict[str, tuple[str, str]] = {
@@ -133,5 +134,15 @@ def softmax(layer: Any, site: Site) -> Converted | None:
     return Converted(f"nn.Softmax(dim={torch_axis(axis, site.rank, layout)})", (layout,), layout)
 
 
-CONVERTERS = {"Activation": activation, "ReLU": relu, "LeakyReLU": leaky_relu, "ELU": elu,
-              "Softmax": softmax}
+def prelu(layer: Any, site: Site) -> Converted | None:
+    """nn.PReLU has one slope per channel: Keras's alpha must be shared over the rest."""
+    alpha = array(layer.alpha)
+    channels = alpha.shape[-1]
+    if alpha.size != channels:
+        return None
+    layout = channels_first(site.in_layouts[0], site.rank)
+    return Converted(f"nn.PReLU({channels})", (layout,), layout, {"weight": alpha.reshape(-1)})
+
+
+CONVERTERS = {"Activation": activation, "PReLU": prelu, "ReLU": relu, "LeakyReLU": leaky_relu,
+              "ELU": elu, "Softmax": softmax}
