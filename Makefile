@@ -30,7 +30,7 @@ UV ?= $(BIN)/uv
 UV_COMPILE = $(UV) pip compile --quiet --generate-hashes --python-version 3.11 \
 	--python-platform x86_64-manylinux_2_28 --custom-compile-command 'make lock' pyproject.toml
 
-.PHONY: install run test lint test-rootless bench editor system-packages test-packages clean lock
+.PHONY: install run test lint test-rootless bench bench-steps editor system-packages test-packages clean lock
 
 install: system-packages $(STAMP)
 
@@ -96,6 +96,11 @@ test-rootless: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# Lesson steps through the pool against their own work in a warm process: the
+# heavy ones by default; ARGS=--all for every step of every bundled lesson.
+bench-steps: install
+	$(BIN)/python bench/steps.py $(ARGS)
 
 # Builds the web and worker images (Dockerfile) and starts them as compose.yaml
 # would, without Docker: buildah on a Debian stand-in for python:3.11-slim-bookworm,
