@@ -304,8 +304,9 @@ def test_generated_source_passes_ruff() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("build", [
     lambda: keras.applications.MobileNetV3Small(weights=None, input_shape=(64, 64, 3)),
-    lambda: keras.applications.EfficientNetB0(weights=None, input_shape=(64, 64, 3))],
-    ids=["MobileNetV3Small", "EfficientNetB0"])
+    lambda: keras.applications.EfficientNetB0(weights=None, input_shape=(64, 64, 3)),
+    lambda: keras.applications.ConvNeXtTiny(weights=None, input_shape=(64, 64, 3))],
+    ids=["MobileNetV3Small", "EfficientNetB0", "ConvNeXtTiny"])
 def test_applications_with_ops_and_preprocessing_are_proved(build) -> None:  # type: ignore[no-untyped-def]
     model = randomize(build())
     p = port(model)

@@ -169,3 +169,15 @@ class Normalization(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.variance.sqrt().clamp(min=self.epsilon)
 '''
+
+BLOCKS["LayerScale"] = '''
+class LayerScale(nn.Module):
+    """ConvNeXt's per-channel scale of a residual branch."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+'''

@@ -21,6 +21,7 @@ from . import (
     transpose,
 )
 
+KERAS_LAYERS = ("keras.src.layers.", "keras.src.applications.")  # where Keras defines layers
 Converter = Callable[[Any, Site], Converted | None]
 
 REGISTRY: dict[str, Converter] = {}
@@ -49,7 +50,7 @@ def convert(layer: Any, site: Site) -> Converted:
     converter = REGISTRY.get(type(layer).__name__)
     # Only Keras's own layers: a subclass of Dense may override call(), and keras.ops
     # has operations of the same names (`x + y` in a graph is an ops.numpy.Add).
-    if converter is None or not type(layer).__module__.startswith("keras.src.layers."):
+    if converter is None or not type(layer).__module__.startswith(KERAS_LAYERS):
         return stub(layer, site)
     converted = converter(layer, site)
     return converted if converted is not None else stub(layer, site)

@@ -49,6 +49,12 @@ def embedding(layer: Any, site: Site) -> Converted | None:
                      {"weight": table})
 
 
+def layer_scale(layer: Any, site: Site) -> Converted:
+    gamma = array(layer.gamma)
+    return Converted(f"LayerScale({gamma.shape[0]})", ("cl",), "cl", {"gamma": gamma},
+                     helpers=("LayerScale",))
+
+
 def time_distributed(layer: Any, site: Site) -> Converted | None:
     """TimeDistributed(Dense) is a Dense: nn.Linear maps the last axis of any rank."""
     inner = layer.layer
@@ -62,5 +68,5 @@ CONVERTERS = {
     "SpatialDropout1D": spatial_dropout, "SpatialDropout2D": spatial_dropout,
     "SpatialDropout3D": spatial_dropout,
     "GaussianNoise": noise, "GaussianDropout": noise, "AlphaDropout": noise,
-    "Embedding": embedding,
+    "Embedding": embedding, "LayerScale": layer_scale,
 }
