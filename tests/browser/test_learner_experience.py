@@ -316,3 +316,20 @@ def test_a_class_learners_draft_reaches_the_server_and_their_other_device(
                 "on_the_server = 1")
         finally:
             laptop.close()
+
+
+def test_an_exercise_that_raises_names_its_line_in_its_own_editor(
+        page: Page, live_server: LiveServer) -> None:
+    page.goto(live_server.url + LESSON)
+    step = page.locator(RESHAPE)
+    step.locator(".exercise-side .cm-content").click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type("col = torch.reduce_sum(x)\n")
+    step.locator("button[data-run=exercise]").click()
+    feedback = page.locator("#exercise-reshape-to-a-column")
+    expect(feedback.locator(".error-title")).to_contain_text("AttributeError at line 5",
+                                                             timeout=RUN_S)
+    expect(feedback.locator(".did-you-mean")).to_contain_text("Did you mean torch.sum?")
+    marked = step.locator(".exercise-side .cm-error-line")
+    expect(marked).to_have_text("col = torch.reduce_sum(x)")
+    expect(step.locator(".columns .cm-error-line")).to_have_count(0)  # the worked pair is fine
