@@ -20,14 +20,15 @@ def in_template(precompile_kernels: bool) -> KernelStatus | None:
     # a machine without TensorFlow, instead of importing all of it (≈ 2.5 s).
     notf = "tensorboard.compat.notf"
     sys.modules.setdefault(notf, types.ModuleType(notf))
-    # What torch.compile, torch.export, torch.onnx.export (dynamo=True, which
-    # translates with onnxscript) and DDP load on first use: seconds of CPU
-    # that every such run paid again after the fork. Imported here they are
-    # shared pages of every spare (a fork copies a few more page tables); a
-    # plain run never touches them. Imports only: no op runs, no thread starts
-    # (torch.compile's compile workers start when a run first compiles).
+    # What torch.export, torch.onnx.export (dynamo=True, which translates with
+    # onnxscript) and torch.distributed load on first use: CPU that every such
+    # run paid again after the fork. Imported here they are shared pages of
+    # every spare (a fork copies a few more page tables); a plain run never
+    # touches them. Imports only: no op runs, no thread starts.
+    # Not torch._dynamo, though it would save torch.compile and DDP about a
+    # second: imported before the fork, one DDP run in about ten (two ranks
+    # forked from the run) hung after its work until its time limit.
     import onnxscript  # noqa: F401
-    import torch._dynamo
     import torch.distributed
     import torch.export
     import torch.onnx  # noqa: F401
