@@ -46,14 +46,10 @@ def show_comparison(view: StepView, pair: PairOutcome, repeat: int = 1) -> None:
         verdict.comparison = pair.comparison
         verdict.rtol, verdict.atol = compare.rtol, compare.atol
     results = pair.results()
-    verdict.failures = [why for fw, r in results.items()
-                        if (why := failure(LABELS[fw], r.status.value,
-                                           r.error.type if r.error else None,
-                                           r.error.line if r.error else None))]
+    verdict.failures = [f"{LABELS[fw]} {why}" for fw, r in results.items()
+                        if (why := failure(r))]
     rows = [(LABELS[fw], fw, r.device, r.timings) for fw, r in results.items() if r.timings]
-    missing = [(LABELS[fw], fw, (failure(LABELS[fw], r.status.value,
-                                         r.error.type if r.error else None, None)
-                                 or "did not finish").removeprefix(LABELS[fw] + " "))
+    missing = [(LABELS[fw], fw, failure(r, line=False) or "did not finish")
                for fw, r in results.items() if not r.timings]
     verdict.chart = timing_chart(rows, missing) if rows else None
     verdict.compiles = any(COMPILES.search(s.code) for s in view.sides)

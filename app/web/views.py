@@ -8,22 +8,25 @@ import math
 import re
 
 from app.bytecache import ByteLRU
-from sandbox.protocol import Framework, Timings
+from sandbox.protocol import Framework, RunResult, Timings
 
 LABELS: dict[str, str] = {"tensorflow": "TensorFlow", "pytorch": "PyTorch"}
 
-def failure(label: str, status: str, error_type: str | None, line: int | None) -> str | None:
-    """Why a side has nothing to compare, in a few words; None when it ran."""
-    where = f" at line {line}" if line else ""
+def failure(result: RunResult, *, line: bool = True) -> str | None:
+    """What kept a side from running through, in a few words ("raised KeyError at
+    line 3"); None when it ran."""
+    error = result.error
+    kind = error.type if error else None
+    where = f" at line {error.line}" if line and error and error.line else ""
     return {
         "ok": None,
-        "error": f"{label} raised {error_type or 'an error'}{where}",
-        "timeout": f"{label} ran past its time limit",
-        "memory": f"{label} ran out of memory",
-        "killed": f"{label} was stopped ({error_type or 'killed'})",
-        "output_limit": f"{label} printed more than a run may",
-        "rejected": f"{label} was not run",
-    }.get(status, f"{label} did not finish")
+        "error": f"raised {kind or 'an error'}{where}",
+        "timeout": "ran past its time limit",
+        "memory": "ran out of memory",
+        "killed": f"was stopped ({kind or 'killed'})",
+        "output_limit": "printed more than a run may",
+        "rejected": "was not run",
+    }.get(result.status.value, "did not finish")
 
 
 STATUS_TEXT = {

@@ -12,6 +12,7 @@ const queue = [];
 const watched = new WeakSet();
 const started = new Map(); // job path -> when this page first saw it running
 let open = 0;
+let ticking = null; // the clock of the pending panels, while there are any
 
 function targetOf(el) {
   return el.dataset.waitFor ? el.closest(el.dataset.waitFor) : el;
@@ -19,7 +20,9 @@ function targetOf(el) {
 
 function tick() {
   const now = Date.now();
-  document.querySelectorAll("[data-wait]").forEach((el) => {
+  const pending = document.querySelectorAll("[data-wait]");
+  if (!pending.length) { clearInterval(ticking); ticking = null; return; }
+  pending.forEach((el) => {
     const since = started.get(el.dataset.wait);
     const label = el.querySelector(".elapsed");
     if (since === undefined || !label) return;
@@ -27,7 +30,6 @@ function tick() {
     label.textContent = `${seconds} s of ${el.dataset.limitS} s`;
   });
 }
-setInterval(tick, 1000);
 
 function pump() {
   while (open < MAX_OPEN && queue.length) {
@@ -75,6 +77,7 @@ export function watchRuns(root) {
     if (!started.has(el.dataset.wait)) started.set(el.dataset.wait, Date.now());
     queue.push(el);
   }
+  if (found.length && ticking === null) ticking = setInterval(tick, 1000);
   tick();
   pump();
 }
