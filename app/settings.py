@@ -57,6 +57,18 @@ class Settings(BaseSettings):
         256, description="stdout/stderr kept per stream before the run ends.")
     run_file_size_mb: int = Field(
         16, description="Largest file a run may write in its scratch dir.")
+    port_timeout_s: float = Field(
+        300.0, gt=0, description=(
+            "Wall-time limit of one port (a Keras model to PyTorch, proof and ONNX check "
+            "included): a run of its own, with room for ResNet50."))
+    port_memory_mb: int = Field(
+        8192, ge=512, description="Memory limit of one port (RLIMIT_DATA, and a cgroup).")
+    port_file_size_mb: int = Field(
+        1024, ge=16, description=(
+            "Largest archive a port may write back (model.py, weights, report); each "
+            "file in it is capped again on the trusted side."))
+    port_scratch_mb: int = Field(
+        2048, ge=64, description="Size of a port's private tmpfs (ONNX exports, its files).")
     run_gpu_memory_mb: int = Field(
         4096, ge=64, description=(
             "GPU memory one run's allocator may take, per framework (TF's logical device "
@@ -147,4 +159,8 @@ class Settings(BaseSettings):
             gpu_runs_per_device=self.gpu_runs_per_device,
             gpu_spares=self.gpu_spares,
             onednn_precompile=self.onednn_precompile,
+            port_wall_s=self.port_timeout_s,
+            port_memory_mb=self.port_memory_mb,
+            port_file_size_mb=self.port_file_size_mb,
+            port_scratch_mb=self.port_scratch_mb,
         )

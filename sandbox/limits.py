@@ -36,6 +36,21 @@ class Limits:
     # matmul kernels once for every spare (onednn.py); False leaves each spare
     # to generate its own at its first matmul, as TensorFlow does.
     onednn_precompile: bool = True
+    # A port (a Keras model to PyTorch, proved; `sandbox/porter/`) is a run of
+    # its own with room for ResNet50: both frameworks, two copies of ~100 MB of
+    # weights, every layer's output kept for the proof, ONNX exports on request.
+    port_wall_s: float = 300.0
+    port_memory_mb: int = 8192
+    port_file_size_mb: int = 1024  # the archive the run writes back (model.py, weights...)
+    port_scratch_mb: int = 2048  # its private tmpfs: ONNX exports, the archive's parts
+
+    def for_port(self) -> Limits:
+        """A port's limits: the port fields in place of a snippet's."""
+        return dataclasses.replace(
+            self, wall_s=self.port_wall_s, max_timeout_s=self.port_wall_s,
+            cpu_s=int(self.port_wall_s * self.cpus) + 1, memory_mb=self.port_memory_mb,
+            file_size_mb=self.port_file_size_mb, scratch_mb=self.port_scratch_mb,
+            address_space_mb=max(self.address_space_mb, self.port_memory_mb * 4))
 
     def with_timeout(self, requested_s: float | None) -> Limits:
         wall = self.wall_s if requested_s is None else min(requested_s, self.max_timeout_s)

@@ -18,18 +18,28 @@ import itertools
 import logging
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from sandbox import wire
 from sandbox.cgroups import CgroupBase
 from sandbox.clean_svgs import clean_svgs
-from sandbox.executor import ExecutorContext
+from sandbox.executor import ExecutorContext, PortsUnavailable
 from sandbox.fairqueue import Client, FairQueue, QueueClosed, QueueFull
 from sandbox.gpu_binds import find_gpu, run_slots
 from sandbox.limits import Limits
 from sandbox.memory import tree_pss_mb
 from sandbox.messages import CgroupSpec, RunFinished, RunOrder
-from sandbox.protocol import FRAMEWORKS, Device, Framework, RunRequest, RunResult, RunStatus
+from sandbox.protocol import (
+    FRAMEWORKS,
+    Device,
+    Framework,
+    PortOrder,
+    PortReport,
+    RunRequest,
+    RunResult,
+    RunStatus,
+)
 from sandbox.reserve import Reserve, default_memory_mb, total_ram_mb
 from sandbox.spares import Spares
 from sandbox.stats import PoolStats
@@ -182,6 +192,11 @@ class Pool:
             # Once runs stop for a moment, the reserve fills up again (a run
             # coming straight after this one would find the refill in its way).
             asyncio.get_running_loop().call_later(IDLE_REFILL_S, self.spares.refill)
+
+    async def port(self, order: PortOrder, model: Path | None, out_dir: Path,
+                   client: Client) -> PortReport:
+        """Port a Keras model as a run (`executor.Executor.port`); the work is `port_run.py`'s."""
+        raise PortsUnavailable("ports are not wired into the pool yet")
 
     def serves(self, device: Device) -> bool:
         return True  # the in-process pool runs every request itself, whatever it asks for

@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Framework = Literal["tensorflow", "pytorch"]
 FRAMEWORKS: tuple[Framework, ...] = ("tensorflow", "pytorch")
@@ -165,3 +165,148 @@ class RunResult(BaseModel):
     @classmethod
     def failed(cls, status: RunStatus, type_: str, message: str, **kw: object) -> RunResult:
         return cls(status=status, error=ErrorInfo(type=type_, message=message), **kw)  # type: ignore[arg-type]
+
+
+# ---- ports: a Keras model in, PyTorch source, weights and a proof out ----------------
+
+# A port's report is small next to its files: the source and the summary of a
+# DenseNet121 are ~100 KB each, its layers ~430 rows. The files themselves
+# (model.py, weights.safetensors) are capped where the trusted side checks them
+# (`sandbox/port_files.py`).
+MAX_MODULE_SOURCE_CHARS = 2 * 1024 * 1024
+MAX_SUMMARY_CHARS = 1024 * 1024
+MAX_PORT_LAYERS = 4096
+MAX_CONFIG_CHARS = 4000
+MAX_NOTES = 16
+MODEL_SUFFIXES = (".keras", ".h5")
+PortLayout = Literal["nhwc", "nchw"]
+PortStatus = Literal["proved", "partial", "failed"]
+LayerStatus = Literal["pass", "fail", "not run", "stub"]
+Message = Annotated[str, Field(max_length=MAX_MESSAGE_CHARS)]
+
+
+class PortOrder(StrictModel):
+    """Port one Keras model: a snippet that builds it, or a model file given beside the order.
+
+    With `code`, the snippet runs in the sandbox and the model is its variable
+    `model`, else the last `keras.Model` it left in scope. With `filename`, the
+    file itself travels beside the order (the executor's `model` argument);
+    only its suffix is read here: it says the format (`.keras`: Keras 3,
+    `.h5`: Keras 2 / tf.keras). Exactly one of the two.
+    """
+
+    code: Code | None = None
+    filename: Short | None = None
+    layout: PortLayout = "nhwc"  # nchw: the module takes channels-first inputs
+    atol: float = Field(default=1e-5, ge=0, le=1.0)
+    rtol: float = Field(default=1e-4, ge=0, le=1.0)
+    onnx: bool = False  # also compare both models exported to ONNX, in onnxruntime
+
+    @field_validator("code")
+    @classmethod
+    def _code_fits(cls, code: str | None) -> str | None:
+        return None if code is None else check_code(code)
+
+    @field_validator("filename")
+    @classmethod
+    def _a_model_file(cls, name: str | None) -> str | None:
+        if name is None:
+            return None
+        if "/" in name or "\\" in name or "\x00" in name:
+            raise ValueError("filename is a file's name, not a path")
+        if not name.lower().endswith(MODEL_SUFFIXES):
+            raise ValueError("a model file ends in .keras (Keras 3) or .h5 (Keras 2 / tf.keras)")
+        return name
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PortOrder:
+        if (self.code is None) == (self.filename is None):
+            raise ValueError("a port takes a snippet (code) or a model file (filename), "
+                             "exactly one")
+        return self
+
+    @property
+    def suffix(self) -> str | None:
+        return None if self.filename is None else "." + self.filename.lower().rsplit(".", 1)[1]
+
+
+class PortLayer(BaseModel):
+    """One Keras layer's row of the proof: the attribute it became and how close it came.
+
+    An error is None where nothing was compared (a stub, a layer not run) or
+    the shapes differ (status "fail").
+    """
+
+    name: Short
+    class_name: Short
+    attribute: Short  # dotted path in the module; "" for an InputLayer
+    shape: Annotated[list[int], Field(max_length=MAX_SHAPE_DIMS)] = Field(default_factory=list)
+    max_abs_err: float | None = None
+    max_rel_err: float | None = None  # relative to the largest Keras value of the output
+    status: LayerStatus = "not run"
+
+
+class PortTrap(BaseModel):
+    """A trap the port applied, and the lesson section teaching it (None: none yet)."""
+
+    layer: Short
+    key: Short
+    text: Annotated[str, Field(max_length=MAX_PREVIEW_CHARS)]
+    lesson: Short | None = None
+    section: Short | None = None
+
+
+class PortStub(BaseModel):
+    """A layer the porter could not convert: model.py holds a stub for it."""
+
+    name: Short
+    class_name: Short
+    config: Annotated[str, Field(max_length=MAX_CONFIG_CHARS)] = ""  # JSON, cut to the cap
+
+
+class OnnxComparison(BaseModel):
+    """Both models exported to ONNX and run in onnxruntime on the proof's inputs."""
+
+    status: Literal["pass", "fail", "error"]
+    max_abs_err: float | None = None
+    max_rel_err: float | None = None
+    message: Message = ""  # why "error": which export or run failed
+
+
+class PortReport(BaseModel):
+    """What a port did: `status` and the proof, or `error` when no model could be ported.
+
+    "proved": every layer and output within tolerance; "partial": stubs for
+    unsupported layers, everything before the first stub proved; "failed":
+    a mismatch, a module that crashes, or no model (`error` says why: not a
+    model, a truncated file, a snippet that raised, a model with no inputs,
+    the sandbox's limits).
+    """
+
+    status: PortStatus
+    class_name: Short = ""
+    module_source: Annotated[str, Field(max_length=MAX_MODULE_SOURCE_CHARS)] = ""
+    keras_summary: Annotated[str, Field(max_length=MAX_SUMMARY_CHARS)] = ""
+    layers: list[PortLayer] = Field(default_factory=list, max_length=MAX_PORT_LAYERS)
+    outputs: list[PortLayer] = Field(default_factory=list, max_length=MAX_VALUES)
+    traps: list[PortTrap] = Field(default_factory=list, max_length=MAX_PORT_LAYERS)
+    unsupported: list[PortStub] = Field(default_factory=list, max_length=MAX_PORT_LAYERS)
+    notes: list[Message] = Field(default_factory=list, max_length=MAX_NOTES)
+    max_abs_err: float | None = None
+    max_rel_err: float | None = None
+    atol: float = 1e-5
+    rtol: float = 1e-4
+    layout: PortLayout = "nhwc"
+    onnx: OnnxComparison | None = None
+    error: ErrorInfo | None = None
+    wall_ms: float = 0.0
+
+    @classmethod
+    def failed(cls, type_: str, message: str, order: PortOrder | None = None,
+               **kw: object) -> PortReport:
+        """A port that produced no module: why, in words the page can show."""
+        tolerance = {} if order is None else {"atol": order.atol, "rtol": order.rtol,
+                                               "layout": order.layout}
+        return cls(status="failed", error=ErrorInfo(type=type_[:MAX_SHORT_CHARS],
+                                                    message=message[:MAX_MESSAGE_CHARS]),
+                   **tolerance, **kw)  # type: ignore[arg-type]

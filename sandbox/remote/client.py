@@ -18,17 +18,26 @@ import concurrent.futures
 import logging
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio
 
 from sandbox.clean_svgs import clean_svgs
-from sandbox.executor import ExecutorContext
+from sandbox.executor import ExecutorContext, PortsUnavailable
 from sandbox.fairqueue import Client, FairQueue, QueueClosed
 from sandbox.limits import Limits
 from sandbox.messages import RunFinished
 from sandbox.pool import RESULT_GRACE_S
-from sandbox.protocol import DEVICES, Device, RunRequest, RunResult, RunStatus
+from sandbox.protocol import (
+    DEVICES,
+    Device,
+    PortOrder,
+    PortReport,
+    RunRequest,
+    RunResult,
+    RunStatus,
+)
 from sandbox.remote.celeryapp import RUN_TASK, make_celery, queue_for
 from sandbox.remote.listener import ResultListener, parse_state
 from sandbox.remote.messages import RemoteRun
@@ -103,6 +112,12 @@ class RemoteExecutor:
 
     def serves(self, device: Device) -> bool:
         return self.queues[device].slots > 0
+
+    async def port(self, order: PortOrder, model: Path | None, out_dir: Path,
+                   client: Client) -> PortReport:
+        raise PortsUnavailable(
+            "porting a model needs the local sandbox: this server sends its runs to remote "
+            "workers (SIDEBYSIDE_BROKER_URL), which can't be handed an uploaded model")
 
     async def run(self, request: RunRequest, client: Client) -> RunResult:
         queue = self.queues[request.device]
