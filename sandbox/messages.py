@@ -4,6 +4,7 @@
     template ──TemplateHello──> pool, once, when its framework is imported
     run ──SpareReady──> supervisor ──> pool         the spare is warm
     pool ──RunOrder──> supervisor ──> run           its one request
+    pool ──SpawnSpare + 2 fds──> template           a port's spare: the model file, the archive
     run ──RunFinished──> supervisor ──> pool        how it went
 
 Each is a model, framed as length-prefixed JSON (`wire.py`) and validated
@@ -25,6 +26,7 @@ from sandbox.protocol import (
     MAX_MAP_ITEMS,
     CapturedArray,
     Framework,
+    PortOrder,
     RunRequest,
     RunResult,
     Short,
@@ -59,6 +61,10 @@ class SpawnSpare(StrictModel):
     name: str = Field(pattern=r"^[a-z0-9-]{1,64}$")  # unique per spare: its cgroup's folder
     limits: Limits  # pydantic validates the dataclass's fields on the way in
     cgroup: CgroupSpec | None = None
+    # A port's spare (fresh, with the port's limits): the descriptors passed
+    # alongside, the model file (read-only) and the archive it writes, become
+    # the run's `runner.MODEL_FD` and `runner.ARCHIVE_FD`.
+    port: bool = False
 
 
 class KernelState(enum.StrEnum):
@@ -120,6 +126,7 @@ class RunOrder(StrictModel):
 
     type: Literal["run"] = "run"
     request: RunRequest
+    port: PortOrder | None = None  # a port's spare serves this instead of the request
     wall_s: float = Field(gt=0)
     cpu_s: int = Field(gt=0)
     # rootless only, filled in by the supervisor: tasks the sandbox's shared

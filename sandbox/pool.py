@@ -195,8 +195,28 @@ class Pool:
 
     async def port(self, order: PortOrder, model: Path | None, out_dir: Path,
                    client: Client) -> PortReport:
-        """Port a Keras model as a run (`executor.Executor.port`); the work is `port_run.py`'s."""
-        raise PortsUnavailable("ports are not wired into the pool yet")
+        """Port a Keras model as a run (`executor.Executor.port`); the work is `port_run.py`'s.
+
+        A port takes one of the pool's slots, like a run. Raises QueueFull."""
+        from sandbox.port_run import port_on_spare
+
+        if self._closing:
+            raise PortsUnavailable("the server is shutting down")
+        try:
+            await self.queue.acquire(client)
+        except QueueClosed:
+            raise PortsUnavailable("the server is shutting down") from None
+        started = time.monotonic()
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            return await port_on_spare(self, order, model, out_dir)
+        finally:
+            if task is not None:
+                self._running.discard(task)
+            self.queue.release(time.monotonic() - started)
+            asyncio.get_running_loop().call_later(IDLE_REFILL_S, self.spares.refill)
 
     def serves(self, device: Device) -> bool:
         return True  # the in-process pool runs every request itself, whatever it asks for

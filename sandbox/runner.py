@@ -3,6 +3,7 @@
     supervisor ──fork, in new namespaces──> run (`become_run`)
         fd 1, 2: stdout, stderr     fd 3: its `RunOrder`
         fd 4: `SpareReady`, then `RunFinished`
+        fd 5, 6: a port's only: the model file (read-only), the archive it writes
 
 It starts life as a *ready spare*: fenced in, its framework warmed up
 (`frameworks/`), waiting on a pipe for the order. The supervisor relays
@@ -50,6 +51,7 @@ from sandbox.rlimits import (
 )
 
 REQUEST_FD, RESULT_FD = 3, 4  # in the run
+MODEL_FD, ARCHIVE_FD = 5, 6  # a port's run (`sandbox/porter/job.py`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,7 +173,7 @@ def rehearse() -> None:
 
 
 def become_run(pipes: Pipes, owned: Iterable[int], workdir: str, spare: SpawnSpare,
-               secure: bool, cgroup: RunCgroup | None) -> NoReturn:
+               secure: bool, cgroup: RunCgroup | None, files: tuple[int, ...] = ()) -> NoReturn:
     """In the forked child: the run's descriptors and nothing else, then serve one order."""
     code = 0
     try:
@@ -183,9 +185,12 @@ def become_run(pipes: Pipes, owned: Iterable[int], workdir: str, spare: SpawnSpa
         # The run's own descriptors as 1 and 2 (stdout, stderr), 3 (its order) and
         # 4 (its result), whatever numbers the template's many pipes had.
         keep = {1: pipes.stdout[1], 2: pipes.stderr[1],
-                REQUEST_FD: pipes.request[0], RESULT_FD: pipes.result[1]}
+                REQUEST_FD: pipes.request[0], RESULT_FD: pipes.result[1],
+                **dict(zip((MODEL_FD, ARCHIVE_FD), files, strict=False))}
         moved = {to: fcntl.fcntl(fd, fcntl.F_DUPFD, 16) for to, fd in keep.items()}
         pipes.close()
+        for fd in files:
+            os.close(fd)
         for to, fd in moved.items():
             os.dup2(fd, to, inheritable=to <= 2)  # a subprocess inherits stdio only
             os.close(fd)
@@ -232,6 +237,9 @@ def serve_one(request_fd: int, result_fd: int, spare: SpawnSpare, secure: bool,
     if order.shared_tasks:
         limit_processes(limits, order.shared_tasks)
     limit_cpu_seconds(order.cpu_s)
+    if order.port is not None:
+        wire.write_frame(result_fd, RunFinished.of(_port(order, ready)))
+        return
     side = frameworks.of(spare.framework)
     side.before_snippet(request.graph)
     me = os.getpid()
@@ -249,3 +257,16 @@ def serve_one(request_fd: int, result_fd: int, spare: SpawnSpare, secure: bool,
     result.device, result.versions = ready.device, ready.versions
     result.framework = request.framework
     wire.write_frame(result_fd, RunFinished.of(result))
+
+
+def _port(order: RunOrder, ready: SpareReady) -> RunResult:
+    """A port's run: the archive goes to ARCHIVE_FD; the result says how the run went."""
+    from sandbox.porter import job
+
+    assert order.port is not None
+    try:
+        result = job.run_port(order.port, MODEL_FD if order.port.filename else None, ARCHIVE_FD)
+    except BaseException as exc:  # the trusted side reports it as a failed port
+        result = job.error_result(exc)
+    result.device, result.versions = ready.device, ready.versions
+    return result

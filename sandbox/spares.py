@@ -9,7 +9,8 @@ takes one when asked for and gives it back when closed. A spare serves
 exactly one run; the pool asks for its replacement as soon as it is
 taken, so the next run finds one warm. A *fresh* spare is made for one
 run that configures TensorFlow's runtime itself: it warms nothing and goes
-to that run alone.
+to that run alone; so is a *port's* spare, with the port's limits and its two
+files passed to the template beside the order (`take_port`).
 """
 
 from __future__ import annotations
@@ -131,8 +132,12 @@ class Spares:
                 spare.close()  # the supervisor sees the hang-up and ends the spare
                 self.release_slot(spare.slot)
 
-    def spawn(self, framework: Framework, fresh: bool = False) -> int | None:
-        """Ask the template for a spare; its id, or None when none can be made now."""
+    def spawn(self, framework: Framework, fresh: bool = False, limits: Limits | None = None,
+              files: tuple[int, ...] = ()) -> int | None:
+        """Ask the template for a spare; its id, or None when none can be made now.
+
+        `limits` and `files`: a port's spare (fresh), its own limits and its two files.
+        """
         template = self.templates[framework]
         if template.ctrl is None or self.closing or not self._free_slots:
             return None
@@ -142,8 +147,8 @@ class Spares:
             id=spare_id, slot=slot, framework=framework,
             warm_ups=self.reserve.warm_ups(framework),
             name=f"{framework}-{template.generation}-{spare_id}",
-            limits=self.limits, fresh=fresh, cgroup=self.cgroup)
-        if not template.send(order):
+            limits=limits or self.limits, fresh=fresh, cgroup=self.cgroup, port=bool(files))
+        if not template.send(order, files):
             self.release_slot(slot)
             return None
         self._pending[spare_id] = (framework, slot)
@@ -232,9 +237,14 @@ class Spares:
         self.refill()  # its replacement warms up while this one runs
         return spare
 
-    async def _take_fresh(self, framework: Framework) -> Spare:
+    async def take_port(self, limits: Limits, files: tuple[int, int]) -> Spare:
+        """A fresh TensorFlow spare for one port: its limits, its model file and archive."""
+        return await self._take_fresh("tensorflow", limits, files)
+
+    async def _take_fresh(self, framework: Framework, limits: Limits | None = None,
+                          files: tuple[int, ...] = ()) -> Spare:
         """A spare made for this run alone, that started no runtime (raises TimeoutError)."""
-        spare_id = self.spawn(framework, fresh=True)
+        spare_id = self.spawn(framework, fresh=True, limits=limits, files=files)
         if spare_id is None:
             raise TimeoutError("no slot or template for a fresh spare")
         waiting = self._fresh[spare_id][1]

@@ -83,8 +83,9 @@ class Supervision(Loop):
 class Supervisor:
     """One spare: warming, ready, running, ending. Only `Supervision` calls in."""
 
-    def __init__(self, loop: Supervision, order: SpawnSpare) -> None:
+    def __init__(self, loop: Supervision, order: SpawnSpare, files: tuple[int, ...] = ()) -> None:
         self.loop, self.secure, self.order = loop, loop.secure, order
+        self.files = files  # a port's model file and archive: the run's, never the template's
         self.limits = order.limits
         self.wall_s = self.limits.wall_s
         self.phase = Phase.warming
@@ -119,7 +120,7 @@ class Supervisor:
             theirs.close()
             ours.close()
             runner.become_run(pipes, self.loop.owned, self.workdir, self.order, self.secure,
-                              self.cgroup)
+                              self.cgroup, self.files)
         self.pidfd = os.pidfd_open(self.pid)  # readable once pid 1 is gone, pipes or not
         self.request_fd = pipes.keep_parent_ends()
         self.fds = {pipes.stdout[0]: Pipe.stdout, pipes.stderr[0]: Pipe.stderr,
@@ -296,8 +297,9 @@ class Supervisor:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def supervise(loop: Supervision, order: SpawnSpare) -> tuple[socket.socket, int]:
+def supervise(loop: Supervision, order: SpawnSpare,
+              files: tuple[int, ...] = ()) -> tuple[socket.socket, int]:
     """Start a spare under a new supervisor; the pool's end of its socket, and its pid."""
-    supervisor = Supervisor(loop, order)
+    supervisor = Supervisor(loop, order, files)
     pool_end = supervisor.start()
     return pool_end, supervisor.pid

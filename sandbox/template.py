@@ -93,6 +93,11 @@ class Refold:
         self.count = 0
 
 
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
 def serve(ctrl: socket.socket, loop: Supervision, framework: Framework) -> None:
     from sandbox.supervisor import supervise
 
@@ -101,25 +106,30 @@ def serve(ctrl: socket.socket, loop: Supervision, framework: Framework) -> None:
 
     def on_order() -> None:
         try:
-            data = ctrl.recv(65536)
+            data, fds, _, _ = socket.recv_fds(ctrl, 65536, 2)
         except OSError:
-            data = b""
+            data, fds = b"", []
         if not data:
             raise SystemExit(0)  # the pool closed the control socket: shut down
         try:
             order = parse_frame(SpawnSpare, data)
         except ProtocolError:
             traceback.print_exc()
+            _close_all(fds)
             return
         try:
             if order.framework != framework:
                 raise ProtocolError(f"this template serves {framework}, not {order.framework}")
-            pool_end, pid = supervise(loop, order)
+            if order.port != (len(fds) == 2):
+                raise ProtocolError("a port's spare comes with its two files, no other does")
+            pool_end, pid = supervise(loop, order, tuple(fds))
         except Exception:  # no spare: the pool reads an end-of-stream and makes another
             traceback.print_exc()
             pool_end, gone = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             gone.close()
             pid = 0
+        finally:
+            _close_all(fds)  # the run has its own copies now; no later spare may inherit them
         reply = SpareSpawned(id=order.id, slot=order.slot, framework=order.framework, pid=pid)
         try:
             socket.send_fds(ctrl, [reply.model_dump_json().encode()], [pool_end.fileno()])

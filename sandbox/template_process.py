@@ -84,12 +84,12 @@ class TemplateProcess:
         loop.add_reader(ours.fileno(), self._on_ctrl_readable, ours, self.generation,
                         on_spare, on_dead)
 
-    def send(self, order: SpawnSpare) -> bool:
-        """Ask for a spare; False when the template can't be told."""
+    def send(self, order: SpawnSpare, fds: tuple[int, ...] = ()) -> bool:
+        """Ask for a spare (`fds`: a port's files, passed along); False when it can't be told."""
         if self.ctrl is None:
             return False
         try:
-            self.ctrl.send(order.model_dump_json().encode())
+            socket.send_fds(self.ctrl, [order.model_dump_json().encode()], list(fds))
         except OSError:
             return False
         return True
