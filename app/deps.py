@@ -10,6 +10,7 @@ from app.classes.service import ClassService
 from app.packs.library import Library
 from app.packs.models import Catalog, Lesson, VersionedPackId
 from app.pipeline.service import RunService
+from app.ports.service import PortService
 from app.settings import Settings
 from app.state import AppState
 from app.store.class_learners import Seat
@@ -88,6 +89,10 @@ def get_library(request: Request) -> Library:
     return get_state(request).library
 
 
+def get_ports(request: Request) -> PortService:
+    return get_state(request).ports
+
+
 async def get_visible_catalog(request: Request) -> Catalog:
     """The catalog as this caller may see it: uploaded packs only where `Library` allows
     (their author: the Bearer token or the author cookie; their class; published).
@@ -126,6 +131,7 @@ DbDep = Annotated[Database, Depends(get_db)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 VisibleCatalogDep = Annotated[Catalog, Depends(get_visible_catalog)]
 LibraryDep = Annotated[Library, Depends(get_library)]
+PortsDep = Annotated[PortService, Depends(get_ports)]
 ClientDep = Annotated[Client, Depends(get_client_id)]
 ClassesDep = Annotated[ClassService, Depends(get_classes)]
 SeatDep = Annotated[Seat | None, Depends(get_seat)]

@@ -14,30 +14,40 @@ from app.web.render import render
 from sandbox.fairqueue import QueueFull
 
 MAX_BODY_BYTES = 1024 * 1024  # two 64 KiB snippets with room for JSON escaping
+ENVELOPE_BYTES = 64 * 1024  # a multipart upload's boundaries, headers and small fields
 # A pack's zip (UnpackLimits.zip_bytes) with room for its multipart envelope.
-UPLOAD_BODY_BYTES = 4 * 1024 * 1024 + 64 * 1024
+UPLOAD_BODY_BYTES = 4 * 1024 * 1024 + ENVELOPE_BYTES
 UPLOAD_PATHS = frozenset({"/api/packs", "/packs"})  # POST only: the two upload forms
+PORT_PATHS = frozenset({"/api/ports", "/port"})  # POST only: a model file to port
 
 
 class BodySizeLimit:
-    """Refuse a request body over its route's limit with 413, before anyone parses it."""
+    """Refuse a request body over its route's limit with 413, before anyone parses it:
+    as soon as the bytes received pass it, whatever the request declared."""
 
     def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES,
-                 upload_bytes: int = UPLOAD_BODY_BYTES) -> None:
+                 upload_bytes: int = UPLOAD_BODY_BYTES, port_upload_mb: int = 300) -> None:
         self.app, self.default_bytes, self.upload_bytes = app, max_bytes, upload_bytes
+        self.port_upload_mb = port_upload_mb
 
-    def limit(self, scope: Scope) -> int:
-        uploading = scope["method"] == "POST" and scope["path"].rstrip("/") in UPLOAD_PATHS
-        return self.upload_bytes if uploading else self.default_bytes
+    def limit(self, scope: Scope) -> tuple[int, str]:
+        """The route's limit in bytes, and what its refusal says."""
+        path = scope["path"].rstrip("/") if scope["method"] == "POST" else ""
+        if path in PORT_PATHS:
+            return (self.port_upload_mb * 2**20 + ENVELOPE_BYTES,
+                    f"The model file is larger than {self.port_upload_mb} MiB "
+                    "(setting port_upload_mb).")
+        limit = self.upload_bytes if path in UPLOAD_PATHS else self.default_bytes
+        return limit, f"request body is larger than {limit // 1024} KiB"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit(scope)
+        limit, refusal = self.limit(scope)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._too_large(limit, scope, receive, send)
+            await self._too_large(refusal, scope, receive, send)
             return
         seen = 0
 
@@ -52,12 +62,11 @@ class BodySizeLimit:
         try:
             await self.app(scope, limited_receive, send)
         except _BodyTooLarge:
-            await self._too_large(limit, scope, receive, send)
+            await self._too_large(refusal, scope, receive, send)
 
-    async def _too_large(self, limit: int, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse(
-            {"detail": f"request body is larger than {limit // 1024} KiB"}, 413)
-        await response(scope, receive, send)
+    async def _too_large(self, refusal: str, scope: Scope, receive: Receive,
+                         send: Send) -> None:
+        await JSONResponse({"detail": refusal}, 413)(scope, receive, send)
 
 
 class _BodyTooLarge(Exception):
@@ -97,8 +106,8 @@ async def _class_refused(request: Request, exc: Exception) -> Response:
         status_code=exc.status_code, headers=headers)
 
 
-def install(app: FastAPI) -> None:
-    app.add_middleware(BodySizeLimit)
+def install(app: FastAPI, port_upload_mb: int) -> None:
+    app.add_middleware(BodySizeLimit, port_upload_mb=port_upload_mb)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(QueueFull, _queue_full)
     app.add_exception_handler(ClassRefused, _class_refused)

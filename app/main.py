@@ -21,6 +21,8 @@ from app.routes import (
     packs,
     pages,
     pairs,
+    port_pages,
+    ports,
     reload,
     runs,
     steps,
@@ -45,13 +47,13 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
     # from a CDN, which the app's own CSP blocks.
     app = FastAPI(title="sidebyside", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.sidebyside = state  # the one attribute: read through app.deps
-    errors.install(app)
+    errors.install(app, state.settings.port_upload_mb)
     app.add_middleware(SecurityMiddleware)  # CSP and CSRF
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (runs, pairs, lessons, classes, packs, health, docs, reload, pages, steps,
-                   teaching):
+    for module in (runs, pairs, lessons, classes, packs, ports, health, docs, reload, pages,
+                   steps, teaching):
         app.include_router(module.router)
-    for module in (class_pages, dashboard, pack_pages):  # pages and their CSRF-checked forms
+    for module in (class_pages, dashboard, pack_pages, port_pages):  # and their CSRF-checked forms
         app.include_router(module.router)
         app.include_router(module.posts)
     return app

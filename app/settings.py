@@ -69,6 +69,10 @@ class Settings(BaseSettings):
             "file in it is capped again on the trusted side."))
     port_scratch_mb: int = Field(
         2048, ge=64, description="Size of a port's private tmpfs (ONNX exports, its files).")
+    port_upload_mb: int = Field(
+        300, ge=1, description=(
+            "Largest model file (.keras or .h5) a port may upload; a bigger one is refused "
+            "(413) as soon as its upload passes this."))
     run_gpu_memory_mb: int = Field(
         4096, ge=64, description=(
             "GPU memory one run's allocator may take, per framework (TF's logical device "

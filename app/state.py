@@ -4,6 +4,7 @@
              ─> Database ─> ClassService, OutputCache
              ─> RunService (executor, cache, classes, jobs)   the one run pipeline
              ─> Library (uploaded packs, checked through the RunService)
+             ─> PortService (Keras models ported in the sandbox, through the executor)
              ─> PackWatcher (author's live preview), when asked for
 
 Routes reach these through `app.deps`; besides them only the page chrome (`app.web.render`,
@@ -28,6 +29,7 @@ from app.packs.models import Catalog, Pack
 from app.packs.watch import PackWatcher
 from app.pipeline.cache import OutputCache
 from app.pipeline.service import RunService
+from app.ports.service import PortService
 from app.settings import Settings
 from app.store.db import Database
 from sandbox.executor import Executor
@@ -46,6 +48,7 @@ class AppState:
     classes: ClassService
     runs: RunService
     library: Library
+    ports: PortService
     watcher: PackWatcher | None
     catalog: Catalog = dataclasses.field(default_factory=Catalog)  # bundled + uploaded
 
@@ -67,12 +70,14 @@ class AppState:
         self.db.start()
         try:
             await self.library.resume()
+            await self.ports.resume()
             watching = (asyncio.get_running_loop().create_task(self.watcher.run())
                         if self.watcher else None)
             try:
                 yield
             finally:
                 await self.library.stop()
+                await self.ports.stop()
                 if watching is not None and self.watcher is not None:
                     self.watcher.stop()
                     await asyncio.gather(watching, return_exceptions=True)
@@ -111,8 +116,9 @@ def build_state(settings: Settings, executor: Executor | None = None) -> AppStat
                       pack_limits=PackLimits(settings.pack_max_lessons,
                                              settings.pack_max_steps_per_lesson),
                       on_change=lambda: state.publish())
+    ports = PortService(settings.data_dir / "ports", db, executor)
     state = AppState(settings, executor, owns_executor, db, bundled, classes, runs, library,
-                     watcher=None)
+                     ports, watcher=None)
     if settings.reload_packs:
         state.watcher = PackWatcher(settings.packs_dir, state.reloaded)
     state.publish()

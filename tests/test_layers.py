@@ -14,7 +14,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("app.store",),
     ("app.packs", "app.compare"),
     ("app.classes",),
-    ("app.pipeline",),
+    ("app.pipeline", "app.ports"),
     ("app.check", "app.web"),
     ("app.state", "app.errors"),
     ("app.deps",),

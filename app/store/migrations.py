@@ -126,7 +126,23 @@ CREATE TABLE drafts (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_INITIAL, _CLASSES, _PACKS, _REMOVALS, _DRAFTS)
+# 6: Keras models ported to PyTorch, each private to whoever holds its owner's token;
+# the upload and the files a port wrote live under the data dir (ports/<id>/).
+_PORTS = """
+CREATE TABLE ports (
+    id TEXT PRIMARY KEY,
+    owner_digest TEXT NOT NULL,     -- SHA-256 of the owner's token
+    source TEXT NOT NULL,           -- the uploaded file's name as sent; '' for a snippet
+    port_order TEXT NOT NULL,       -- JSON: the PortOrder the sandbox is given
+    status TEXT NOT NULL,           -- porting, proved, partial, failed
+    report TEXT,                    -- JSON: the PortReport, once the port ended
+    created_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE INDEX ports_by_owner ON ports (owner_digest, created_at);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_INITIAL, _CLASSES, _PACKS, _REMOVALS, _DRAFTS, _PORTS)
 
 
 class SchemaTooNew(RuntimeError):

@@ -25,6 +25,7 @@ LEARNER_COOKIE = "sbs_learner"  # app.deps.get_client_id reads it too
 CSRF_COOKIE = "sbs_csrf"
 CLASS_COOKIE = "sbs_class"  # a learner's student token in a live class
 AUTHOR_COOKIE = "sbs_author"  # the token of the packs this browser uploaded
+PORTER_COOKIE = "sbs_porter"  # the token of the models this browser ported
 
 
 def teach_cookie(code: str) -> str:
