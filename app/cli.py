@@ -1,4 +1,5 @@
-"""The `sidebyside` command: serve the app, run a remote worker, check lesson packs."""
+"""The `sidebyside` command: serve the app, run a remote worker, check lesson packs, port a
+Keras model."""
 
 from __future__ import annotations
 
@@ -144,6 +145,16 @@ def _check(args: argparse.Namespace) -> int:
     return run_check_command(args.path, as_json=args.json)
 
 
+def _port(args: argparse.Namespace) -> int:
+    from app.port_command import run_port_command
+
+    try:
+        return run_port_command(Path(args.model), Path(args.out) if args.out else None,
+                                args.layout, args.atol, args.rtol, args.onnx)
+    except ValidationError as exc:
+        return _bad_settings(exc)
+
+
 def _new(args: argparse.Namespace) -> int:
     from app.packs.scaffold import ScaffoldError, write_pack
 
@@ -185,6 +196,19 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("path")
     check.add_argument("--json", action="store_true", help="machine-readable report")
     check.set_defaults(func=_check)
+
+    port = commands.add_parser(
+        "port", help="port a Keras model to PyTorch source and weights, proved layer by layer")
+    port.add_argument("model", help="a .keras or .h5 file, or a .py snippet that builds one")
+    port.add_argument("-o", "--out", default=None,
+                      help="an empty or new folder for the files (default: ./MODEL-torch)")
+    port.add_argument("--layout", choices=("nhwc", "nchw"), default="nhwc",
+                      help="image inputs as Keras takes them (nhwc) or channels first")
+    port.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance")
+    port.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance")
+    port.add_argument("--onnx", action="store_true",
+                      help="also compare both models exported to ONNX, in onnxruntime")
+    port.set_defaults(func=_port)
 
     new = commands.add_parser("new", help="write a pack skeleton that passes check")
     new.add_argument("path", help="a new or empty folder")
