@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from app.packs.loader import load_packs
 from sandbox.porter.traps import LESSONS, UNTAUGHT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,4 +41,18 @@ def test_every_linked_section_exists() -> None:
     sections = lesson_sections()
     missing = [(key, lesson, title) for key, (lesson, title) in LESSONS.items()
                if title not in sections.get(lesson, set())]
+    assert missing == []
+
+
+def test_no_key_is_both_linked_and_untaught() -> None:
+    assert set(LESSONS) & UNTAUGHT == set()
+
+
+def test_every_linked_section_is_a_step_the_site_serves() -> None:
+    """The port page finds a trap's step by title in the lessons the site loads, so each
+    section must be a step's title (Markdown marks dropped) in a lesson listed by its pack."""
+    served = {lesson.id: {step.title for step in lesson.steps}
+              for lesson in load_packs(ROOT / "lessons").lessons}
+    missing = [(key, lesson, title) for key, (lesson, title) in LESSONS.items()
+               if title not in served.get(lesson, set())]
     assert missing == []

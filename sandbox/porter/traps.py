@@ -5,14 +5,14 @@ The porter reports trap keys; the page that shows a port links each to its secti
 
 from __future__ import annotations
 
-PORTING, PORTING_2 = "porting", "porting-2"
+PORTING, PORTING_2, WHOLE_MODEL = "porting", "porting-2", "porting-a-whole-model"
 
 LESSONS: dict[str, tuple[str, str]] = {
     "kernel-layout": (PORTING, "Dense → Linear: transpose the kernel"),
-    "same-padding-stride": (PORTING, 'Strided "same" padding is not symmetric'),
-    "same-padding-even-kernel": (PORTING, 'Strided "same" padding is not symmetric'),
-    "flatten-channels-last": (PORTING, "Flatten: the order of features"),
-    "bn-momentum-epsilon": (PORTING, "BatchNormalization: four tensors and other defaults"),
+    "same-padding-stride": (WHOLE_MODEL, 'Strided "same" padding: where the windows start'),
+    "same-padding-even-kernel": (WHOLE_MODEL, 'Strided "same" padding: where the windows start'),
+    "flatten-channels-last": (WHOLE_MODEL, "Flatten after channels-last convolutions"),
+    "bn-momentum-epsilon": (WHOLE_MODEL, "BatchNormalization: epsilon, momentum and eval mode"),
     "bn-center-scale": (PORTING, "BatchNormalization: four tensors and other defaults"),
     "layernorm-epsilon": (PORTING, "BatchNormalization: four tensors and other defaults"),
     "lstm-bias": (PORTING, "Recurrent layers: LSTM and GRU"),
@@ -26,6 +26,8 @@ LESSONS: dict[str, tuple[str, str]] = {
     "pool-same-padding": (PORTING_2, 'Pooling with "same" padding, then Flatten'),
     "bidirectional-last-step": ("sequences", "Bidirectional layers"),
     "inference-noop": ("modules", "Training and evaluation mode"),
+    "leaky-relu-slope": (WHOLE_MODEL, "LeakyReLU's slope and Normalization's statistics"),
+    "normalization-stats": (WHOLE_MODEL, "LeakyReLU's slope and Normalization's statistics"),
 }
 # Traps no lesson teaches yet.
-UNTAUGHT = frozenset({"leaky-relu-slope", "normalization-stats"})
+UNTAUGHT: frozenset[str] = frozenset()
