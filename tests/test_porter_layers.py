@@ -293,9 +293,9 @@ def test_bidirectional(rnn: type, return_sequences: bool) -> None:
     assert any(k.endswith("_reverse") for k in p.state_dict)
 
 
-def test_bidirectional_gru_without_reset_after_is_a_stub() -> None:
-    model = stack((6, 3), L.Bidirectional(L.GRU(4, reset_after=False)))
-    assert [lp.class_name for lp in port(model).unsupported] == ["Bidirectional"]
+def test_bidirectional_gru_without_reset_after_loops_over_its_own_cell() -> None:
+    p = proved(stack((6, 3), L.Bidirectional(L.GRU(4, reset_after=False))))
+    assert "= Bidirectional(" in p.source and "Recurrent(GRUResetBeforeCell(3, 4)" in p.source
 
 
 def attention_model(call: Callable[[keras.Layer, Any, Any], Any], **kw: Any) -> keras.Model:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import helpers, names
+from . import helpers, names, wrap
 from .converted import Converted, Site, Trap, repeat
 from .converters import convert
 from .converters.ops import convert_op
@@ -72,7 +72,7 @@ class Emitter:
         def comments(converted: Converted, where: str) -> list[str]:
             new = [t for t in converted.traps if t.where == where and t not in said]
             said.update(new)
-            return [f"# {t.key}: {one_line(t.text)}" for t in new]
+            return [line for t in new for line in wrap.comment(f"{t.key}: {one_line(t.text)}", 8)]
 
         args = []
         for tensor, layer in zip(graph.inputs, graph.input_layers, strict=True):
@@ -96,7 +96,11 @@ class Emitter:
                     attr = attrs.name(layer.name)
                     converted = self.convert_layer(layer, site, attr, out)
                     init += comments(converted, "init")
-                    init.append(f"self.{attr} = {converted.module}")
+                    assign = f"self.{attr} = "
+                    # A stub stays on one line: its config is one long string anyway.
+                    first, *rest = ([converted.module] if converted.stub
+                                    else wrap.fold(converted.module, 8, len(assign)))
+                    init += [assign + first, *rest]
                 modules[id(layer)] = (attr, converted)
             attr, converted = modules[id(layer)]
             xs = [body.get(t, w) for t, w in zip(call.inputs, converted.wants, strict=False)]
@@ -146,11 +150,18 @@ class Emitter:
 
 
 def output_names(layer: Any, n: int) -> list[str]:
-    """A nested model's results are named after the layers that make them."""
+    """A nested model's results are named after the layers that make them; a recurrent
+    layer's states after the state (`encoder_h`, `encoder_c`)."""
     inner = functional(layer) if n > 1 else None
     if inner is not None:
         return [t._keras_history[0].name for t in inner.outputs]
+    states = STATE_NAMES.get(type(layer).__name__, ())
+    if n > 1 and getattr(layer, "return_state", False) and len(states) == n - 1:
+        return [layer.name, *(f"{layer.name}_{s}" for s in states)]
     return [layer.name] * n
+
+
+STATE_NAMES = {"LSTM": ("h", "c"), "GRU": ("h",), "SimpleRNN": ("h",)}
 
 
 def one_line(text: str) -> str:

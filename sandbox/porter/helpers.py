@@ -5,7 +5,9 @@ They are written out in the file (not imported) so that model.py stands alone.
 
 from __future__ import annotations
 
-BLOCKS: dict[str, str] = {}
+from .recurrent_blocks import BLOCKS as RECURRENT_BLOCKS
+
+BLOCKS: dict[str, str] = dict(RECURRENT_BLOCKS)
 NEEDS: dict[str, tuple[str, ...]] = {"TFAvgPoolSame": ("tf_same_pad",)}
 
 BLOCKS["tf_same_pad"] = '''
@@ -82,32 +84,6 @@ class Concatenate(nn.Module):
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         return torch.cat(xs, dim=self.dim)
-'''
-
-BLOCKS["GRUResetBefore"] = '''
-class GRUResetBefore(nn.Module):
-    """Keras GRU(reset_after=False), which nn.GRU cannot express: the reset gate
-    scales the state *before* the recurrent matmul. Gates in Keras's order z, r, h."""
-
-    def __init__(self, input_size: int, hidden_size: int) -> None:
-        super().__init__()
-        self.hidden_size = hidden_size
-        self.weight_ih = nn.Parameter(torch.zeros(3 * hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.zeros(3 * hidden_size, hidden_size))
-        self.bias = nn.Parameter(torch.zeros(3 * hidden_size))
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x_z, x_r, x_h = F.linear(x, self.weight_ih, self.bias).chunk(3, dim=-1)
-        w_z, w_r, w_h = self.weight_hh.chunk(3)
-        h = x.new_zeros(x.shape[0], self.hidden_size)
-        steps = []
-        for t in range(x.shape[1]):
-            z = torch.sigmoid(x_z[:, t] + h @ w_z.T)
-            r = torch.sigmoid(x_r[:, t] + h @ w_r.T)
-            candidate = torch.tanh(x_h[:, t] + (r * h) @ w_h.T)
-            h = z * h + (1 - z) * candidate
-            steps.append(h)
-        return torch.stack(steps, dim=1), h
 '''
 
 BLOCKS["KerasStub"] = '''

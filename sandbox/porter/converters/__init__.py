@@ -23,6 +23,10 @@ from . import (
 
 KERAS_LAYERS = ("keras.src.layers.", "keras.src.applications.")  # where Keras defines layers
 Converter = Callable[[Any, Site], Converted | None]
+# The layers whose converters honour a Keras mask passed to them (`mask=`); any other
+# that is handed one is a stub rather than a port that ignores it.
+READS_MASK = frozenset({"LSTM", "GRU", "SimpleRNN", "Bidirectional", "GlobalAveragePooling1D",
+                        "TimeDistributed"})
 
 REGISTRY: dict[str, Converter] = {}
 for _family in (activations, attention, conv, core, merge, norm, pooling, preprocessing,
@@ -51,6 +55,8 @@ def convert(layer: Any, site: Site) -> Converted:
     # Only Keras's own layers: a subclass of Dense may override call(), and keras.ops
     # has operations of the same names (`x + y` in a graph is an ops.numpy.Add).
     if converter is None or not type(layer).__module__.startswith(KERAS_LAYERS):
+        return stub(layer, site)
+    if "mask" in site.roles and type(layer).__name__ not in READS_MASK:
         return stub(layer, site)
     converted = converter(layer, site)
     return converted if converted is not None else stub(layer, site)

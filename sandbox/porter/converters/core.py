@@ -42,11 +42,17 @@ def noise(layer: Any, site: Site) -> Converted:
 
 
 def embedding(layer: Any, site: Site) -> Converted | None:
-    if layer.mask_zero or getattr(layer, "quantization_mode", None):
+    # mask_zero's mask is a separate `ids != 0` in the graph, written in forward.
+    if getattr(layer, "quantization_mode", None):
         return None
     table = array(layer.embeddings)
     return Converted(f"nn.Embedding({table.shape[0]}, {table.shape[1]})", ("cl",), "cl",
                      {"weight": table})
+
+
+def masking(layer: Any, site: Site) -> Converted:
+    return Converted(f"Masking({float(layer.mask_value)!r})", ("cl",), "cl",
+                     helpers=("Masking",))
 
 
 def layer_scale(layer: Any, site: Site) -> Converted:
@@ -68,5 +74,5 @@ CONVERTERS = {
     "SpatialDropout1D": spatial_dropout, "SpatialDropout2D": spatial_dropout,
     "SpatialDropout3D": spatial_dropout,
     "GaussianNoise": noise, "GaussianDropout": noise, "AlphaDropout": noise,
-    "Embedding": embedding, "LayerScale": layer_scale,
+    "Embedding": embedding, "LayerScale": layer_scale, "Masking": masking,
 }

@@ -9,20 +9,34 @@ import keras
 
 from ..converted import Converted, Layout, Site, repeat
 
-BINARY = {"Add": "+", "Subtract": "-", "Multiply": "*", "Divide": "/", "TrueDivide": "/"}
+BINARY = {"Add": "+", "Subtract": "-", "Multiply": "*", "Divide": "/", "TrueDivide": "/",
+          # Comparisons: masks (Embedding(mask_zero=True)'s is `ids != 0`).
+          "NotEqual": "!=", "Equal": "==", "Greater": ">", "GreaterEqual": ">=",
+          "Less": "<", "LessEqual": "<=", "LogicalAnd": "&", "LogicalOr": "|"}
 UNARY = {"Negative": "-{x0}", "Relu": "F.relu({x0})", "Relu6": "F.relu6({x0})",
          "Sigmoid": "torch.sigmoid({x0})", "Tanh": "torch.tanh({x0})", "Silu": "F.silu({x0})",
          "HardSigmoid": "F.hardsigmoid({x0})", "HardSilu": "F.hardswish({x0})",
          "Exp": "torch.exp({x0})", "Sqrt": "torch.sqrt({x0})", "Abs": "torch.abs({x0})"}
 
 
-def operand(value: Any, index: int) -> tuple[str | None, int]:
+def operand(value: Any, index: int, exact: bool = False) -> tuple[str | None, int]:
     """Source for one argument, and the index of the next input tensor."""
     if isinstance(value, keras.KerasTensor):
         return f"{{x{index}}}", index + 1
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return repr(float(value)), index
+        return repr(value if exact else float(value)), index
     return None, index
+
+
+def reduction(op: Any, site: Site) -> Converted | None:
+    """ops.any / ops.all over one axis (Masking's mask is `any(x != value, axis=-1)`)."""
+    axis = op.axis[0] if isinstance(op.axis, list | tuple) and len(op.axis) == 1 else op.axis
+    if not isinstance(axis, int) or len(site.in_shapes) != 1:
+        return None
+    keep = ", keepdim=True" if op.keepdims else ""
+    method = type(op).__name__.lower()
+    return Converted("", ("cl",), "cl", call=f"{{x0}}.{method}(dim={axis % site.rank}{keep})",
+                     inline=True)
 
 
 def convert_op(op: Any, node: Any, site: Site) -> Converted | None:
@@ -30,14 +44,17 @@ def convert_op(op: Any, node: Any, site: Site) -> Converted | None:
     args, kwargs = node.arguments.args, node.arguments.kwargs
     if not type(op).__module__.startswith("keras.src.ops.") or kwargs:
         return None
+    if name in ("Any", "All") and len(args) == 1:
+        return reduction(op, site)
     n = len(site.in_shapes)
     layout: Layout = site.in_layouts[0] if n else "cl"
     if name in UNARY and len(args) == 1 and n == 1:
         return Converted("", (layout,), layout, call=UNARY[name], inline=True)
     if name not in BINARY or len(args) != 2:
         return None
-    a, i = operand(args[0], 0)
-    b, _ = operand(args[1], i)
+    exact = BINARY[name] in ("!=", "==")  # `ids != 0` compares token ids as integers
+    a, i = operand(args[0], 0, exact)
+    b, _ = operand(args[1], i, exact)
     if a is None or b is None or n == 0:
         return None
     if n == 2 and len(site.in_shapes[0]) != len(site.in_shapes[1]):

@@ -49,6 +49,11 @@ def global_pool(layer: Any, site: Site) -> Converted | None:
     if not channels_last(layer) or n not in (1, 2, 3):
         return None
     kind = "Max" if "Max" in type(layer).__name__ else "Avg"
+    if site.roles[1:] == ("mask",):
+        if kind == "Max" or n != 1:  # Keras's max and 2D/3D poolings take no mask
+            return None
+        return Converted(f"MaskedAveragePooling1D(keepdims={bool(layer.keepdims)!r})",
+                         ("cl", "cl"), "cl", helpers=("MaskedAveragePooling1D",))
     module = f"nn.Adaptive{kind}Pool{n}d(1)"
     if layer.keepdims:
         return Converted(module, ("cf",), "cf")

@@ -1,4 +1,8 @@
-"""SimpleRNN, LSTM and GRU (reset_after True and False), and Bidirectional; batch first."""
+"""SimpleRNN, LSTM and GRU (reset_after True and False), and Bidirectional; batch first.
+
+A plain layer (no mask, no state in or out, read forwards) is nn.LSTM/GRU/RNN. Any
+other is `Recurrent`, a loop over the matching torch cell, written into model.py.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..converted import Converted, Site, Trap
+from ..converted import Converted, Site, Trap, repeat
 from ._util import array, kernel_trap
 from .activations import identify
 
@@ -17,26 +21,39 @@ LSTM_BIAS = Trap("lstm-bias", "Keras has one bias, torch two (summed): the secon
 GRU_ORDER = Trap("gru-gate-order", "Keras orders the gates z, r, h; torch r, z, n: blocks swapped")
 GRU_RESET = Trap("gru-reset-after", "Keras GRU(reset_after=False) resets h before the recurrent "
                  "matmul; nn.GRU after: a cell of its own")
+MASKED = Trap("rnn-mask", "Keras's mask: a masked step keeps the state and repeats the last "
+              "output; nn.LSTM/GRU have no mask: a loop over the cell", "forward")
+BACKWARDS = Trap("go-backwards", "go_backwards reads the sequence from its end and returns "
+                 "the steps in that (reversed) order", "forward")
 
 
 @dataclass
 class Rnn:
-    torch_class: str  # "LSTM", "GRU", "RNN"
+    torch_class: str  # "LSTM", "GRU", "RNN" or "GRUResetBefore"
     input_size: int
     units: int
     bias: bool
-    weights: dict[str, np.ndarray]  # nn.LSTM's names, without the "_l0" suffix's direction
+    weights: dict[str, np.ndarray]  # the torch cell's names
     traps: list[Trap]
 
+    def cell(self) -> str:
+        if self.torch_class == "GRUResetBefore":
+            return f"GRUResetBeforeCell({self.input_size}, {self.units})"
+        bias = "" if self.bias else ", bias=False"
+        return f"nn.{self.torch_class}Cell({self.input_size}, {self.units}{bias})"
 
-def plain(layer: Any, backwards: bool = False) -> bool:
-    """What nn.LSTM/nn.GRU/nn.RNN do: tanh, sigmoid gates, one direction, no state out."""
+    def module(self, extra: str = "") -> str:
+        bias = "" if self.bias else ", bias=False"
+        return (f"nn.{self.torch_class}({self.input_size}, {self.units}, batch_first=True"
+                f"{bias}{extra})")
+
+
+def standard(layer: Any) -> bool:
+    """tanh and sigmoid gates (what torch's cells compute), not stateful."""
     act = identify(layer.activation)
     gate_fn = getattr(layer, "recurrent_activation", None)
     gate = identify(gate_fn) if gate_fn is not None else ("sigmoid", {})
-    return (act == ("tanh", {}) and gate == ("sigmoid", {})
-            and layer.go_backwards == backwards and not layer.return_state
-            and not layer.stateful)
+    return act == ("tanh", {}) and gate == ("sigmoid", {}) and not layer.stateful
 
 
 def zrh_to_rzn(a: np.ndarray, units: int) -> np.ndarray:
@@ -45,21 +62,24 @@ def zrh_to_rzn(a: np.ndarray, units: int) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([r, z, h]))
 
 
-def rnn(layer: Any, backwards: bool = False) -> Rnn | None:
-    """nn.LSTM/GRU/RNN's weights for a Keras recurrent layer nn's own class can express."""
+def rnn(layer: Any) -> Rnn | None:
+    """The torch cell's weights for a Keras recurrent layer, or None (custom activations,
+    stateful: a stub, whose config says which)."""
     kind = type(layer).__name__
-    if kind not in ("LSTM", "GRU", "SimpleRNN") or not plain(layer, backwards):
+    if kind not in ("LSTM", "GRU", "SimpleRNN") or not standard(layer):
         return None
     cell = layer.cell
     kernel, recurrent = array(cell.kernel), array(cell.recurrent_kernel)
     bias = array(cell.bias) if cell.use_bias else None
     units = recurrent.shape[0]
     w_ih, w_hh = kernel.T.copy(), recurrent.T.copy()
+    if kind == "GRU" and not layer.reset_after:
+        b = bias if bias is not None else np.zeros(3 * units, np.float32)
+        return Rnn("GRUResetBefore", kernel.shape[0], units, True,
+                   {"weight_ih": w_ih, "weight_hh": w_hh, "bias": b}, [RECURRENT, GRU_RESET])
     traps = [RECURRENT]
     b_ih = b_hh = None
     if kind == "GRU":
-        if not layer.reset_after:
-            return None
         w_ih, w_hh = zrh_to_rzn(w_ih, units), zrh_to_rzn(w_hh, units)
         if bias is not None:
             b_ih, b_hh = zrh_to_rzn(bias[0], units), zrh_to_rzn(bias[1], units)
@@ -75,51 +95,96 @@ def rnn(layer: Any, backwards: bool = False) -> Rnn | None:
     return Rnn(torch_class, kernel.shape[0], units, bias is not None, weights, traps)
 
 
-def module(r: Rnn, extra: str = "") -> str:
-    bias = "" if r.bias else ", bias=False"
-    return f"nn.{r.torch_class}({r.input_size}, {r.units}, batch_first=True{bias}{extra})"
+def arguments(site: Site) -> str | None:
+    """The call's arguments: the sequence, initial states, then mask=; None for others."""
+    args = []
+    for i, role in enumerate(site.roles):
+        if (i, role) == (0, "0") or role == "initial_state":
+            args.append(f"{{x{i}}}")
+        elif role == "mask":
+            args.append(f"mask={{x{i}}}")
+        else:
+            return None
+    return None if site.options or not args else ", ".join(args)
+
+
+def loop(layer: Any, r: Rnn) -> str:
+    """`Recurrent(cell, ...)`: the Keras layer as a loop over its torch cell."""
+    extra = ", go_backwards=True" if layer.go_backwards else ""
+    extra += ", zero_masked=True" if layer.zero_output_for_mask else ""
+    return f"Recurrent({r.cell()}, return_sequences={bool(layer.return_sequences)!r}{extra})"
+
+
+def simple(site: Site, r: Rnn, layer: Any) -> bool:
+    """What nn.LSTM/GRU/RNN does alone: one sequence in, read forwards, one output."""
+    return (site.roles == ("0",) and r.torch_class != "GRUResetBefore"
+            and not layer.go_backwards and not layer.return_state)
+
+
+def loop_traps(site: Site, layer: Any) -> list[Trap]:
+    return ([MASKED] if "mask" in site.roles else []) + ([BACKWARDS] if layer.go_backwards else [])
 
 
 def recurrent(layer: Any, site: Site) -> Converted | None:
-    if type(layer).__name__ == "GRU" and not layer.reset_after:
-        return gru_reset_before(layer)
-    r = rnn(layer)
-    if r is None:
+    r, args = rnn(layer), arguments(site)
+    if r is None or args is None:
         return None
-    post = "{y}[0]" if layer.return_sequences else "{y}[0][:, -1]"
-    return Converted(module(r), ("cl",), "cl", {f"{k}_l0": v for k, v in r.weights.items()},
-                     post=post, traps=r.traps)
+    wants = repeat("cl", len(site.roles))
+    if simple(site, r, layer):
+        post = "{y}[0]" if layer.return_sequences else "{y}[0][:, -1]"
+        return Converted(r.module(), wants, "cl", {f"{k}_l0": v for k, v in r.weights.items()},
+                         post=post, traps=r.traps)
+    return Converted(loop(layer, r), wants, "cl", {f"cell.{k}": v for k, v in r.weights.items()},
+                     call=f"{{m}}({args})", post="{y}" if layer.return_state else "{y}[0]",
+                     traps=[*r.traps, *loop_traps(site, layer)],
+                     helpers=("Recurrent", *(("GRUResetBeforeCell",)
+                                             if r.torch_class == "GRUResetBefore" else ())))
 
 
-def gru_reset_before(layer: Any) -> Converted | None:
-    if not plain(layer):
-        return None
-    cell = layer.cell
-    kernel, recurrent = array(cell.kernel), array(cell.recurrent_kernel)
-    units = recurrent.shape[0]
-    bias = array(cell.bias) if cell.use_bias else np.zeros(3 * units, np.float32)
-    weights = {"weight_ih": kernel.T.copy(), "weight_hh": recurrent.T.copy(), "bias": bias}
-    post = "{y}[0]" if layer.return_sequences else "{y}[0][:, -1]"
-    return Converted(f"GRUResetBefore({kernel.shape[0]}, {units})", ("cl",), "cl", weights,
-                     post=post, traps=[RECURRENT, GRU_RESET], helpers=("GRUResetBefore",))
+LAST_STEP = Trap("bidirectional-last-step", "the backward direction ends at step 0: Keras "
+                 "merges the two final states", "forward")
+# nn.LSTM(bidirectional=True)'s output, the two directions side by side, merged as Keras does.
+SEQUENCE_MERGE = {"concat": "{y}[0]", "sum": "torch.stack({y}[0].chunk(2, dim=-1)).sum(0)",
+                  "ave": "torch.stack({y}[0].chunk(2, dim=-1)).mean(0)",
+                  "mul": "torch.stack({y}[0].chunk(2, dim=-1)).prod(0)",
+                  None: "{y}[0].chunk(2, dim=-1)"}
+# Its final states h_n, (2, batch, units): forward's, then backward's (which ends at step 0).
+STATE_MERGE = {"concat": "torch.cat(list({h}), dim=-1)", "sum": "{h}.sum(0)",
+               "ave": "{h}.mean(0)", "mul": "{h}.prod(0)", None: "tuple({h})"}
 
 
 def bidirectional(layer: Any, site: Site) -> Converted | None:
-    fwd, bwd = rnn(layer.forward_layer), rnn(layer.backward_layer, backwards=True)
-    if (fwd is None or bwd is None or layer.merge_mode != "concat"
-            or (fwd.torch_class, fwd.units, fwd.bias) != (bwd.torch_class, bwd.units, bwd.bias)):
+    fwd_layer, bwd_layer = layer.forward_layer, layer.backward_layer
+    fwd, bwd, args = rnn(fwd_layer), rnn(bwd_layer), arguments(site)
+    if fwd is None or bwd is None or args is None:
         return None
-    weights = {f"{k}_l0": v for k, v in fwd.weights.items()}
-    weights |= {f"{k}_l0_reverse": v for k, v in bwd.weights.items()}
-    if layer.return_sequences:
-        post, traps = "{y}[0]", fwd.traps
-    else:  # h_n: each direction's final state, the backward one's being at step 0
-        state = "{y}[1][0]" if fwd.torch_class == "LSTM" else "{y}[1]"
-        post = f"torch.cat(list({state}), dim=-1)"
-        traps = [*fwd.traps, Trap("bidirectional-last-step", "the backward direction ends at "
-                                  "step 0: Keras concatenates the two final states", "forward")]
-    return Converted(module(fwd, ", bidirectional=True"), ("cl",), "cl", weights, post=post,
-                     traps=traps)
+    wants = repeat("cl", len(site.roles))
+    mode = layer.merge_mode
+    if (simple(site, fwd, fwd_layer) and bwd_layer.go_backwards and not layer.return_state
+            and (fwd.torch_class, fwd.units, fwd.bias) == (bwd.torch_class, bwd.units, bwd.bias)):
+        weights = {f"{k}_l0": v for k, v in fwd.weights.items()}
+        weights |= {f"{k}_l0_reverse": v for k, v in bwd.weights.items()}
+        traps = list(fwd.traps)
+        if layer.return_sequences:
+            post = SEQUENCE_MERGE[mode]
+        else:
+            h = "{y}[1][0]" if fwd.torch_class == "LSTM" else "{y}[1]"
+            post = STATE_MERGE[mode].replace("{h}", h)
+            traps.append(LAST_STEP)
+        return Converted(fwd.module(", bidirectional=True"), wants, "cl", weights, post=post,
+                         traps=traps)
+    weights = {f"forward_layer.cell.{k}": v for k, v in fwd.weights.items()}
+    weights |= {f"backward_layer.cell.{k}": v for k, v in bwd.weights.items()}
+    # Bidirectional returns the merged output(s), then the states Keras returns only if asked.
+    post = "{y}" if layer.return_state else "{y}[0]" if mode is not None else "{y}[:2]"
+    helpers = {"Recurrent", "Bidirectional"}
+    helpers |= {"GRUResetBeforeCell"} & {f"{r.torch_class}Cell" for r in (fwd, bwd)}
+    traps = [*fwd.traps, *[t for t in bwd.traps if t not in fwd.traps]]
+    return Converted(f"Bidirectional({loop(fwd_layer, fwd)}, {loop(bwd_layer, bwd)}, "
+                     f"merge_mode={mode!r}, return_sequences={bool(layer.return_sequences)!r})",
+                     wants, "cl", weights, call=f"{{m}}({args})",
+                     post=post,
+                     traps=[*traps, *loop_traps(site, fwd_layer)], helpers=tuple(sorted(helpers)))
 
 
 CONVERTERS = {"SimpleRNN": recurrent, "LSTM": recurrent, "GRU": recurrent,
