@@ -158,11 +158,28 @@ def report_of(order: PortOrder, model: Any, ported: Any, proof: Any) -> PortRepo
         atol=order.atol, rtol=order.rtol, layout=order.layout)
 
 
-def write_archive(archive_fd: int, ported: Any, report: PortReport) -> None:
+def module_weights(ported: Any) -> dict[str, Any]:
+    """The module's whole state_dict: the port's tensors, and the buffers torch adds
+    itself (BatchNorm's num_batches_tracked), so the file's keys are the module's."""
     import numpy as np
+
+    from .proof import load_module
+
+    weights = {k: np.ascontiguousarray(v) for k, v in ported.state_dict.items()}
+    try:
+        state = load_module(ported).state_dict()
+    except Exception:  # a module that can't be built: its proof failed and says why
+        return weights
+    for key, tensor in state.items():
+        if key not in weights:
+            weights[key] = np.ascontiguousarray(tensor.detach().numpy())
+    return weights
+
+
+def write_archive(archive_fd: int, ported: Any, report: PortReport) -> None:
     from safetensors.numpy import save
 
-    weights = save({k: np.ascontiguousarray(v) for k, v in ported.state_dict.items()})
+    weights = save(module_weights(ported))
     with os.fdopen(os.dup(archive_fd), "wb") as raw, \
             zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as archive:
         archive.writestr("model.py", ported.source)

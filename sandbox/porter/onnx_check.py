@@ -27,7 +27,8 @@ def _run(path: Path, batch: list[np.ndarray]) -> list[np.ndarray]:
     return [np.asarray(o) for o in session.run(None, dict(zip(names, batch, strict=True)))]
 
 
-def _export_keras(model: Any, path: Path) -> None:
+def _export_keras(model: Any, batch: list[np.ndarray], path: Path) -> None:
+    model(batch[0] if len(batch) == 1 else batch)  # Keras exports only a model called once
     model.export(str(path), format="onnx", verbose=False)
 
 
@@ -44,7 +45,7 @@ def compare_onnx(model: Any, ported: Any, order: PortOrder) -> OnnxComparison:
     with tempfile.TemporaryDirectory(prefix="onnx-") as folder:
         keras_path, torch_path = Path(folder, "keras.onnx"), Path(folder, "torch.onnx")
         try:
-            _export_keras(model, keras_path)
+            _export_keras(model, batch, keras_path)
             want = _run(keras_path, batch)
         except Exception as exc:
             return OnnxComparison(status="error", message=f"Keras's ONNX export or run "
