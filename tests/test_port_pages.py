@@ -199,3 +199,23 @@ async def test_a_server_that_cannot_port_says_so_and_keeps_nothing(site: Any) ->
     assert leftovers(root) == []
     page = await form_post(client, data={"code": "model = None"})
     assert page.status_code == 503 and "remote workers" in page.text
+
+
+async def test_an_oversize_model_is_refused_as_its_upload_passes_the_cap(site: Any) -> None:
+    client, double, root = site  # this server takes models up to 1 MiB
+    zip_start = b"PK\x03\x04" + b"\0" * (2**20)  # just over 1 MiB, within the envelope
+    sent = await client.post("/api/ports", files={"file": ("big.keras", zip_start)})
+    assert sent.status_code == 413 and "port_upload_mb" in sent.json()["detail"]
+
+    async def endless() -> AsyncIterator[bytes]:  # no Content-Length: refused as bytes arrive
+        yield (b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.keras"'
+               b"\r\n\r\n")
+        for _ in range(4096):
+            yield b"\0" * 65536
+
+    sent = await client.post("/api/ports", content=endless(),
+                             headers={"content-type": "multipart/form-data; boundary=b"})
+    assert sent.status_code == 413 and "larger than 1 MiB" in sent.json()["detail"]
+    page = await form_post(client, files={"file": ("big.keras", zip_start)})
+    assert page.status_code == 413 and "larger than 1 MiB" in page.text
+    assert double.orders == [] and leftovers(root) == []

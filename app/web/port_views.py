@@ -54,8 +54,9 @@ def lesson_url(trap: PortTrap, catalog: Catalog) -> str | None:
 
 
 def detail(record: PortRecord, catalog: Catalog, kept: list[str]) -> PortDetail:
+    asked = {k: record.order[k] for k in ("atol", "rtol", "layout") if k in record.order}
     report = (PortReport.model_validate(record.report) if record.report is not None
-              else PortReport(status="failed"))
+              else PortReport(status="failed", **asked))  # still porting: what was asked
     fields = report.model_dump(exclude={"status", "traps"})
     base = f"/api/ports/{record.id}"
     return PortDetail(**fields, id=record.id, status=record.status, source=record.source,
