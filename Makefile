@@ -96,6 +96,7 @@ test-rootless: install
 
 bench: install
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/port.py
 
 # Lesson steps through the pool against their own work in a warm process: the
 # heavy ones by default; ARGS=--all for every step of every bundled lesson.

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,6 +70,7 @@ def _failure(result: RunResult | None, order: PortOrder) -> PortReport:
 async def port_on_spare(pool: Pool, order: PortOrder, model: Path | None,
                         out_dir: Path) -> PortReport:
     limits = pool.limits.for_port()
+    clock = [time.monotonic()]
     model_fd, archive_fd = _open_files(model, out_dir)
     try:
         spare = await pool.spares.take_port(limits, (model_fd, archive_fd))
@@ -78,6 +81,7 @@ async def port_on_spare(pool: Pool, order: PortOrder, model: Path | None,
         os.close(model_fd)
         os.close(archive_fd)
     pool.runs_started += 1
+    clock.append(time.monotonic())
     request = RunRequest(framework="tensorflow", code="")
     run_order = RunOrder(request=request, port=order, wall_s=limits.wall_s, cpu_s=limits.cpu_s)
     result: RunResult | None = None
@@ -95,6 +99,7 @@ async def port_on_spare(pool: Pool, order: PortOrder, model: Path | None,
         spare.close()
         pool.spares.release_slot(spare.slot)
     archive = out_dir / ARCHIVE_NAME
+    clock.append(time.monotonic())
     if result is None or result.status is not RunStatus.ok:
         empty(out_dir)
         return _failure(result, order)
@@ -110,4 +115,7 @@ async def port_on_spare(pool: Pool, order: PortOrder, model: Path | None,
             empty(out_dir)
         return PortReport.failed("ArchiveRefused", f"the port's output could not be read: "
                                  f"{exc}", order)
+    clock.append(time.monotonic())
+    log.info("port: %.1f s for its spare, %.1f s in the run, %.1f s checking and writing "
+             "its files", *(b - a for a, b in itertools.pairwise(clock)))
     return report

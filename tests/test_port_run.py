@@ -139,7 +139,7 @@ def test_a_lambdas_code_in_a_model_file_never_runs(porter: Porter, tmp_path: Pat
 def test_a_custom_layer_keras_does_not_know_becomes_a_stub(porter: Porter,
                                                            tmp_path: Path) -> None:
     @keras.saving.register_keras_serializable(package="tests_port_run")
-    class Scale(keras.layers.Layer):  # type: ignore[misc]
+    class Scale(keras.layers.Layer):  # type: ignore[misc,name-defined]
         def build(self, shape: Any) -> None:
             self.w = self.add_weight(shape=(shape[-1],), name="w")
 
