@@ -307,3 +307,29 @@ def test_a_hostile_layer_name_cannot_inject_code_into_model_py(porter: Porter,
     assert not marker.exists()
     assert json.loads((out / "port_report.json").read_text())["layers"][0]["name"].startswith(
         'a"""')
+
+
+def test_a_ports_files_are_not_left_to_the_runs_after_it(porter: Porter, tmp_path: Path) -> None:
+    from sandbox.protocol import RunRequest
+
+    saved = tmp_path / "small.keras"
+    small_model().save(saved)
+    assert porter.port(tmp_path / "out", saved).status == "proved"
+    probe = RunRequest(framework="tensorflow",
+                       code="import os\nprint(sorted(int(f) for f in os.listdir('/proc/self/fd')))")
+    result = porter.loop.run_until_complete(porter.pool.run(probe, CLIENT))
+    assert result.status == "ok", result
+    # stdio, the order and result pipes, and the descriptor listdir itself opened
+    assert json.loads(result.stdout) == [0, 1, 2, 3, 4, 5], result.stdout
+
+
+def test_remote_workers_say_ports_need_the_local_sandbox(tmp_path: Path) -> None:
+    from sandbox.executor import PortsUnavailable
+    from sandbox.remote.client import RemoteExecutor
+    from sandbox.remote.signing import Signer
+
+    executor = RemoteExecutor("redis://127.0.0.1:1/0", Limits(), Signer("s" * 32))
+    order = PortOrder(code="import keras")
+    with pytest.raises(PortsUnavailable, match="local sandbox"):
+        asyncio.run(executor.port(order, None, tmp_path, CLIENT))
+    assert os.listdir(tmp_path) == []
