@@ -5,6 +5,7 @@ tests/test_ports_api.py and tests/browser/test_port_browser.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import re
 import zipfile
@@ -219,3 +220,32 @@ async def test_an_oversize_model_is_refused_as_its_upload_passes_the_cap(site: A
     page = await form_post(client, files={"file": ("big.keras", zip_start)})
     assert page.status_code == 413 and "larger than 1 MiB" in page.text
     assert double.orders == [] and leftovers(root) == []
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings, executor: PortDouble) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, executor=executor)  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app)
+    async with (app.state.sidebyside.running(),
+                httpx.AsyncClient(transport=transport, base_url="http://test") as client):
+        yield client
+
+
+async def test_a_port_a_restart_interrupted_runs_again(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, packs_dir=ROOT / "lessons")
+    first, second = PortDouble(), PortDouble()
+    first.release.clear()  # the server stops while this port runs
+    async with serving(settings, first) as client:
+        sent = await client.post("/api/ports", files={"file": ("net.keras", keras_bytes())})
+        url, token = sent.json()["report_url"], sent.json()["token"]
+        await asyncio.sleep(0.1)
+        assert len(first.orders) == 1
+    async with serving(settings, second) as client:
+        for _ in range(50):
+            body = (await client.get(url, headers={"Authorization": f"Bearer {token}"})).json()
+            if body["status"] != "porting":
+                break
+            await asyncio.sleep(0.05)
+    order, model, _ = second.orders[0]
+    assert order.filename == "net.keras" and model is not None
+    assert body["status"] == "proved" and "port.zip" in body["files"]

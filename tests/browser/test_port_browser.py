@@ -97,3 +97,24 @@ def refused_form(live_server: LiveServer, page: Page) -> None:
     expect(page.locator("#port-error")).to_contain_text("rtol")
     expect(page.locator(".port-form .cm-content")).to_contain_text("model = build()")
     expect(page.get_by_label("rtol")).to_have_value("-3")
+
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def test_a_hostile_layer_name_from_a_pasted_snippet_renders_inert(
+        live_server: LiveServer, page: Page, shots: Path) -> None:
+    page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
+    page.goto(f"{live_server.url}/port")
+    page.locator(".port-form .cm-content").click()
+    page.keyboard.type("import keras\n")
+    page.keyboard.type("model = keras.Sequential([keras.Input((3,)), keras.layers.Dense("
+                       f"2, name='{HOSTILE}')], name='evil<b>bold')")
+    page.get_by_role("button", name="Port and prove").click()
+    expect(page.locator(".port-verdict.status-proved")).to_be_visible(timeout=180_000)
+    result = page.locator("#port-result")
+    expect(result.locator(".port-proof tbody")).to_contain_text(HOSTILE)  # shown as text
+    expect(result.locator("img")).to_have_count(0)
+    expect(result.locator("b")).to_have_count(0)
+    expect(result.locator(".port-summary")).to_contain_text("evil<b>bold")
+    page.screenshot(path=shots / "port-hostile-names.png", full_page=True)
