@@ -86,7 +86,7 @@ class Emitter:
                 site = Site(tuple(body.layout_of(t) for t in call.inputs),
                             tuple(tuple(graph.tensors[t].shape) for t in call.inputs),
                             tuple(tuple(graph.tensors[t].shape) for t in call.outputs),
-                            *roles(call.node))
+                            *with_masks(roles(call.node), call.masks))
                 converted = convert_op(layer, call.node, site) if is_op(layer) else None
                 if converted is not None:
                     attr = ""
@@ -119,7 +119,7 @@ class Emitter:
                  "    def __init__(self) -> None:", "        super().__init__()"]
         lines += [f"        {line}" for line in init]
         lines += ["", f"    def forward(self, {signature}) -> {returns}:"]
-        lines += [f"        {line}" for line in body.lines]
+        lines += [f"        {part}" for line in body.lines for part in wrap.statement(line, 8)]
         lines.append(f"        return {', '.join(results)}")
         self.blocks.append("\n".join(lines) + "\n")
         return out
@@ -147,6 +147,12 @@ class Emitter:
         out.state_dict.update({f"{attr}.{k}": v for k, v in converted.weights.items()})
         out.traps += [AppliedTrap(layer.name, t.key, t.text) for t in converted.traps]
         return converted
+
+
+def with_masks(given: tuple[tuple[str, ...], tuple[str, ...]],
+               masks: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    places, options = given
+    return (*places, *masks), options
 
 
 def output_names(layer: Any, n: int) -> list[str]:

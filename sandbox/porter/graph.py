@@ -18,6 +18,48 @@ class Call:
     inputs: tuple[int, ...]  # ids of the KerasTensors it reads, flattened in call order
     outputs: tuple[int, ...]
     node: Any  # the keras Node, whose arguments the replay fills in
+    # Masks the layer reads from its inputs rather than its arguments (after `inputs`):
+    # their roles, e.g. "query_mask".
+    masks: tuple[str, ...] = ()
+
+
+# Layers that read their inputs' Keras masks themselves, so that the graph has no edge
+# for them: MultiHeadAttention (query, value, key), Attention and AdditiveAttention.
+IMPLICIT_MASKS = ("MultiHeadAttention", "Attention", "AdditiveAttention")
+
+
+def implicit_masks(node: Any) -> list[tuple[str, Any]]:
+    """(role, mask KerasTensor) for each mask a layer reads off its inputs."""
+    name = type(node.operation).__name__
+    if name not in IMPLICIT_MASKS or not isinstance(node.operation, keras.Layer):
+        return []
+    args, kwargs = node.arguments.args, node.arguments.kwargs
+    if name == "MultiHeadAttention":
+        params = ("query", "value", "key")
+        given = {p: args[i] if i < len(args) else kwargs.get(p) for i, p in enumerate(params)}
+        if given["key"] is given["value"]:
+            given["key"] = None  # Keras ignores the key's mask then
+    else:
+        if "mask" in kwargs or not args or not isinstance(args[0], list | tuple):
+            return []
+        given = dict(zip(("query", "value"), args[0], strict=False))
+    found = []
+    for role, tensor in given.items():
+        mask = getattr(tensor, "_keras_mask", None)
+        if isinstance(mask, keras.KerasTensor) and f"{role}_mask" not in kwargs:
+            found.append((f"{role}_mask", mask))
+    return found
+
+
+def producers(tensor: Any, known: set[int]) -> list[Any]:
+    """The nodes (inputs first) that compute a mask the functional graph left out."""
+    if id(tensor) in known:
+        return []
+    operation, index, _ = tensor._keras_history
+    node = operation._inbound_nodes[index]
+    found = [n for t in node.input_tensors for n in producers(t, known)]
+    known.update(id(t) for t in node.outputs)
+    return [*found, node]
 
 
 @dataclass(frozen=True)
@@ -71,17 +113,29 @@ def walk(model: Any) -> Graph:
              for depth, nodes in fn._nodes_by_depth.items() for n, node in enumerate(nodes)
              if node.operation is not None and not node.is_input]
     pending = [node for _, node in sorted(keyed, key=lambda pair: pair[0])]
+    masks = {id(node): implicit_masks(node) for node in pending}
+    known = {id(t) for nodes in fn._nodes_by_depth.values() for node in nodes
+             for t in node.outputs}
+    for node in list(pending):
+        for _, mask in masks[id(node)]:
+            extra = producers(mask, known)
+            pending[pending.index(node):pending.index(node)] = extra
+            masks.update({id(n): [] for n in extra})
     calls = []
     while pending:
-        ready = next((node for node in pending
-                      if all(id(t) in tensors for t in node.input_tensors)), None)
+        ready = next((node for node in pending if all(
+            id(t) in tensors for t in (*node.input_tensors, *(m for _, m in masks[id(node)])))),
+            None)
         if ready is None:
             raise ValueError(f"the graph of {model.name!r} has a call with no computable input")
         pending.remove(ready)
         for t in ready.outputs:
             tensors[id(t)] = t
-        calls.append(Call(ready.operation, tuple(id(t) for t in ready.input_tensors),
-                          tuple(id(t) for t in ready.outputs), ready))
+        read = masks[id(ready)]
+        calls.append(Call(ready.operation,
+                          tuple(id(t) for t in (*ready.input_tensors, *(m for _, m in read))),
+                          tuple(id(t) for t in ready.outputs), ready,
+                          tuple(role for role, _ in read)))
     input_layers = tuple(t._keras_history[0] for t in fn.inputs)
     return Graph(model, tuple(id(t) for t in fn.inputs), tuple(id(t) for t in fn.outputs),
                  tuple(calls), tensors, input_layers)

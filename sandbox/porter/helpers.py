@@ -5,9 +5,10 @@ They are written out in the file (not imported) so that model.py stands alone.
 
 from __future__ import annotations
 
+from .attention_blocks import BLOCKS as ATTENTION_BLOCKS
 from .recurrent_blocks import BLOCKS as RECURRENT_BLOCKS
 
-BLOCKS: dict[str, str] = dict(RECURRENT_BLOCKS)
+BLOCKS: dict[str, str] = {**RECURRENT_BLOCKS, **ATTENTION_BLOCKS}
 NEEDS: dict[str, tuple[str, ...]] = {"TFAvgPoolSame": ("tf_same_pad",)}
 
 BLOCKS["tf_same_pad"] = '''
@@ -74,6 +75,27 @@ for _name, _body in MERGES.items():
 class {_name}(nn.Module):
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         {_body}
+'''
+
+BLOCKS["Dot"] = '''
+class Dot(nn.Module):
+    """Keras Dot: per sample, the sum of products over axis a of x and axis b of y (each
+    first scaled to unit length if normalize); x's other axes, then y's, remain, and
+    two vectors give (batch, 1)."""
+
+    def __init__(self, axes: tuple[int, int], normalize: bool = False) -> None:
+        super().__init__()
+        self.axes, self.normalize = axes, normalize
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        a, b = self.axes
+        if self.normalize:  # Keras's l2_normalize: epsilon 1e-7 on the norm
+            x, y = F.normalize(x, dim=a, eps=1e-7), F.normalize(y, dim=b, eps=1e-7)
+        x, y = x.movedim(a, -1), y.movedim(b, 1)
+        n, d = x.shape[0], x.shape[-1]
+        out = x.reshape(n, -1, d) @ y.reshape(n, d, -1)
+        out = out.reshape(n, *x.shape[1:-1], *y.shape[2:])
+        return out if out.dim() > 1 else out[:, None]
 '''
 
 BLOCKS["Concatenate"] = '''

@@ -30,4 +30,5 @@ LESSONS: dict[str, tuple[str, str]] = {
     "normalization-stats": (WHOLE_MODEL, "LeakyReLU's slope and Normalization's statistics"),
 }
 # Traps no lesson teaches yet.
-UNTAUGHT = frozenset({"rnn-mask", "go-backwards"})
+UNTAUGHT = frozenset({"rnn-mask", "go-backwards",
+                      "attention-mask"})

@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 WIDTH = 100
 
 
-def split_call(source: str) -> tuple[str, list[str]] | None:
-    """`name(a, b(c, d), "e, f")` -> ("name", ["a", "b(c, d)", '"e, f"']), or None when the
-    source is not one call."""
+def split_call(source: str) -> tuple[str, list[str], str] | None:
+    """`name(a, b(c, d), "e, f")[0]` -> ("name", ["a", "b(c, d)", '"e, f"'], "[0]"), or
+    None when the source is not one call (then an index)."""
+    suffix = re.search(r"(\[[\w:, -]*\])*$", source)
+    tail = suffix.group(0) if suffix else ""
+    source = source[:len(source) - len(tail)]
     head = source.find("(")
     if head <= 0 or not source.endswith(")"):
         return None
@@ -35,7 +39,7 @@ def split_call(source: str) -> tuple[str, list[str]] | None:
             start = i + 1
         i += 1
     last = source[start:-1].strip()
-    return source[:head], [*args, last] if last else args
+    return source[:head], [*args, last] if last else args, tail
 
 
 def fold(source: str, indent: int, lead: int = 0, width: int = WIDTH) -> list[str]:
@@ -46,14 +50,23 @@ def fold(source: str, indent: int, lead: int = 0, width: int = WIDTH) -> list[st
     parts = split_call(source)
     if parts is None or not parts[1]:
         return [source]
-    name, args = parts
+    name, args, tail = parts
     lines = [f"{name}("]
     for arg in args:
         inner = fold(arg, indent + 4, width=width - 1)
         inner[-1] += ","
         lines += ["    " + line for line in inner]
-    lines.append(")")
+    lines.append(")" + tail)
     return lines
+
+
+def statement(line: str, indent: int, width: int = WIDTH) -> list[str]:
+    """An assignment `a, b = call(...)` with its call folded if it is too long."""
+    target, eq, source = line.partition(" = ")
+    if not eq or line.startswith("#"):
+        return [line]
+    first, *rest = fold(source, indent, len(target) + 3, width)
+    return [f"{target} = {first}", *rest]
 
 
 def comment(text: str, indent: int, width: int = WIDTH) -> list[str]:

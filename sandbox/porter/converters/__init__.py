@@ -26,6 +26,7 @@ Converter = Callable[[Any, Site], Converted | None]
 # The layers whose converters honour a Keras mask passed to them (`mask=`); any other
 # that is handed one is a stub rather than a port that ignores it.
 READS_MASK = frozenset({"LSTM", "GRU", "SimpleRNN", "Bidirectional", "GlobalAveragePooling1D",
+                        "Attention", "AdditiveAttention",
                         "TimeDistributed"})
 
 REGISTRY: dict[str, Converter] = {}

@@ -1,7 +1,8 @@
-"""Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate."""
+"""Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..converted import Converted, Layout, Site, torch_axis
@@ -27,6 +28,17 @@ def concatenate(layer: Any, site: Site) -> Converted:
                      helpers=("Concatenate",))
 
 
-CONVERTERS = {name: elementwise for name in
+def dot(layer: Any, site: Site) -> Converted | None:
+    axes = layer.axes if isinstance(layer.axes, list | tuple) else (layer.axes, layer.axes)
+    ranks = [len(s) for s in site.in_shapes]
+    if len(ranks) != 2 or not all(isinstance(a, int) for a in axes):
+        return None
+    a, b = (int(axis) % rank for axis, rank in zip(axes, ranks, strict=True))
+    normalize = ", normalize=True" if layer.normalize else ""
+    return Converted(f"Dot(({a}, {b}){normalize})", ("cl", "cl"), "cl", helpers=("Dot",))
+
+
+CONVERTERS: dict[str, Callable[[Any, Site], Converted | None]] = {name: elementwise for name in
               ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")}
 CONVERTERS["Concatenate"] = concatenate
+CONVERTERS["Dot"] = dot
