@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.classes.errors import ClassRefused
+from app.web.port_views import FORM_DEFAULTS
 from app.web.render import render
 from sandbox.fairqueue import QueueFull
 
@@ -66,7 +67,13 @@ class BodySizeLimit:
 
     async def _too_large(self, refusal: str, scope: Scope, receive: Receive,
                          send: Send) -> None:
-        await JSONResponse({"detail": refusal}, 413)(scope, receive, send)
+        response: Response = JSONResponse({"detail": refusal}, 413)
+        if scope["method"] == "POST" and scope["path"].rstrip("/") == "/port":
+            # the page's own form, refused in place (what was typed is in the refused body)
+            response = render(Request(scope), "pages/port.html", {
+                "error": refusal, "form": FORM_DEFAULTS, "mine": [],
+                "upload_mib": self.port_upload_mb}, status_code=413)
+        await response(scope, receive, send)
 
 
 class _BodyTooLarge(Exception):

@@ -219,6 +219,9 @@ async def test_an_oversize_model_is_refused_as_its_upload_passes_the_cap(site: A
     assert sent.status_code == 413 and "larger than 1 MiB" in sent.json()["detail"]
     page = await form_post(client, files={"file": ("big.keras", zip_start)})
     assert page.status_code == 413 and "larger than 1 MiB" in page.text
+    page = await form_post(client, files={"file": ("huge.keras", zip_start * 2)})
+    assert page.status_code == 413 and "larger than 1 MiB" in page.text  # the form, again
+    assert page.headers["content-type"].startswith("text/html") and 'id="port-file"' in page.text
     assert double.orders == [] and leftovers(root) == []
 
 
@@ -249,3 +252,13 @@ async def test_a_port_a_restart_interrupted_runs_again(tmp_path: Path) -> None:
     order, model, _ = second.orders[0]
     assert order.filename == "net.keras" and model is not None
     assert body["status"] == "proved" and "port.zip" in body["files"]
+
+
+async def test_the_port_api_is_in_the_schema(site: Any) -> None:
+    client, _, _ = site
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    body = paths["/api/ports"]["post"]["requestBody"]["content"]
+    assert set(body) == {"multipart/form-data", "application/json"}
+    assert "code" in body["application/json"]["schema"]["properties"]
+    assert "202" in paths["/api/ports"]["post"]["responses"]
+    assert {"/api/ports/{port_id}", "/api/ports/{port_id}/{name}"} <= set(paths)

@@ -22,14 +22,13 @@ from app.ports.service import PortRefused, PortService
 from app.ports.uploads import UploadRefused
 from app.routes.ports import FORM_LIMITS, port_client, readable_port, start_port
 from app.store import ports as store
-from app.web.port_views import detail
+from app.web.port_views import FORM_DEFAULTS, detail
 from app.web.render import fragment, render
 from app.web.security import PORTER_COOKIE, CsrfDep, LearnerDep
 
 router = APIRouter(tags=["porter pages"], include_in_schema=False)
 posts = APIRouter(tags=["porter pages"], include_in_schema=False, dependencies=[CsrfDep])
 PORTER_COOKIE_MAX_AGE_S = 400 * 24 * 3600
-DEFAULTS = {"layout": "nhwc", "atol": "1e-05", "rtol": "0.0001", "onnx": False, "code": ""}
 
 
 def _token(request: Request) -> str | None:
@@ -43,7 +42,7 @@ async def _form_page(request: Request, ports: PortService, settings: SettingsDep
     token = _token(request)
     mine = await store.owned(ports.db, tokens.digest(token)) if token else []
     return render(request, "pages/port.html", {
-        "error": error, "form": {**DEFAULTS, **(kept or {})}, "mine": mine,
+        "error": error, "form": {**FORM_DEFAULTS, **(kept or {})}, "mine": mine,
         "upload_mib": settings.port_upload_mb}, status_code=status_code)
 
 

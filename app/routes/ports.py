@@ -29,6 +29,15 @@ from sandbox.protocol import PortOrder
 router = APIRouter(prefix="/api/ports", tags=["ports"])
 MIN_TOKEN_CHARS, MAX_TOKEN_CHARS = 22, 200
 FORM_LIMITS = {"max_files": 1, "max_fields": 16}
+# The body is read by hand (a file or a snippet); the docs still say what it may be.
+BODY = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary", "description": ".keras or .h5"},
+        "layout": {"type": "string", "enum": ["nhwc", "nchw"], "default": "nhwc"},
+        "atol": {"type": "number", "default": 1e-5},
+        "rtol": {"type": "number", "default": 1e-4},
+        "onnx": {"type": "boolean", "default": False}}}},
+    "application/json": {"schema": PortOrder.model_json_schema()}}}}
 
 
 class PortAccepted(BaseModel):
@@ -76,7 +85,7 @@ def refused(exc: UploadRefused | PortRefused) -> HTTPException:
                          headers={"Retry-After": str(retry)} if retry else None)
 
 
-@router.post("", status_code=202, response_model=PortAccepted,
+@router.post("", status_code=202, response_model=PortAccepted, openapi_extra=BODY,
              responses={401: {}, 413: {}, 415: {}, 422: {}, 429: {}, 503: {}})
 async def create_port(request: Request, ports: PortsDep,
                       settings: SettingsDep) -> PortAccepted:

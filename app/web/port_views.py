@@ -8,7 +8,7 @@ show it, and links are made here from the catalog, never from the report.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -27,6 +27,9 @@ MEDIA_TYPES = {
 }
 assert set(MEDIA_TYPES) == set(PORT_FILES)
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,80}")
+# `/port`'s form as it first shows (PortOrder's defaults) and when a refusal keeps nothing.
+FORM_DEFAULTS: dict[str, Any] = {"layout": "nhwc", "atol": "1e-05", "rtol": "0.0001",
+                                 "onnx": False, "code": ""}
 
 
 class TrapLink(PortTrap):

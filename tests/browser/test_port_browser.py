@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, Page, Request, expect
 
 from sandbox.porter.traps import LESSONS
 from tests.browser.conftest import watched_page
+from tests.browser.test_accessibility import audit
 from tests.conftest import LiveServer
 from tests.keras_files import save_keras_model
 
@@ -34,6 +35,7 @@ def test_a_saved_keras_model_is_ported_proved_and_downloaded(
     page.get_by_role("link", name="Port a model").click()
     expect(page.locator("h1")).to_have_text("Port a Keras model to PyTorch")
     expect(page.get_by_label("atol")).to_have_value("1e-05")
+    assert audit(page) == []  # WCAG 2.1 AA, by axe-core
     page.set_input_files("#port-file", str(model))
     page.screenshot(path=shots / "port-form.png", full_page=True)
     page.get_by_role("button", name="Port and prove").click()
@@ -51,6 +53,7 @@ def test_a_saved_keras_model_is_ported_proved_and_downloaded(
     expect(page.locator(".port-proof .row-fail")).to_have_count(0)
     expect(rows.filter(has_text="flatten").locator(".result-cell")).to_have_text("pass")
     page.screenshot(path=shots / "port-result.png", full_page=True)
+    assert audit(page) == []
 
     with page.expect_download() as downloading:
         page.get_by_role("link", name="Download all (zip)").click()
