@@ -262,3 +262,15 @@ async def test_the_port_api_is_in_the_schema(site: Any) -> None:
     assert "code" in body["application/json"]["schema"]["properties"]
     assert "202" in paths["/api/ports"]["post"]["responses"]
     assert {"/api/ports/{port_id}", "/api/ports/{port_id}/{name}"} <= set(paths)
+
+
+async def test_one_port_at_a_time_per_client_even_when_two_arrive_together(site: Any) -> None:
+    client, double, root = site
+    double.release.clear()
+    sent = await asyncio.gather(*(client.post("/api/ports", files={
+        "file": ("net.keras", keras_bytes())}) for _ in range(2)))
+    assert sorted(r.status_code for r in sent) == [202, 429]
+    refused = next(r for r in sent if r.status_code == 429)
+    assert refused.headers["retry-after"] and "port running" in refused.json()["detail"]
+    assert len(double.orders) == 1 and len(list(root.iterdir())) == 1
+    double.release.set()

@@ -80,7 +80,7 @@ class PortService:
                     owner_digest: str, client: Client) -> str:
         """Record the port, keep its upload and start it; its id. Raises `PortRefused`
         (429: too many ports; 503: this server can't port) leaving nothing behind."""
-        self._admit(client)
+        self._admit(client)  # the client's slot is held from here, so two posts can't race
         port_id = secrets.token_urlsafe(12)
         folder = self.folder(port_id)
         try:
@@ -91,6 +91,7 @@ class PortService:
                                order.model_dump(mode="json"))
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
+            self._release(client)
             raise
         task = self._run(port_id, order, client)
         await asyncio.wait({task}, timeout=REFUSAL_WAIT_S)
@@ -103,34 +104,38 @@ class PortService:
         return port_id
 
     def _admit(self, client: Client) -> None:
+        """Hold a slot for the client's port, or refuse it."""
         if self._clients[client.learner] >= PORTS_PER_CLIENT:
             raise PortRefused(429, "You have a port running: wait for it to end.",
                               RETRY_AFTER_S)
         if self._addresses[client.address] >= PORTS_PER_ADDRESS:
             raise PortRefused(429, f"{PORTS_PER_ADDRESS} ports are running from your "
                                    "address: wait for one to end.", RETRY_AFTER_S)
-        if len(self._tasks) >= PORTS_IN_FLIGHT:
+        if sum(self._clients.values()) >= PORTS_IN_FLIGHT:
             raise PortRefused(429, "The server is busy porting models; try again soon.",
                               RETRY_AFTER_S)
+        self._clients[client.learner] += 1
+        self._addresses[client.address] += 1
+
+    def _release(self, client: Client) -> None:
+        for counter, key in ((self._clients, client.learner), (self._addresses, client.address)):
+            counter[key] -= 1
+            if counter[key] <= 0:
+                del counter[key]
 
     def _model_path(self, port_id: str, order: PortOrder) -> Path:
         return self.folder(port_id) / f"model{order.suffix}"
 
     def _run(self, port_id: str, order: PortOrder, client: Client) -> asyncio.Task[None]:
+        """The port as a task, in the slot `_admit` held for the client (freed as it ends)."""
         task = asyncio.get_running_loop().create_task(self._port(port_id, order, client))
         self._tasks[port_id] = task
-        self._clients[client.learner] += 1
-        self._addresses[client.address] += 1
 
         def ended(done: asyncio.Task[None]) -> None:
             if not done.cancelled():
                 done.exception()  # read here too: a refusal `start` no longer waits for
             self._tasks.pop(port_id, None)
-            for counter, key in ((self._clients, client.learner),
-                                 (self._addresses, client.address)):
-                counter[key] -= 1
-                if counter[key] <= 0:
-                    del counter[key]
+            self._release(client)
 
         task.add_done_callback(ended)
         return task
@@ -175,6 +180,8 @@ class PortService:
                                  "again", order))
                 continue
             out.mkdir(parents=True, exist_ok=True)
+            self._clients[RESUMED.learner] += 1  # held as `_admit` holds, never refused
+            self._addresses[RESUMED.address] += 1
             self._run(record.id, order, RESUMED)
 
     async def stop(self) -> None:
