@@ -25,14 +25,42 @@ def in_template(precompile_kernels: bool) -> KernelStatus | None:
     # run paid again after the fork. Imported here they are shared pages of
     # every spare (a fork copies a few more page tables); a plain run never
     # touches them. Imports only: no op runs, no thread starts.
-    # Not torch._dynamo, though it would save torch.compile and DDP about a
-    # second: imported before the fork, one DDP run in about ten (two ranks
-    # forked from the run) hung after its work until its time limit.
+    # torch._dynamo too: torch.compile, torch.export and DDP load it on first
+    # use, about a second of CPU per run.
     import onnxscript  # noqa: F401
+    import torch._dynamo
     import torch.distributed
     import torch.export
-    import torch.onnx  # noqa: F401
+    import torch.onnx
+
+    _keep_backward_context_off_cpu_threads(torch)
     return None
+
+
+def _keep_backward_context_off_cpu_threads(torch: Any) -> None:
+    """Work around a deadlock in torch 2.13's DDP teardown on gloo.
+
+    Every `backward()` stashes a copy of the caller's contextvars in the
+    calling thread's C++ thread-locals (`_stash_obj_in_tls("context", …)`),
+    so compiled backward passes on CUDA's device threads see the caller's
+    config. A gloo all-reduce started during backward captures those
+    thread-locals; when gloo's worker thread drops the finished work, it
+    needs the GIL to release the copy, while the main thread, holding the
+    GIL, frees the DDP module and joins that very thread: both wait forever
+    (pytorch/pytorch#180700 and #182083 fix other paths to the same
+    deadlock). It struck one DDP run in two here, once start-up was fast
+    enough to hit the window. On a CPU-only process backward runs on the
+    calling thread, where the context is the caller's anyway, so the copy
+    is not needed; a process that has started CUDA keeps it.
+    """
+    stash = torch._C._stash_obj_in_tls
+
+    def stash_unless_cpu_backward(key: str, obj: Any) -> None:
+        if key == "context" and not torch.cuda.is_initialized():
+            return
+        stash(key, obj)
+
+    torch._C._stash_obj_in_tls = stash_unless_cpu_backward
 
 
 def warm_up(extras: Sequence[WarmUp] = ()) -> None:
