@@ -212,3 +212,22 @@ def test_a_malformed_request_is_refused_with_a_message(
     sent = api.post("/api/ports", **request_kw)
     assert 400 <= sent.status_code < 500 and says in sent.json()["detail"], sent.text
     assert kept(ports_root) == before
+
+
+def test_a_lambda_layer_makes_a_partial_port_with_its_stub(api: httpx.Client) -> None:
+    code = """
+import keras
+inputs = keras.Input((4,))
+hidden = keras.layers.Dense(3, name="dense")(inputs)
+doubled = keras.layers.Lambda(lambda t: t * 2.0, name="doubled")(hidden)
+model = keras.Model(inputs, keras.layers.Dense(2, name="head")(doubled))
+"""
+    sent = api.post("/api/ports", json={"code": code})
+    report = finished(api, sent.json()["report_url"], sent.json()["token"])
+    assert report["status"] == "partial", report.get("error")
+    assert [(s["name"], s["class_name"]) for s in report["unsupported"]] == [
+        ("doubled", "Lambda")]
+    rows = {row["name"]: row["status"] for row in report["layers"]}
+    assert rows["dense"] == "pass" and rows["doubled"] == "stub"
+    assert "NotImplementedError" in report["module_source"]
+    assert "port.zip" in report["files"]  # a partial port is kept: the stubs are to write
