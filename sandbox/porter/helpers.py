@@ -35,7 +35,7 @@ class TFAvgPoolSame(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = tf_same_pad(x, self.kernel_size, self.stride, (1,) * len(self.kernel_size))
-        pool = F.avg_pool2d if len(self.kernel_size) == 2 else F.avg_pool1d
+        pool = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[len(self.kernel_size) - 1]
         total = pool(F.pad(x, pads), self.kernel_size, self.stride)
         count = pool(F.pad(torch.ones_like(x[:, :1]), pads), self.kernel_size, self.stride)
         return total / count

@@ -7,7 +7,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from ..converted import Trap
+from ..converted import Layout, Site, Trap
 
 
 def array(variable: Any) -> np.ndarray:
@@ -16,6 +16,17 @@ def array(variable: Any) -> np.ndarray:
 
 def channels_last(layer: Any) -> bool:
     return getattr(layer, "data_format", "channels_last") == "channels_last"
+
+
+def held(layer: Any) -> Layout:
+    """The layout a spatial layer wants its tensor in: channels first, for torch. A
+    channels_first Keras layer's tensor already is, as Keras holds it ("cl")."""
+    return "cf" if channels_last(layer) else "cl"
+
+
+def channels(layer: Any, site: Site) -> int:
+    shape = site.in_shapes[0]
+    return int(shape[-1] if channels_last(layer) else shape[1])  # type: ignore[arg-type]
 
 
 def kernel_trap(keras_layout: str, torch_layout: str) -> Trap:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..converted import Converted, Site, Trap
-from ._util import array, channels_last, kernel_trap, size
+from ._util import array, channels, held, kernel_trap, size
 from .activations import fused
 
 SAME_STRIDE = Trap("same-padding-stride", "TF's \"same\" at stride > 1 pads the odd pixel at "
@@ -53,15 +53,16 @@ def depthwise_kernel(kernel: np.ndarray) -> np.ndarray:
 def conv(layer: Any, site: Site) -> Converted | None:
     n = site.rank - 2
     pad = padding(layer, n)
-    act = fused(layer, site.rank, "cf")
-    if pad is None or act is None or not channels_last(layer):
+    lay = held(layer)
+    act = fused(layer, site.rank, lay)
+    if pad is None or act is None:
         return None
     arg, source, pad_traps = pad
     post, act_traps = act
     depthwise = type(layer).__name__.startswith("Depthwise")
     if depthwise:
         weight = depthwise_kernel(array(layer.kernel))
-        c_in, groups = site.in_shapes[0][-1], site.in_shapes[0][-1]
+        c_in = groups = channels(layer, site)
         trap = kernel_trap("(k..., in, mult)", "(in * mult, 1, k...), groups=in")
     else:
         weight = torch_kernel(array(layer.kernel))
@@ -82,7 +83,7 @@ def conv(layer: Any, site: Site) -> Converted | None:
         args.append(f"groups={groups}")
     if not layer.use_bias:
         args.append("bias=False")
-    return Converted(f"nn.Conv{n}d({', '.join(args)})", ("cf",), "cf", weights,
+    return Converted(f"nn.Conv{n}d({', '.join(args)})", (lay,), lay, weights,
                      call=f"{{m}}({source})", post=post, traps=[trap, *pad_traps, *act_traps],
                      helpers=("tf_same_pad",) if "tf_same_pad" in source else ())
 
@@ -90,14 +91,15 @@ def conv(layer: Any, site: Site) -> Converted | None:
 def separable(layer: Any, site: Site) -> Converted | None:
     n = site.rank - 2
     pad = padding(layer, n)
-    act = fused(layer, site.rank, "cf")
-    if pad is None or act is None or not channels_last(layer):
+    lay = held(layer)
+    act = fused(layer, site.rank, lay)
+    if pad is None or act is None:
         return None
     arg, source, pad_traps = pad
     post, act_traps = act
     depthwise = depthwise_kernel(array(layer.depthwise_kernel))
     pointwise = torch_kernel(array(layer.pointwise_kernel))
-    c_in, mid, out = site.in_shapes[0][-1], depthwise.shape[0], pointwise.shape[0]
+    c_in, mid, out = channels(layer, site), depthwise.shape[0], pointwise.shape[0]
     dw = [str(c_in), str(mid), size(layer.kernel_size)]
     if any(s != 1 for s in layer.strides):
         dw.append(f"stride={size(layer.strides)}")
@@ -112,7 +114,7 @@ def separable(layer: Any, site: Site) -> Converted | None:
         weights["pointwise.bias"] = array(layer.bias)
     trap = kernel_trap("depthwise (k..., in, mult)", "(in * mult, 1, k...), groups=in")
     return Converted(f"SeparableConv(nn.Conv{n}d({', '.join(dw)}), nn.Conv{n}d({pw}))",
-                     ("cf",), "cf", weights, call=f"{{m}}({source})", post=post,
+                     (lay,), lay, weights, call=f"{{m}}({source})", post=post,
                      traps=[trap, *pad_traps, *act_traps],
                      helpers=("SeparableConv", *(("tf_same_pad",) if "tf_same" in source else ())))
 

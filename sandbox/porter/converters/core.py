@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..converted import Converted, Site, Trap
-from ._util import array, kernel_trap
+from ._util import array, held, kernel_trap
 from .activations import fused
 
 
@@ -32,7 +32,8 @@ def dropout(layer: Any, site: Site) -> Converted:
 def spatial_dropout(layer: Any, site: Site) -> Converted:
     rank = site.rank
     module = {3: "nn.Dropout1d", 4: "nn.Dropout2d", 5: "nn.Dropout3d"}[rank]
-    return Converted(f"{module}(p={float(layer.rate)!r})", ("cf",), "cf")
+    lay = held(layer)
+    return Converted(f"{module}(p={float(layer.rate)!r})", (lay,), lay)
 
 
 def noise(layer: Any, site: Site) -> Converted:

@@ -6,16 +6,18 @@ from typing import Any
 
 import numpy as np
 
-from ..converted import Converted, Site, Trap
+from ..converted import Converted, Layout, Site, Trap
 from ._util import array
 
 
 def batch_norm(layer: Any, site: Site) -> Converted | None:
     rank = site.rank
     axis = layer.axis if isinstance(layer.axis, int) else None
-    if axis is None or axis % rank != rank - 1 or layer.renorm or rank > 5:
+    # Channels last, or on axis 1 (channels_first data), where torch's BatchNorm looks.
+    if axis is None or axis % rank not in (1, rank - 1) or layer.renorm or rank > 5:
         return None
-    channels = int(site.in_shapes[0][-1] or 0)
+    lay: Layout = "cl" if axis % rank == 1 or rank == 2 else "cf"
+    channels = int(site.in_shapes[0][axis] or 0)
     weights = {"running_mean": array(layer.moving_mean),
                "running_var": array(layer.moving_variance)}
     affine = layer.scale or layer.center
@@ -31,7 +33,7 @@ def batch_norm(layer: Any, site: Site) -> Converted | None:
     if layer.scale != layer.center:
         traps.append(Trap("bn-center-scale", "Keras has only one of gamma/beta here: the other "
                           "is loaded as its identity value"))
-    return Converted(f"nn.BatchNorm{dims}d({args})", ("cf",), "cf", weights, traps=traps)
+    return Converted(f"nn.BatchNorm{dims}d({args})", (lay,), lay, weights, traps=traps)
 
 
 def layer_norm(layer: Any, site: Site) -> Converted | None:

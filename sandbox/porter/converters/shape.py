@@ -1,4 +1,4 @@
-"""Flatten, Reshape, Permute, ZeroPadding, UpSampling."""
+"""Flatten, Reshape, Permute, ZeroPadding, Cropping, UpSampling."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from ..converted import Converted, Site, Trap
 from ..forward import permutation
-from ._util import channels_last
+from ._util import held
 
 FLATTEN = Trap("flatten-channels-last", "Keras flattens (h, w, c), not (c, h, w): channels "
                "last first", "forward")
@@ -30,31 +30,30 @@ def permute(layer: Any, site: Site) -> Converted:
     return Converted(f"Permute({dims!r})", ("cl",), "cl", helpers=("Permute",))
 
 
+def torch_pads(pairs: Any, n: int) -> list[int]:
+    """Keras's (before, after) per spatial axis, first axis first, as F.pad's list, last
+    axis first; ZeroPadding1D/Cropping1D give one pair."""
+    pairs = [pairs] if n == 1 else list(pairs)
+    return [int(p) for pair in reversed(pairs) for p in pair]
+
+
 def zero_padding(layer: Any, site: Site) -> Converted | None:
     n = site.rank - 2
-    if not channels_last(layer) or n not in (1, 2):
+    if n not in (1, 2, 3):
         return None
-    pads: list[int] = []
-    if n == 1:
-        pads = list(layer.padding)
-    else:
-        (top, bottom), (left, right) = layer.padding
-        pads = [left, right, top, bottom]
-    return Converted(f"nn.ZeroPad{n}d({tuple(int(p) for p in pads)!r})", ("cf",), "cf")
+    lay = held(layer)
+    pads = torch_pads(layer.padding, n)
+    return Converted(f"nn.ZeroPad{n}d({tuple(pads)!r})", (lay,), lay)
 
 
 def cropping(layer: Any, site: Site) -> Converted | None:
     """Negative padding crops: nn.ZeroPad*d((-left, -right, ...))."""
     n = site.rank - 2
-    if not channels_last(layer) or n not in (1, 2):
+    if n not in (1, 2, 3):
         return None
-    if n == 1:
-        left, right = layer.cropping
-        pads = [left, right]
-    else:
-        (top, bottom), (left, right) = layer.cropping
-        pads = [left, right, top, bottom]
-    return Converted(f"nn.ZeroPad{n}d({tuple(-int(p) for p in pads)!r})", ("cf",), "cf")
+    lay = held(layer)
+    pads = torch_pads(layer.cropping, n)
+    return Converted(f"nn.ZeroPad{n}d({tuple(-p for p in pads)!r})", (lay,), lay)
 
 
 def upsampling(layer: Any, site: Site) -> Converted | None:
@@ -62,16 +61,18 @@ def upsampling(layer: Any, site: Site) -> Converted | None:
     if n == 1:
         return Converted(f"nn.Upsample(scale_factor={int(layer.size)}, mode=\"nearest\")",
                          ("cf",), "cf")
-    mode = layer.interpolation
-    if not channels_last(layer) or mode not in ("nearest", "bilinear"):
+    mode = getattr(layer, "interpolation", "nearest")
+    if mode not in ("nearest", "bilinear") or (mode == "bilinear" and n != 2):
         return None
+    lay = held(layer)
     size = tuple(float(s) for s in layer.size)
     corners = ", align_corners=False" if mode == "bilinear" else ""
     return Converted(f"nn.Upsample(scale_factor={size!r}, mode={mode!r}{corners})",
-                     ("cf",), "cf")
+                     (lay,), lay)
 
 
 CONVERTERS = {"Flatten": flatten, "Reshape": reshape, "Permute": permute,
               "ZeroPadding1D": zero_padding, "ZeroPadding2D": zero_padding,
-              "Cropping1D": cropping, "Cropping2D": cropping,
-              "UpSampling1D": upsampling, "UpSampling2D": upsampling}
+              "ZeroPadding3D": zero_padding, "Cropping1D": cropping, "Cropping2D": cropping,
+              "Cropping3D": cropping, "UpSampling1D": upsampling, "UpSampling2D": upsampling,
+              "UpSampling3D": upsampling}

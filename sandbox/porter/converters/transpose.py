@@ -7,14 +7,15 @@ from typing import Any
 import numpy as np
 
 from ..converted import Converted, Site, Trap
-from ._util import array, channels_last, kernel_trap, size
+from ._util import array, held, kernel_trap, size
 from .activations import fused
 
 
 def conv_transpose(layer: Any, site: Site) -> Converted | None:
     n = site.rank - 2
-    act = fused(layer, site.rank, "cf")
-    if (act is None or not channels_last(layer) or layer.output_padding is not None
+    lay = held(layer)
+    act = fused(layer, site.rank, lay)
+    if (act is None or layer.output_padding is not None
             or any(d != 1 for d in layer.dilation_rate)):
         return None
     post, act_traps = act
@@ -49,7 +50,7 @@ def conv_transpose(layer: Any, site: Site) -> Converted | None:
         post = post.replace("{y}", f"{{y}}[:, :, {index}]")
         traps.append(Trap("transpose-same-crop", "TF's \"same\" crops the odd row and column at "
                           "the end: padding alone would shift by a pixel", "forward"))
-    return Converted(f"nn.ConvTranspose{n}d({', '.join(args)})", ("cf",), "cf", weights,
+    return Converted(f"nn.ConvTranspose{n}d({', '.join(args)})", (lay,), lay, weights,
                      post=post, traps=[*traps, *act_traps])
 
 
