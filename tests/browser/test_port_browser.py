@@ -41,6 +41,7 @@ def test_a_saved_keras_model_is_ported_proved_and_downloaded(
     page.get_by_role("button", name="Port and prove").click()
     expect(page).to_have_url(re.compile(r"/ports/[\w-]+$"))
     result_path = page.url.removeprefix(live_server.url)
+    page.locator("#port-result").screenshot(path=shots / "port-waiting.png")
     expect(page.locator(".port-verdict.status-proved")).to_be_visible(timeout=180_000)
     # pushed once over the port's event stream, never asked for again and again
     assert [u for u in asked if u == result_path] == [result_path]
@@ -121,3 +122,7 @@ def test_a_hostile_layer_name_from_a_pasted_snippet_renders_inert(
     expect(result.locator("b")).to_have_count(0)
     expect(result.locator(".port-summary")).to_contain_text("evil<b>bold")
     page.screenshot(path=shots / "port-hostile-names.png", full_page=True)
+    page.get_by_role("button", name="Dark mode").click()
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    page.screenshot(path=shots / "port-result-dark.png", full_page=True)
+    assert audit(page) == []
