@@ -124,7 +124,7 @@ def test_a_lambdas_code_in_a_model_file_never_runs(porter: Porter, tmp_path: Pat
     lambda_model(marker).save(saved)
     marker.unlink()  # building the model ran it once, here, on purpose
     with saved.open("rb") as f:  # loaded in this process: nothing runs, nothing is written
-        loaded = load_model_file(f, suffix)
+        loaded = load_model_file(f, suffix).model
     assert not marker.exists()
     assert type(loaded.get_layer("evil")).__name__ == "Lambda"
     report = porter.port(tmp_path / "out", saved)

@@ -20,7 +20,7 @@ import math
 import os
 import time
 import zipfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandbox.protocol import (
     MAX_CONFIG_CHARS,
@@ -38,6 +38,9 @@ from sandbox.protocol import (
 
 from . import traps as trap_lessons
 
+if TYPE_CHECKING:
+    from .loading import Loaded
+
 ARCHIVE_MEMBERS = ("model.py", "weights.safetensors", "port_report.json")
 
 
@@ -49,7 +52,7 @@ class PortRefused(Exception):
         self.kind, self.line = kind, line
 
 
-def model_from_file(order: PortOrder, model_fd: int) -> Any:
+def model_from_file(order: PortOrder, model_fd: int) -> Loaded:
     from .loading import load_model_file
 
     with os.fdopen(os.dup(model_fd), "rb") as f:
@@ -191,10 +194,12 @@ def port_model(order: PortOrder, model_fd: int | None) -> tuple[Any, Any, PortRe
     """The model, its port and the report (raises PortRefused with no model to port)."""
     from . import port, prove
 
+    load_notes: list[str] = []
     if order.code is not None:
         model = model_from_snippet(order.code)
     elif model_fd is not None:
-        model = model_from_file(order, model_fd)
+        loaded = model_from_file(order, model_fd)
+        model, load_notes = loaded.model, loaded.notes
     else:
         raise PortRefused("NoModel", "no model file came with the order")
     check_inputs(model)
@@ -204,6 +209,7 @@ def port_model(order: PortOrder, model_fd: int | None) -> tuple[Any, Any, PortRe
         raise PortRefused(type(exc).__name__, str(exc)) from exc
     proof = prove(model, ported, atol=order.atol, rtol=order.rtol)
     report = report_of(order, model, ported, proof)
+    report.notes = [*(n[:8000] for n in load_notes), *report.notes][:MAX_NOTES]
     if order.onnx:
         from .onnx_check import compare_onnx
 

@@ -21,7 +21,9 @@ import importlib
 import io
 import json
 import re
+import warnings
 import zipfile
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 import keras
@@ -29,6 +31,12 @@ import keras
 PLACEHOLDER = "SidebysideUnported"
 MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
 _CLASS_NAME = re.compile(r"[^A-Za-z0-9_]")
+
+
+@dataclass
+class Loaded:
+    model: Any
+    notes: list[str] = field(default_factory=list)  # what the report should say of the load
 
 
 class Unported(keras.layers.Layer):
@@ -101,7 +109,7 @@ def placeholders(config: Any) -> list[str]:
     return rewritten
 
 
-def load_keras(file: IO[bytes]) -> Any:
+def load_keras(file: IO[bytes]) -> Loaded:
     """A `.keras` file (a zip: config.json, model.weights.h5), its config rewritten if need be."""
     from keras.src.saving import saving_lib
 
@@ -109,7 +117,7 @@ def load_keras(file: IO[bytes]) -> Any:
         config = json.loads(archive.read("config.json"))
         if not placeholders(config):
             file.seek(0)
-            return saving_lib.load_model(file, compile=False, safe_mode=True)
+            return Loaded(saving_lib.load_model(file, compile=False, safe_mode=True))
         rebuilt = io.BytesIO()
         with zipfile.ZipFile(rebuilt, "w", zipfile.ZIP_STORED) as out:
             for info in archive.infolist():
@@ -117,11 +125,11 @@ def load_keras(file: IO[bytes]) -> Any:
                         else archive.read(info))
                 out.writestr(info.filename, data)
     rebuilt.seek(0)
-    return saving_lib.load_model(rebuilt, custom_objects={PLACEHOLDER: Unported},
-                                 compile=False, safe_mode=True)
+    return Loaded(saving_lib.load_model(rebuilt, custom_objects={PLACEHOLDER: Unported},
+                                        compile=False, safe_mode=True))
 
 
-def load_h5(file: IO[bytes]) -> Any:
+def load_h5(file: IO[bytes]) -> Loaded:
     """A legacy `.h5` file: its config rewritten if need be, weights matched by layer name."""
     import h5py
     from keras.src.legacy.saving import legacy_h5_format, saving_options, saving_utils
@@ -133,18 +141,26 @@ def load_h5(file: IO[bytes]) -> Any:
             raise ValueError("this .h5 file holds no model (only weights?): save the whole "
                              "model with model.save()")
         config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-        if not placeholders(config):
-            return legacy_h5_format.load_model_from_hdf5(f, compile=False, safe_mode=True)
+        stand_ins = placeholders(config)
+        if not stand_ins:
+            return Loaded(legacy_h5_format.load_model_from_hdf5(f, compile=False,
+                                                                safe_mode=True))
         with saving_options.keras_option_scope(use_legacy_config=True), \
                 serialization_lib.SafeModeScope(True):
             model = saving_utils.model_from_config(config,
                                                    custom_objects={PLACEHOLDER: Unported})
         weights = f.get("model_weights", f)
         # By name: the placeholders hold none of the weights the file has for them.
-        legacy_h5_format.load_weights_from_hdf5_group_by_name(weights, model,
-                                                              skip_mismatch=True)
-        return model
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            legacy_h5_format.load_weights_from_hdf5_group_by_name(weights, model,
+                                                                  skip_mismatch=True)
+        # Any other layer skipped (a nested model holding a placeholder) keeps Keras's
+        # initial weights: the proof holds for those, not for the file's.
+        skipped = [str(w.message) for w in caught if "Skipping loading" in str(w.message)
+                   and not any(f"(named {name})" in str(w.message) for name in stand_ins)]
+        return Loaded(model, [f"weights not loaded from the file: {m}" for m in skipped])
 
 
-def load_model_file(file: IO[bytes], suffix: str) -> Any:
+def load_model_file(file: IO[bytes], suffix: str) -> Loaded:
     return load_keras(file) if suffix == ".keras" else load_h5(file)
