@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("app.state", "app.errors"),
     ("app.deps",),
     ("app.routes",),
-    ("app.main", "app.cli"),
+    ("app.main", "app.cli", "app.port_command"),
 ]
 
 
