@@ -333,3 +333,19 @@ def test_remote_workers_say_ports_need_the_local_sandbox(tmp_path: Path) -> None
     with pytest.raises(PortsUnavailable, match="local sandbox"):
         asyncio.run(executor.port(order, None, tmp_path, CLIENT))
     assert os.listdir(tmp_path) == []
+
+
+def test_a_port_past_its_time_limit_is_a_clear_error_and_leaves_no_file(
+        porter: Porter, tmp_path: Path) -> None:
+    import dataclasses
+
+    limits = porter.pool.limits
+    porter.pool.limits = dataclasses.replace(limits, port_wall_s=4.0)  # this port's only
+    try:
+        out = tmp_path / "out"
+        report = porter.port(out, code=BUILD + "while True:\n    pass\n")
+    finally:
+        porter.pool.limits = limits
+    assert report.status == "failed" and report.error is not None, report
+    assert "ran out of time" in report.error.message
+    assert os.listdir(out) == []
