@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Request, expect
 
 from sandbox.porter.traps import LESSONS
-from tests.browser.conftest import watched_page
+from tests.browser.conftest import SHOTS, watched_page
 from tests.browser.test_accessibility import audit
 from tests.conftest import LiveServer
 from tests.keras_files import save_keras_model
@@ -101,6 +101,9 @@ def refused_form(live_server: LiveServer, page: Page) -> None:
     expect(page.locator("#port-error")).to_contain_text("rtol")
     expect(page.locator(".port-form .cm-content")).to_contain_text("model = build()")
     expect(page.get_by_label("rtol")).to_have_value("-3")
+    page.screenshot(path=SHOTS / "port-form-refused-390.png", full_page=True)
+    wide = page.evaluate("document.documentElement.scrollWidth")
+    assert wide <= 390, f"the form scrolls sideways at 390 px ({wide} px wide)"
 
 
 HOSTILE = "<img src=x onerror=alert(1)>"
