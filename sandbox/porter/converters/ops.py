@@ -46,6 +46,10 @@ def convert_op(op: Any, node: Any, site: Site) -> Converted | None:
         return None
     if name in ("Any", "All") and len(args) == 1:
         return reduction(op, site)
+    if name == "ExpandDims" and isinstance(op.axis, int) and len(site.in_shapes) == 1:
+        rank = site.rank + 1  # a padding mask's (batch, 1, length): `mask.unsqueeze(1)`
+        return Converted("", ("cl",), "cl", call=f"{{x0}}.unsqueeze({op.axis % rank})",
+                         inline=True)
     n = len(site.in_shapes)
     layout: Layout = site.in_layouts[0] if n else "cl"
     if name in UNARY and len(args) == 1 and n == 1:
