@@ -231,3 +231,10 @@ model = keras.Model(inputs, keras.layers.Dense(2, name="head")(doubled))
     assert rows["dense"] == "pass" and rows["doubled"] == "stub"
     assert "NotImplementedError" in report["module_source"]
     assert "port.zip" in report["files"]  # a partial port is kept: the stubs are to write
+
+
+def test_onnx_is_compared_when_asked(api: httpx.Client) -> None:
+    sent = api.post("/api/ports", json={"code": SNIPPET, "onnx": True})
+    report = finished(api, sent.json()["report_url"], sent.json()["token"])
+    assert report["status"] == "proved", report.get("error")
+    assert report["onnx"] is not None and report["onnx"]["status"] == "pass", report["onnx"]
