@@ -8,6 +8,7 @@ While a port runs, its page waits for the result to be pushed
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -105,9 +106,16 @@ async def read_port_events(request: Request, port_id: str, ports: PortsDep,
     address = request.client.host if request.client else "unknown"
 
     async def events() -> AsyncIterator[str]:
-        while not await ports.wait(port_id, streams.KEEPALIVE_S):
+        while True:
+            if await ports.wait(port_id, streams.KEEPALIVE_S):
+                context = await _result(request, port_id, ports, catalog, settings)
+                if context["port"].status != "porting":
+                    yield streams.encode("done", fragment(request, "partials/port_result.html",
+                                                          context))
+                    return
+                # no task runs it and no result came: a "done" would only bring the page
+                # back here at once, so the stream stays open and quiet instead
+                await asyncio.sleep(streams.KEEPALIVE_S)
             yield ": porting\n\n"
-        context = await _result(request, port_id, ports, catalog, settings)
-        yield streams.encode("done", fragment(request, "partials/port_result.html", context))
 
     return streams.respond(classes.streams, address, f"learner:{learner}", events())
