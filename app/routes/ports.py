@@ -13,6 +13,7 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
+from starlette.datastructures import UploadFile
 
 from app import tokens
 from app.deps import CatalogDep, PortsDep, SettingsDep, bearer_token
@@ -69,14 +70,14 @@ async def readable_port(ports: PortService, port_id: str, token: str | None) -> 
     return record
 
 
-async def start_port(ports: PortService, order: PortOrder, upload_file: object,
+async def start_port(ports: PortService, order: PortOrder, upload: UploadFile | None,
                      source: str, token: str, client: Client, max_bytes: int) -> str:
     """Check the upload (size and type only), then start the port; refusals as 4xx/503."""
-    upload = getattr(upload_file, "file", None)
     if upload is not None:
-        assert order.suffix is not None
-        await asyncio.to_thread(check_model_file, upload, order.suffix, max_bytes)
-    return await ports.start(order, upload, source, tokens.digest(token), client)
+        assert order.suffix is not None, "a form's file makes an order with its filename"
+        await asyncio.to_thread(check_model_file, upload.file, order.suffix, max_bytes)
+    return await ports.start(order, upload.file if upload else None, source,
+                             tokens.digest(token), client)
 
 
 def refused(exc: UploadRefused | PortRefused) -> HTTPException:
