@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sandbox import wire
+from sandbox.limits import Limits
 from sandbox.messages import RunFinished, RunOrder
 from sandbox.port_files import ArchiveRefused, accept_archive, empty
 from sandbox.protocol import PortOrder, PortReport, RunRequest, RunResult, RunStatus
@@ -69,53 +70,70 @@ def _failure(result: RunResult | None, order: PortOrder) -> PortReport:
 
 async def port_on_spare(pool: Pool, order: PortOrder, model: Path | None,
                         out_dir: Path) -> PortReport:
+    """The port's report; its files in `out_dir` when it made a module, else nothing there,
+    however it ends (cancelled included)."""
+    try:
+        return await _port(pool, order, model, out_dir)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            empty(out_dir)
+        raise
+
+
+async def _port(pool: Pool, order: PortOrder, model: Path | None,
+                out_dir: Path) -> PortReport:
     limits = pool.limits.for_port()
     clock = [time.monotonic()]
-    model_fd, archive_fd = _open_files(model, out_dir)
+    result = await _run(pool, order, limits, *_open_files(model, out_dir))
+    clock.append(time.monotonic())
+    if result is None or result.status is not RunStatus.ok:
+        empty(out_dir)
+        return _failure(result, order)
+    checking = asyncio.ensure_future(asyncio.to_thread(
+        accept_archive, out_dir / ARCHIVE_NAME, out_dir, limits.file_size_mb * 1024 * 1024))
+    try:
+        report = await asyncio.shield(checking)
+    except ArchiveRefused as exc:
+        log.warning("a port's archive was refused: %s", exc)
+        return PortReport.failed("ArchiveRefused", f"the port's output was refused: {exc}",
+                                 order)
+    except OSError as exc:
+        empty(out_dir)
+        return PortReport.failed("ArchiveRefused", f"the port's output could not be read: "
+                                 f"{exc}", order)
+    except asyncio.CancelledError:  # the thread can't be stopped: empty the folder after it
+        checking.add_done_callback(lambda _: empty(out_dir))
+        raise
+    clock.append(time.monotonic())
+    log.info("port: %.1f s for its run (its spare included), %.1f s checking and writing "
+             "its files", *(b - a for a, b in itertools.pairwise(clock)))
+    return report
+
+
+async def _run(pool: Pool, order: PortOrder, limits: Limits, model_fd: int,
+               archive_fd: int) -> RunResult | None:
+    """The run's result (None: the sandbox lost it); its archive is in out_dir."""
     try:
         spare = await pool.spares.take_port(limits, (model_fd, archive_fd))
     except TimeoutError:
-        empty(out_dir)
-        return PortReport.failed("SandboxUnavailable", "no sandbox became ready in time", order)
+        return RunResult.failed(RunStatus.killed, "SandboxUnavailable",
+                                "no sandbox became ready in time")
     finally:
         os.close(model_fd)
         os.close(archive_fd)
     pool.runs_started += 1
-    clock.append(time.monotonic())
     request = RunRequest(framework="tensorflow", code="")
     run_order = RunOrder(request=request, port=order, wall_s=limits.wall_s, cpu_s=limits.cpu_s)
-    result: RunResult | None = None
     try:
         spare.writer.write(wire.encode(run_order))
         await spare.writer.drain()
         frame = await asyncio.wait_for(
             wire.read_body_async(spare.reader, limits.result_bytes + 8 * limits.output_bytes
                                   + 2**20), limits.wall_s + RESULT_GRACE_S)
-        if frame is not None:
-            result = wire.parse_frame(RunFinished, frame).result
+        return None if frame is None else wire.parse_frame(RunFinished, frame).result
     except (TimeoutError, ConnectionError, ValueError) as exc:
         log.warning("port lost: %r", exc)
+        return None
     finally:
         spare.close()
         pool.spares.release_slot(spare.slot)
-    archive = out_dir / ARCHIVE_NAME
-    clock.append(time.monotonic())
-    if result is None or result.status is not RunStatus.ok:
-        empty(out_dir)
-        return _failure(result, order)
-    try:
-        report = await asyncio.to_thread(accept_archive, archive, out_dir,
-                                         limits.file_size_mb * 1024 * 1024)
-    except ArchiveRefused as exc:
-        log.warning("a port's archive was refused: %s", exc)
-        return PortReport.failed("ArchiveRefused", f"the port's output was refused: {exc}",
-                                 order)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            empty(out_dir)
-        return PortReport.failed("ArchiveRefused", f"the port's output could not be read: "
-                                 f"{exc}", order)
-    clock.append(time.monotonic())
-    log.info("port: %.1f s for its spare, %.1f s in the run, %.1f s checking and writing "
-             "its files", *(b - a for a, b in itertools.pairwise(clock)))
-    return report
