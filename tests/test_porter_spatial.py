@@ -12,6 +12,10 @@ from sandbox.porter import port
 from tests.test_porter_layers import proved, stack
 
 L = keras.layers
+# Keras on TensorFlow's CPU kernels: without oneDNN (as the sandbox runs it) channels_first
+# Conv1D/Conv2D/Conv2DTranspose are refused; with oneDNN (as here) some shapes come out
+# unlike the same layer channels last ((4, 5, 6) inputs, strided Conv3D). The shapes
+# below are ones where Keras agrees with itself.
 CF = {"data_format": "channels_first"}
 
 
@@ -56,7 +60,7 @@ def test_channels_first_meets_channels_last() -> None:
 def test_conv3d(kw: dict[str, Any], data_format: str) -> None:
     if data_format == "channels_first" and kw.get("strides") == 2:
         # TensorFlow's CPU kernel gives this case a result no padding of the input
-        # explains (and channels_last's differs from it): nothing to port to.
+        # explains, unlike the same layer channels last: nothing to port to.
         pytest.skip("Keras's own result is inconsistent here")
     kw = {"kernel_size": 3, **kw}
     shape = (5, 6, 7, 2) if data_format == "channels_last" else (2, 5, 6, 7)
@@ -97,3 +101,50 @@ def test_bilinear_upsampling_of_a_conv_output() -> None:
 def test_an_interpolation_torch_lacks_is_a_stub() -> None:
     p = port(stack((4, 5, 2), L.UpSampling2D(2, interpolation="bicubic")))
     assert [lp.class_name for lp in p.unsupported] == ["UpSampling2D"]
+
+
+@pytest.mark.parametrize("size", [4, 5])
+@pytest.mark.parametrize("kw", [
+    {"kernel_size": 3, "strides": 2, "output_padding": 1},
+    {"kernel_size": 3, "strides": 2, "output_padding": 1, "padding": "same"},
+    {"kernel_size": 4, "strides": 3, "output_padding": 2, "padding": "same"},
+    {"kernel_size": 1, "strides": 2, "output_padding": 1, "padding": "same"},
+    {"kernel_size": (3, 4), "strides": (2, 3), "output_padding": (0, 2)}], ids=repr)
+def test_conv2d_transpose_with_output_padding(size: int, kw: dict[str, Any]) -> None:
+    proved(stack((size, size + 1, 2), L.Conv2DTranspose(3, **kw)))
+
+
+@pytest.mark.parametrize("kw", [{"strides": 2, "padding": "same"}, {"strides": 2},
+                                {"strides": 2, "output_padding": 1}], ids=repr)
+def test_conv1d_and_conv3d_transpose(kw: dict[str, Any]) -> None:
+    proved(stack((5, 2), L.Conv1DTranspose(3, 3, **kw)))
+    proved(stack((3, 4, 5, 2), L.Conv3DTranspose(3, 3, **kw)))
+
+
+@pytest.mark.parametrize("kw", [{"groups": 2}, {"groups": 4, "epsilon": 1e-5},
+                                {"groups": 1, "center": False}, {"groups": 2, "scale": False},
+                                {"groups": 2, "center": False, "scale": False}], ids=repr)
+@pytest.mark.parametrize("shape", [(4,), (5, 4), (5, 6, 4)])
+def test_group_normalization(kw: dict[str, Any], shape: tuple[int, ...]) -> None:
+    p = proved(stack(shape, L.Dense(4), L.GroupNormalization(**kw)))
+    assert "nn.GroupNorm(" in p.source
+
+
+def test_group_normalization_of_channels_first_data() -> None:
+    proved(stack((4, 8, 9), L.Conv2D(4, 3, data_format="channels_first"),
+                 L.GroupNormalization(2, axis=1)))
+
+
+@pytest.mark.parametrize("axis", [-1, [2, 3], (-2, -1), (1, 2, 3)], ids=repr)
+def test_layer_normalization_over_trailing_axes(axis: Any) -> None:
+    p = proved(stack((3, 4, 6), L.LayerNormalization(axis=axis, epsilon=1e-6)))
+    assert "nn.LayerNorm(" in p.source
+
+
+def test_layer_normalization_over_a_middle_axis_is_a_stub() -> None:
+    assert port(stack((3, 4, 6), L.LayerNormalization(axis=[1, 2]))).unsupported
+
+
+def test_repeat_vector() -> None:
+    p = proved(stack((5,), L.Dense(3), L.RepeatVector(4), L.LSTM(2, return_sequences=True)))
+    assert "RepeatVector(4)" in p.source

@@ -51,6 +51,18 @@ class Reshape(nn.Module):
         return x.reshape(x.shape[0], *self.shape)
 '''
 
+BLOCKS["RepeatVector"] = '''
+class RepeatVector(nn.Module):
+    """(batch, features) -> (batch, n, features)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unsqueeze(1).expand(-1, self.n, -1)
+'''
+
 BLOCKS["Permute"] = '''
 class Permute(nn.Module):
     def __init__(self, dims: tuple[int, ...]) -> None:

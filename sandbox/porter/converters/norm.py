@@ -1,4 +1,4 @@
-"""BatchNormalization and LayerNormalization."""
+"""BatchNormalization, LayerNormalization and GroupNormalization."""
 
 from __future__ import annotations
 
@@ -37,17 +37,21 @@ def batch_norm(layer: Any, site: Site) -> Converted | None:
 
 
 def layer_norm(layer: Any, site: Site) -> Converted | None:
+    """nn.LayerNorm normalises the trailing axes: Keras's axis must be those."""
     rank = site.rank
-    axes = [layer.axis] if isinstance(layer.axis, int) else list(layer.axis)
-    if [a % rank for a in axes] != [rank - 1] or getattr(layer, "rms_scaling", False):
+    axes = sorted(a % rank for a in ([layer.axis] if isinstance(layer.axis, int) else layer.axis))
+    dims = [site.in_shapes[0][a] for a in axes]
+    if (axes != list(range(rank - len(axes), rank)) or 0 in axes or None in dims
+            or getattr(layer, "rms_scaling", False)):
         return None
-    d = int(site.in_shapes[0][-1] or 0)
+    shape = tuple(int(d or 0) for d in dims)
+    d = shape[0] if len(shape) == 1 else shape
     eps = float(layer.epsilon)
     weights = {}
     if layer.scale:
         weights["weight"] = array(layer.gamma)
     elif layer.center:
-        weights["weight"] = np.ones(d, np.float32)
+        weights["weight"] = np.ones(shape, np.float32)
     if layer.center:
         weights["bias"] = array(layer.beta)
     args = f"{d}, eps={eps!r}"
@@ -59,4 +63,25 @@ def layer_norm(layer: Any, site: Site) -> Converted | None:
     return Converted(f"nn.LayerNorm({args})", ("cl",), "cl", weights, traps=[trap])
 
 
-CONVERTERS = {"BatchNormalization": batch_norm, "LayerNormalization": layer_norm}
+def group_norm(layer: Any, site: Site) -> Converted | None:
+    """nn.GroupNorm: the same groups of channels, which torch wants on axis 1."""
+    rank = site.rank
+    if layer.axis % rank not in (1, rank - 1):
+        return None
+    lay: Layout = "cf" if layer.axis % rank == rank - 1 and rank > 2 else "cl"
+    channels = int(site.in_shapes[0][layer.axis] or 0)
+    eps = float(layer.epsilon)
+    args = f"{int(layer.groups)}, {channels}, eps={eps!r}"
+    weights = {}
+    if layer.scale or layer.center:
+        ones, zeros = np.ones(channels, np.float32), np.zeros(channels, np.float32)
+        weights["weight"] = array(layer.gamma) if layer.scale else ones
+        weights["bias"] = array(layer.beta) if layer.center else zeros
+    else:
+        args += ", affine=False"
+    trap = Trap("layernorm-epsilon", f"Keras epsilon {eps!r}; torch's default is 1e-5")
+    return Converted(f"nn.GroupNorm({args})", (lay,), lay, weights, traps=[trap])
+
+
+CONVERTERS = {"BatchNormalization": batch_norm, "LayerNormalization": layer_norm,
+              "GroupNormalization": group_norm}

@@ -37,6 +37,10 @@ def torch_pads(pairs: Any, n: int) -> list[int]:
     return [int(p) for pair in reversed(pairs) for p in pair]
 
 
+def repeat_vector(layer: Any, site: Site) -> Converted:
+    return Converted(f"RepeatVector({int(layer.n)})", ("cl",), "cl", helpers=("RepeatVector",))
+
+
 def zero_padding(layer: Any, site: Site) -> Converted | None:
     n = site.rank - 2
     if n not in (1, 2, 3):
@@ -72,6 +76,7 @@ def upsampling(layer: Any, site: Site) -> Converted | None:
 
 
 CONVERTERS = {"Flatten": flatten, "Reshape": reshape, "Permute": permute,
+              "RepeatVector": repeat_vector,
               "ZeroPadding1D": zero_padding, "ZeroPadding2D": zero_padding,
               "ZeroPadding3D": zero_padding, "Cropping1D": cropping, "Cropping2D": cropping,
               "Cropping3D": cropping, "UpSampling1D": upsampling, "UpSampling2D": upsampling,
