@@ -349,3 +349,24 @@ def test_a_port_past_its_time_limit_is_a_clear_error_and_leaves_no_file(
     assert report.status == "failed" and report.error is not None, report
     assert "ran out of time" in report.error.message
     assert os.listdir(out) == []
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_a_lambda_activation_in_a_model_file_never_runs(tmp_path: Path, suffix: str) -> None:
+    from sandbox.porter.loading import load_model_file
+
+    marker = tmp_path / "marker"
+
+    def evil(t: Any) -> Any:
+        marker.write_text("ran")
+        return t
+
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Dense(2, activation=lambda t: evil(t), name="dense")(inputs)
+    saved = tmp_path / f"act{suffix}"
+    with pytest.warns(UserWarning, match="lambda"):
+        keras.Model(inputs, outputs, name="act").save(saved)
+    marker.unlink(missing_ok=True)
+    with saved.open("rb") as f, pytest.raises((TypeError, ValueError)):
+        load_model_file(f, suffix)  # the port reports it as a ModelLoadError
+    assert not marker.exists()
