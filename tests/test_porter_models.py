@@ -337,3 +337,19 @@ def test_the_generated_file_imports_only_torch_and_safetensors() -> None:
     assert imported == {"__future__", "torch", "safetensors"}
     assert not [node for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)
                 and node.col_offset > 0]  # every import at the top
+
+
+def test_every_helper_block_passes_ruff(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from sandbox.porter import helpers
+
+    blocks = [helpers.BLOCKS[name] for name in helpers.needed(set(helpers.BLOCKS))]
+    path = tmp_path / "blocks.py"
+    path.write_text("from __future__ import annotations\n\nimport torch\nimport torch.nn.functional as F\n"
+                    "from torch import nn\n" + "\n".join(blocks))
+    ruff = subprocess.run(
+        [str(Path(sys.executable).with_name("ruff")), "check", "--no-cache", "--isolated", "--select",
+         "E,F,W,B,UP,SIM", "--line-length", "100", str(path)], capture_output=True, text=True, check=False)
+    assert ruff.returncode == 0, ruff.stdout

@@ -164,3 +164,24 @@ def test_the_loop_blocks_pass_ruff() -> None:
          "--line-length", "120", "--stdin-filename", "model.py", "-"],
         input=port(model).source, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout
+
+
+@pytest.mark.parametrize("inner", [
+    lambda: L.Conv2D(4, 3, activation="relu"), lambda: L.Conv2D(4, 3, padding="same"),
+    lambda: L.MaxPooling2D(), lambda: L.BatchNormalization(), lambda: L.Flatten(),
+    lambda: L.LayerNormalization(), lambda: L.Dropout(0.2)], ids=repr)
+def test_time_distributed_runs_the_inner_layer_on_every_step(inner: Callable[[], Any]) -> None:
+    p = proved(stack((3, 6, 7, 2), L.TimeDistributed(inner())))
+    assert "TimeDistributed(" in p.source
+
+
+def test_time_distributed_cnn_into_an_lstm() -> None:
+    p = proved(stack((4, 8, 8, 1), L.TimeDistributed(L.Conv2D(4, 3, activation="relu")),
+                     L.TimeDistributed(L.MaxPooling2D()), L.TimeDistributed(L.Flatten()),
+                     L.LSTM(6)))
+    assert p.source.count("TimeDistributed(") >= 3
+
+
+def test_time_distributed_over_what_it_cannot_fold_is_a_stub() -> None:
+    p = port(stack((3, 6, 7, 2), L.TimeDistributed(L.Conv2D(4, 3, strides=2, padding="same"))))
+    assert [lp.class_name for lp in p.unsupported] == ["TimeDistributed"]

@@ -51,6 +51,23 @@ class Reshape(nn.Module):
         return x.reshape(x.shape[0], *self.shape)
 '''
 
+BLOCKS["TimeDistributed"] = '''
+class TimeDistributed(nn.Module):
+    """Keras TimeDistributed: the inner layer on each step, the steps folded into the
+    batch (and, for a layer that wants channels first, the channels moved there and back)."""
+
+    def __init__(self, layer: nn.Module, channels_first: bool = False) -> None:
+        super().__init__()
+        self.layer, self.channels_first = layer, channels_first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        steps = x.flatten(0, 1)
+        y = self.layer(steps.movedim(-1, 1) if self.channels_first else steps)
+        if self.channels_first and y.dim() > 2:
+            y = y.movedim(1, -1)
+        return y.unflatten(0, x.shape[:2])
+'''
+
 BLOCKS["RepeatVector"] = '''
 class RepeatVector(nn.Module):
     """(batch, features) -> (batch, n, features)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..converted import Converted, Site, Trap
@@ -63,11 +64,31 @@ def layer_scale(layer: Any, site: Site) -> Converted:
 
 
 def time_distributed(layer: Any, site: Site) -> Converted | None:
-    """TimeDistributed(Dense) is a Dense: nn.Linear maps the last axis of any rank."""
+    """TimeDistributed(Dense) is a Dense: nn.Linear maps the last axis of any rank. Any
+    other inner layer the porter converts to one module call (with at most an elementwise
+    activation after it) runs on the steps folded into the batch."""
+    from . import KERAS_LAYERS, REGISTRY  # the registry holds this module's converters
+
     inner = layer.layer
-    if type(inner).__name__ != "Dense" or not type(inner).__module__.startswith("keras.src."):
+    kind = type(inner).__name__
+    if not type(inner).__module__.startswith(KERAS_LAYERS) or kind not in REGISTRY:
         return None
-    return dense(inner, site)
+    if kind == "Dense":
+        return dense(inner, site)
+    steps = Site(("cl",), tuple((s[0], *s[2:]) for s in site.in_shapes),
+                 tuple((s[0], *s[2:]) for s in site.out_shapes), ("0",))
+    done = REGISTRY[kind](inner, steps)
+    elementwise = done is not None and (done.post == "{y}" or (
+        re.fullmatch(r"(F|torch)\.\w+\(\{y\}[^\[\]{}]*\)", done.post) is not None
+        and "dim" not in done.post))  # an activation, the same on any layout
+    if (done is None or done.stub or done.inline or "mask" in site.roles
+            or done.call not in ("{m}({args})", "{m}({x0})") or len(done.wants) != 1
+            or not elementwise or (done.wants[0], done.out) == ("cl", "cf")):
+        return None
+    channels_first = ", channels_first=True" if done.wants[0] == "cf" and site.rank > 3 else ""
+    return Converted(f"TimeDistributed({done.module}{channels_first})", ("cl",), "cl",
+                     {f"layer.{k}": v for k, v in done.weights.items()}, post=done.post,
+                     traps=done.traps, helpers=("TimeDistributed", *done.helpers))
 
 
 CONVERTERS = {
