@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from sandbox.executor import PORT_FILES
@@ -367,6 +368,30 @@ def test_a_lambda_activation_in_a_model_file_never_runs(tmp_path: Path, suffix: 
     with pytest.warns(UserWarning, match="lambda"):
         keras.Model(inputs, outputs, name="act").save(saved)
     marker.unlink(missing_ok=True)
-    with saved.open("rb") as f, pytest.raises((TypeError, ValueError)):
-        load_model_file(f, suffix)  # the port reports it as a ModelLoadError
+    with saved.open("rb") as f:
+        loaded = load_model_file(f, suffix).model
+    loaded(np.ones((1, 4), dtype=np.float32))  # called, too: the stand-in holds no code
     assert not marker.exists()
+    stand_in = loaded.get_layer("dense")
+    assert type(stand_in).__name__ == "Dense" and not isinstance(stand_in, keras.layers.Dense)
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_layers_keras_refuses_become_stubs_of_the_right_shape(porter: Porter, tmp_path: Path,
+                                                              suffix: str) -> None:
+    inputs = keras.Input((6,))
+    x = keras.layers.Dense(4, name="first")(inputs)
+    x = keras.layers.Lambda(lambda t: t[:, :2], name="cut")(x)  # changes the shape
+    x = keras.layers.Dense(3, name="after_cut")(x)
+    with pytest.warns(UserWarning, match="lambda"):  # saving a lambda activation says so
+        x = keras.layers.Dense(2, activation=lambda t: t * 3, name="odd_activation")(x)
+        model = keras.Model(inputs, keras.layers.Dense(2, name="last")(x), name="refused")
+        model.save(tmp_path / f"refused{suffix}")
+    report = porter.port(tmp_path / "out", tmp_path / f"refused{suffix}")
+    assert report.status == "partial", report
+    assert [(s.name, s.class_name) for s in report.unsupported] == [
+        ("cut", "Lambda"), ("odd_activation", "Dense")]
+    rows = {row.name: row.status for row in report.layers}
+    assert rows == {"first": "pass", "cut": "stub", "after_cut": "not run",
+                    "odd_activation": "stub", "last": "not run"}
+    assert not report.notes or "weights not loaded" not in " ".join(report.notes)

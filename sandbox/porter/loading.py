@@ -17,12 +17,14 @@ ever looked up or run.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import io
 import json
 import re
 import warnings
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -31,6 +33,7 @@ import keras
 PLACEHOLDER = "SidebysideUnported"
 MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
 _CLASS_NAME = re.compile(r"[^A-Za-z0-9_]")
+Keep = Callable[[dict[str, Any]], bool]  # whether a layer's config is loaded as it is
 
 
 @dataclass
@@ -40,24 +43,51 @@ class Loaded:
 
 
 class Unported(keras.layers.Layer):
-    """Stands in for a layer that can't be built safely: its first input, unchanged."""
+    """Stands in for a layer that can't be built safely.
+
+    Its output has the shape the file says the original's had (the layers
+    reading it record it, in Keras 3's format; else a Lambda's own
+    `output_shape`): zeros of that shape, or its first input unchanged when
+    no shape is known. The proof stops at its stub, so only the shape matters
+    to the layers after it.
+    """
 
     def __init__(self, name: str | None = None, original_class: str = "Layer",
-                 original_config: str = "{}", **_: Any) -> None:
+                 original_config: str = "{}", output_shape: list[Any] | None = None,
+                 **_: Any) -> None:
         super().__init__(name=name)
         self.original_class, self.original_config = original_class, original_config
+        self.shape_out = output_shape
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Unported:
         original = str(config.get("original_class", "Layer"))
         # Named after the layer it replaces: the stub and the report say which it was.
         short = original.rsplit(">", 1)[-1]  # a registered name: "package>Class"
-        named = type(_CLASS_NAME.sub("_", short)[:64] or "Layer", (cls,), {})
+        # Of this module, not Keras's: the porter converts only Keras's own classes, so a
+        # stand-in named Dense is a stub all the same.
+        named = type(_CLASS_NAME.sub("_", short)[:64] or "Layer", (cls,), {"__module__": __name__})
+        shape = config.get("output_shape")
+        known = isinstance(shape, list) and all(d is None or isinstance(d, int) for d in shape)
         return named(name=config.get("name"), original_class=original,
-                     original_config=str(config.get("original_config", "{}")))
+                     original_config=str(config.get("original_config", "{}")),
+                     output_shape=shape if known and shape else None)
+
+    def _first(self, inputs: Any) -> Any:
+        return inputs[0] if isinstance(inputs, list | tuple) else inputs
+
+    def compute_output_shape(self, input_shape: Any, *args: Any, **kwargs: Any) -> Any:
+        first = input_shape[0] if isinstance(input_shape, list) else input_shape
+        if self.shape_out is None:
+            return first
+        return (first[0], *self.shape_out[1:])
 
     def call(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
-        return inputs[0] if isinstance(inputs, list | tuple) else inputs
+        x = self._first(inputs)
+        if self.shape_out is None:
+            return x
+        dtype = x.dtype if "float" in str(x.dtype) else "float32"
+        return keras.ops.zeros((keras.ops.shape(x)[0], *self.shape_out[1:]), dtype=dtype)
 
     def get_config(self) -> dict[str, Any]:
         try:
@@ -85,8 +115,50 @@ def _known(entry: dict[str, Any]) -> bool:
     return False
 
 
-def placeholders(config: Any) -> list[str]:
-    """Rewrite, in place, every layer `_known` refuses; the names of those rewritten."""
+def _builds_alone(legacy: bool) -> Keep:
+    """A second look, for a file Keras refused: whether each layer can be made by itself
+    in safe mode (a Dense whose activation is a lambda can't)."""
+    from keras.src.legacy.saving import saving_options, saving_utils
+    from keras.src.saving import serialization_lib
+
+    def builds(entry: dict[str, Any]) -> bool:
+        if not _known(entry):
+            return False
+        try:
+            if legacy:
+                with saving_options.keras_option_scope(use_legacy_config=True), \
+                        serialization_lib.SafeModeScope(True):
+                    saving_utils.model_from_config(copy.deepcopy(entry))
+            else:
+                serialization_lib.deserialize_keras_object(copy.deepcopy(entry), safe_mode=True)
+        except Exception:
+            return False
+        return True
+
+    return builds
+
+
+def output_shapes(config: Any, found: dict[str, list[Any]] | None = None) -> dict[str, Any]:
+    """Each layer's first output shape, as the tensors that read it record it (Keras 3)."""
+    found = {} if found is None else found
+    if isinstance(config, dict):
+        history = config.get("config", {}).get("keras_history") if config.get(
+            "class_name") == "__keras_tensor__" and isinstance(config.get("config"),
+                                                               dict) else None
+        if isinstance(history, list) and len(history) == 3 and history[2] == 0:
+            found.setdefault(str(history[0]), config["config"].get("shape"))
+        for value in config.values():
+            output_shapes(value, found)
+    elif isinstance(config, list):
+        for value in config:
+            output_shapes(value, found)
+    return found
+
+
+def placeholders(config: Any, keep: Keep = _known,
+                 shapes: dict[str, Any] | None = None) -> list[str]:
+    """Rewrite, in place, every layer `keep` refuses; the names of those rewritten."""
+    shapes = output_shapes(config) if shapes is None else shapes
     rewritten: list[str] = []
     layers = config.get("config", {}).get("layers") if isinstance(config, dict) else None
     for entry in layers if isinstance(layers, list) else []:
@@ -95,18 +167,34 @@ def placeholders(config: Any) -> list[str]:
         inner = entry.get("config")
         inner = inner if isinstance(inner, dict) else {}
         if entry.get("class_name") in MODEL_CLASSES or isinstance(inner.get("layers"), list):
-            rewritten += placeholders(entry)
+            rewritten += placeholders(entry, keep, shapes)
             continue
-        if _known(entry):
+        if entry.get("class_name") == PLACEHOLDER or keep(entry):
             continue
         name = str(inner.get("name", entry.get("name", "layer")))
         original = json.dumps(inner, default=repr, sort_keys=True)[:4000]
+        shape = shapes.get(name) or inner.get("output_shape")  # a Lambda may say its own
         entry.update(class_name=PLACEHOLDER, module=None, registered_name=PLACEHOLDER,
                      config={"name": name, "original_class": str(entry.get("class_name")),
-                             "original_config": original})
+                             "original_config": original, "output_shape": shape})
         entry.pop("build_config", None)
         rewritten.append(name)
     return rewritten
+
+
+def _from_zip(archive: zipfile.ZipFile, config: dict[str, Any]) -> Any:
+    """The model from the archive's weights and this (rewritten) config."""
+    from keras.src.saving import saving_lib
+
+    rebuilt = io.BytesIO()
+    with zipfile.ZipFile(rebuilt, "w", zipfile.ZIP_STORED) as out:
+        for info in archive.infolist():
+            data = (json.dumps(config).encode() if info.filename == "config.json"
+                    else archive.read(info))
+            out.writestr(info.filename, data)
+    rebuilt.seek(0)
+    return saving_lib.load_model(rebuilt, custom_objects={PLACEHOLDER: Unported},
+                                 compile=False, safe_mode=True)
 
 
 def load_keras(file: IO[bytes]) -> Loaded:
@@ -115,25 +203,43 @@ def load_keras(file: IO[bytes]) -> Loaded:
 
     with zipfile.ZipFile(file) as archive:
         config = json.loads(archive.read("config.json"))
-        if not placeholders(config):
+        try:
+            if placeholders(config):
+                return Loaded(_from_zip(archive, config))
             file.seek(0)
             return Loaded(saving_lib.load_model(file, compile=False, safe_mode=True))
-        rebuilt = io.BytesIO()
-        with zipfile.ZipFile(rebuilt, "w", zipfile.ZIP_STORED) as out:
-            for info in archive.infolist():
-                data = (json.dumps(config).encode() if info.filename == "config.json"
-                        else archive.read(info))
-                out.writestr(info.filename, data)
-    rebuilt.seek(0)
-    return Loaded(saving_lib.load_model(rebuilt, custom_objects={PLACEHOLDER: Unported},
-                                        compile=False, safe_mode=True))
+        except (TypeError, ValueError):
+            if not placeholders(config, _builds_alone(legacy=False)):
+                raise
+            return Loaded(_from_zip(archive, config))
+
+
+def _from_h5(f: Any, config: dict[str, Any], stand_ins: list[str]) -> Loaded:
+    from keras.src.legacy.saving import legacy_h5_format, saving_options, saving_utils
+    from keras.src.saving import serialization_lib
+
+    with saving_options.keras_option_scope(use_legacy_config=True), \
+            serialization_lib.SafeModeScope(True):
+        # A copy: Keras's legacy loader takes the config apart as it reads it.
+        model = saving_utils.model_from_config(copy.deepcopy(config),
+                                               custom_objects={PLACEHOLDER: Unported})
+    weights = f.get("model_weights", f)
+    # By name: the placeholders hold none of the weights the file has for them.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        legacy_h5_format.load_weights_from_hdf5_group_by_name(weights, model,
+                                                              skip_mismatch=True)
+    # Any other layer skipped (a nested model holding a placeholder) keeps Keras's
+    # initial weights: the proof holds for those, not for the file's.
+    skipped = [str(w.message) for w in caught if "Skipping loading" in str(w.message)
+               and not any(f"(named {name})" in str(w.message) for name in stand_ins)]
+    return Loaded(model, [f"weights not loaded from the file: {m}" for m in skipped])
 
 
 def load_h5(file: IO[bytes]) -> Loaded:
     """A legacy `.h5` file: its config rewritten if need be, weights matched by layer name."""
     import h5py
-    from keras.src.legacy.saving import legacy_h5_format, saving_options, saving_utils
-    from keras.src.saving import serialization_lib
+    from keras.src.legacy.saving import legacy_h5_format
 
     with h5py.File(file, "r") as f:
         raw = f.attrs.get("model_config")
@@ -142,24 +248,16 @@ def load_h5(file: IO[bytes]) -> Loaded:
                              "model with model.save()")
         config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
         stand_ins = placeholders(config)
-        if not stand_ins:
+        try:
+            if stand_ins:
+                return _from_h5(f, config, stand_ins)
             return Loaded(legacy_h5_format.load_model_from_hdf5(f, compile=False,
                                                                 safe_mode=True))
-        with saving_options.keras_option_scope(use_legacy_config=True), \
-                serialization_lib.SafeModeScope(True):
-            model = saving_utils.model_from_config(config,
-                                                   custom_objects={PLACEHOLDER: Unported})
-        weights = f.get("model_weights", f)
-        # By name: the placeholders hold none of the weights the file has for them.
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            legacy_h5_format.load_weights_from_hdf5_group_by_name(weights, model,
-                                                                  skip_mismatch=True)
-        # Any other layer skipped (a nested model holding a placeholder) keeps Keras's
-        # initial weights: the proof holds for those, not for the file's.
-        skipped = [str(w.message) for w in caught if "Skipping loading" in str(w.message)
-                   and not any(f"(named {name})" in str(w.message) for name in stand_ins)]
-        return Loaded(model, [f"weights not loaded from the file: {m}" for m in skipped])
+        except (TypeError, ValueError):
+            more = placeholders(config, _builds_alone(legacy=True))
+            if not more:
+                raise
+            return _from_h5(f, config, stand_ins + more)
 
 
 def load_model_file(file: IO[bytes], suffix: str) -> Loaded:
