@@ -42,6 +42,8 @@ OWN_WORK = """
 import json, os, sys, tempfile, time
 os.chdir(tempfile.mkdtemp())
 import tensorflow, torch
+from sandbox.frameworks.pytorch import keep_backward_context_off_cpu_threads
+keep_backward_context_off_cpu_threads(torch)  # as in the pool: DDP's teardown can deadlock
 code = sys.stdin.read()
 exec(compile(code, "<snippet>", "exec"), {"__name__": "__main__"})
 started = time.perf_counter()
@@ -51,9 +53,13 @@ print(json.dumps({"own_s": time.perf_counter() - started}))
 
 
 def own_work_s(code: str) -> float | None:
-    done = subprocess.run([sys.executable, "-c", OWN_WORK], input=code, capture_output=True,
-                          text=True, timeout=600, env={"TF_CPP_MIN_LOG_LEVEL": "3",
-                                                       "PATH": "/usr/bin:/bin"})
+    try:
+        done = subprocess.run([sys.executable, "-c", OWN_WORK], input=code, capture_output=True,
+                              text=True, timeout=300,
+                              env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin",
+                                   "PYTHONPATH": str(ROOT)})
+    except subprocess.TimeoutExpired:
+        return None
     lines = [line for line in done.stdout.splitlines() if line.startswith('{"own_s"')]
     return json.loads(lines[-1])["own_s"] if lines else None
 

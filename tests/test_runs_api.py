@@ -253,7 +253,7 @@ def test_torch_distributed_trains_over_two_processes_on_the_runs_own_loopback(
 def test_ddp_runs_end_every_time_with_the_compiler_imported_before_the_fork(
         api: httpx.Client) -> None:
     # torch 2.13 can deadlock as a DDP module on gloo is freed after backward
-    # (the template's `_keep_backward_context_off_cpu_threads` says how); with
+    # (the template's `keep_backward_context_off_cpu_threads` says how); with
     # torch._dynamo imported in the template about one run in two hung here.
     for i in range(12):
         result = run(api, "pytorch", DDP + f"# run {i}\n", timeout_s=10)

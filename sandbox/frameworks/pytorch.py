@@ -20,24 +20,31 @@ def in_template(precompile_kernels: bool) -> KernelStatus | None:
     # a machine without TensorFlow, instead of importing all of it (≈ 2.5 s).
     notf = "tensorboard.compat.notf"
     sys.modules.setdefault(notf, types.ModuleType(notf))
-    # What torch.export, torch.onnx.export (dynamo=True, which translates with
-    # onnxscript) and torch.distributed load on first use: CPU that every such
-    # run paid again after the fork. Imported here they are shared pages of
-    # every spare (a fork copies a few more page tables); a plain run never
-    # touches them. Imports only: no op runs, no thread starts.
-    # torch._dynamo too: torch.compile, torch.export and DDP load it on first
-    # use, about a second of CPU per run.
-    import onnxscript  # noqa: F401
-    import torch._dynamo
+    # What torch.compile, torch.export, torch.onnx.export (dynamo=True, which
+    # translates with onnxscript) and DDP load on first use: Dynamo, AOT
+    # autograd, Inductor's lowering, the export tracer, onnxscript's op
+    # library and rewrite rules. Each run that compiled or exported paid
+    # 1–2 s of CPU importing them again; here they are shared pages of every
+    # spare (≈ 50 MiB more in the template; a fork copies a few more page
+    # tables) that a plain run never touches. Imports only: no op runs, no
+    # thread starts (tests/test_template.py checks the threads). Not onnxruntime:
+    # importing it starts a thread.
+    import functorch.compile  # noqa: F401
+    import onnxscript._framework_apis.torch_2_11
+    import onnxscript.function_libs.torch_lib.ops
+    import onnxscript.rewriter.rules  # noqa: F401
+    import torch._dynamo.backends.registry
+    import torch._functorch.aot_autograd
+    import torch._inductor.compile_fx
     import torch.distributed
-    import torch.export
+    import torch.export._trace
     import torch.onnx
 
-    _keep_backward_context_off_cpu_threads(torch)
+    keep_backward_context_off_cpu_threads(torch)
     return None
 
 
-def _keep_backward_context_off_cpu_threads(torch: Any) -> None:
+def keep_backward_context_off_cpu_threads(torch: Any) -> None:
     """Work around a deadlock in torch 2.13's DDP teardown on gloo.
 
     Every `backward()` stashes a copy of the caller's contextvars in the
