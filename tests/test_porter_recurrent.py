@@ -185,3 +185,25 @@ def test_time_distributed_cnn_into_an_lstm() -> None:
 def test_time_distributed_over_what_it_cannot_fold_is_a_stub() -> None:
     p = port(stack((3, 6, 7, 2), L.TimeDistributed(L.Conv2D(4, 3, strides=2, padding="same"))))
     assert [lp.class_name for lp in p.unsupported] == ["TimeDistributed"]
+
+
+@pytest.mark.parametrize("merge", [L.Concatenate, L.Add, L.Average, L.Subtract])
+@pytest.mark.parametrize("both_masked", [True, False])
+def test_a_mask_through_a_merge_reaches_the_lstm(merge: type, both_masked: bool) -> None:
+    ids = keras.Input((6,), dtype="int32", name="ids")
+    a = L.Embedding(10, 4, mask_zero=True, name="masked")(ids)
+    b = L.Embedding(10, 4, mask_zero=both_masked, name="other")(ids)
+    model = randomize(keras.Model(ids, L.LSTM(5, name="lstm")(merge()([a, b]))))
+    p = proved_on(model, PADDED)
+    # Keras keeps the mask through a Concatenate; the other merges only if every input has one.
+    assert ("mask=" in p.source) == (both_masked or merge is L.Concatenate)
+
+
+@pytest.mark.parametrize("merge", [L.Multiply, L.Maximum, L.Minimum])
+def test_a_merge_whose_result_a_mask_changes_is_a_stub(merge: type) -> None:
+    ids = keras.Input((6,), dtype="int32", name="ids")
+    x = L.Embedding(10, 4, mask_zero=True, name="masked")(ids)
+    model = randomize(keras.Model(ids, merge(name="merge")([L.Dense(3)(x), L.Dense(3)(x)])))
+    p = port(model)
+    assert [lp.name for lp in p.unsupported] == ["merge"]
+    assert prove(model, p, inputs=PADDED).status == "partial"

@@ -24,16 +24,23 @@ class Call:
 
 
 # Layers that read their inputs' Keras masks themselves, so that the graph has no edge
-# for them: MultiHeadAttention (query, value, key), Attention and AdditiveAttention.
+# for them: MultiHeadAttention (query, value, key), Attention and AdditiveAttention, and
+# the merges whose result a mask changes (the converters have them as "mask" inputs).
 IMPLICIT_MASKS = ("MultiHeadAttention", "Attention", "AdditiveAttention")
+MASKED_MERGES = ("Multiply", "Maximum", "Minimum")
 
 
 def implicit_masks(node: Any) -> list[tuple[str, Any]]:
     """(role, mask KerasTensor) for each mask a layer reads off its inputs."""
     name = type(node.operation).__name__
-    if name not in IMPLICIT_MASKS or not isinstance(node.operation, keras.Layer):
+    if not isinstance(node.operation, keras.Layer):
         return []
     args, kwargs = node.arguments.args, node.arguments.kwargs
+    if name in MASKED_MERGES and args and isinstance(args[0], list | tuple):
+        masks = [getattr(t, "_keras_mask", None) for t in args[0]]
+        return [("mask", m) for m in masks if isinstance(m, keras.KerasTensor)]
+    if name not in IMPLICIT_MASKS:
+        return []
     if name == "MultiHeadAttention":
         params = ("query", "value", "key")
         given = {p: args[i] if i < len(args) else kwargs.get(p) for i, p in enumerate(params)}

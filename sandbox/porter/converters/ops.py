@@ -19,6 +19,10 @@ UNARY = {"Negative": "-{x0}", "Relu": "F.relu({x0})", "Relu6": "F.relu6({x0})",
          "Exp": "torch.exp({x0})", "Sqrt": "torch.sqrt({x0})", "Abs": "torch.abs({x0})"}
 
 
+TORCH_DTYPES = {"bool": ", dtype=torch.bool", "float32": ", dtype=torch.float32",
+                "int32": ", dtype=torch.int32", "int64": ", dtype=torch.int64"}
+
+
 def operand(value: Any, index: int, exact: bool = False) -> tuple[str | None, int]:
     """Source for one argument, and the index of the next input tensor."""
     if isinstance(value, keras.KerasTensor):
@@ -46,6 +50,19 @@ def convert_op(op: Any, node: Any, site: Site) -> Converted | None:
         return None
     if name in ("Any", "All") and len(args) == 1:
         return reduction(op, site)
+    if name in ("OnesLike", "ZerosLike") and len(args) == 1 and len(site.in_shapes) == 1:
+        dtype = TORCH_DTYPES.get(str(op.dtype)) if op.dtype is not None else ""
+        if dtype is None:
+            return None
+        fill = "torch.ones_like" if name == "OnesLike" else "torch.zeros_like"
+        same = site.in_layouts[0]
+        return Converted("", (same,), same, call=f"{fill}({{x0}}{dtype})", inline=True)
+    if (name == "Concatenate" and len(args) == 1 and isinstance(op.axis, int)
+            and len(args[0]) == len(site.in_shapes)):
+        # Masks of a Concatenate layer's inputs, joined (Keras's compute_mask).
+        parts = ", ".join(f"{{x{i}}}" for i in range(len(site.in_shapes)))
+        return Converted("", repeat("cl", len(site.in_shapes)), "cl",
+                         call=f"torch.cat([{parts}], dim={op.axis % site.rank})", inline=True)
     if name == "ExpandDims" and isinstance(op.axis, int) and len(site.in_shapes) == 1:
         rank = site.rank + 1  # a padding mask's (batch, 1, length): `mask.unsqueeze(1)`
         return Converted("", ("cl",), "cl", call=f"{{x0}}.unsqueeze({op.axis % rank})",
