@@ -9,8 +9,10 @@ wrote to a file the pool opened for it. Nothing in it is trusted:
   `module_source`, byte for byte;
 - `weights.safetensors`: its header parsed and checked against the file:
   known dtypes, shapes, offsets that tile the data exactly, identifier keys.
-Then the trusted side writes the files itself, `check.py` from its own fixed
-text and `port.zip` from the checked files. Any refusal leaves `out_dir` empty.
+The weights are copied into `out_dir` as they are read (a web process never
+holds them in memory); the rest is written once all is checked, `check.py`
+from the pool's own fixed text and `port.zip` from the checked files. Any
+refusal leaves `out_dir` empty.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ MAX_TENSORS = 100_000
 KEY_CHARS = 512
 DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2,
                "I8": 1, "U8": 1, "BOOL": 1}
+WEIGHTS = "weights.safetensors"
 CHECK_PY = Path(__file__).with_name("porter") / "check_template.py"
 
 
@@ -48,12 +51,27 @@ def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
     return data
 
 
-def read_archive(path: Path, weights_cap: int) -> dict[str, bytes]:
-    """The members, by name, each within its cap (raises ArchiveRefused)."""
+def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, cap: int) -> None:
+    """A member too large to hold in memory, copied to `dest` within its cap."""
+    if info.file_size > cap:
+        raise ArchiveRefused(f"{info.filename} claims {info.file_size} bytes, over {cap}")
+    written = 0
+    with archive.open(info) as member, dest.open("xb") as out:
+        while chunk := member.read(1 << 20):
+            written += len(chunk)
+            if written > cap:
+                raise ArchiveRefused(f"{info.filename} is larger than {cap} bytes")
+            out.write(chunk)
+
+
+def read_archive(path: Path, out_dir: Path, weights_cap: int) -> dict[str, bytes]:
+    """The small members by name, each within its cap; the weights go straight to
+    `out_dir` (a web process holds a few MB of a port, never its weights). Raises
+    ArchiveRefused."""
     from sandbox.porter.job import ARCHIVE_MEMBERS
 
-    caps = {"port_report.json": REPORT_BYTES, "model.py": MAX_MODULE_SOURCE_CHARS,
-            "weights.safetensors": weights_cap}
+    caps = {"port_report.json": REPORT_BYTES, "model.py": MAX_MODULE_SOURCE_CHARS}
+    seen: set[str] = set()
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
@@ -61,9 +79,13 @@ def read_archive(path: Path, weights_cap: int) -> dict[str, bytes]:
                 raise ArchiveRefused(f"{len(infos)} members, at most {len(ARCHIVE_MEMBERS)}")
             members: dict[str, bytes] = {}
             for info in infos:
-                if info.filename not in ARCHIVE_MEMBERS or info.filename in members:
+                if info.filename not in ARCHIVE_MEMBERS or info.filename in seen:
                     raise ArchiveRefused(f"unexpected member {info.filename[:100]!r}")
-                members[info.filename] = _read(archive, info, caps[info.filename])
+                seen.add(info.filename)
+                if info.filename == WEIGHTS:
+                    _extract(archive, info, out_dir / WEIGHTS, weights_cap)
+                else:
+                    members[info.filename] = _read(archive, info, caps[info.filename])
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError,
             NotImplementedError, RuntimeError) as exc:  # not a zip, a bad member
         raise ArchiveRefused(f"not a readable archive: {type(exc).__name__}: {exc}") from exc
@@ -91,15 +113,19 @@ def check_source(data: bytes, report: PortReport) -> None:
         raise ArchiveRefused("the report's class name is not an identifier")
 
 
-def check_safetensors(data: bytes) -> list[str]:
+def check_safetensors(path: Path) -> list[str]:
     """The tensors' keys, once the header is found to describe the data exactly."""
-    if len(data) < 8:
-        raise ArchiveRefused("weights.safetensors is shorter than its header's length")
-    (size,) = struct.unpack("<Q", data[:8])
-    if size > min(HEADER_BYTES, len(data) - 8):
-        raise ArchiveRefused("weights.safetensors: its header's length is past the file")
+    length = path.stat().st_size
+    with path.open("rb") as f:
+        first = f.read(8)
+        if len(first) < 8:
+            raise ArchiveRefused("weights.safetensors is shorter than its header's length")
+        (size,) = struct.unpack("<Q", first)
+        if size > min(HEADER_BYTES, length - 8):
+            raise ArchiveRefused("weights.safetensors: its header's length is past the file")
+        raw = f.read(size)
     try:
-        header = json.loads(data[8:8 + size])
+        header = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ArchiveRefused(f"weights.safetensors: its header is not JSON: {exc}") from exc
     if not isinstance(header, dict) or len(header) > MAX_TENSORS + 1:
@@ -129,24 +155,24 @@ def check_safetensors(data: bytes) -> list[str]:
         if begin != position:
             raise ArchiveRefused("weights.safetensors: tensors overlap or leave gaps")
         position = end
-    if 8 + size + position != len(data):
+    if 8 + size + position != length:
         raise ArchiveRefused("weights.safetensors: its data is not what the header says")
     return list(header)
 
 
 def write_port_files(members: dict[str, bytes], report: PortReport, out_dir: Path) -> None:
-    """The checked files into `out_dir`, with check.py and port.zip (ours, not the run's)."""
-    report_json = report.model_dump_json(indent=1).encode()
+    """The checked files into `out_dir` (the weights are there already), with check.py
+    and port.zip (ours, not the run's)."""
     files = {"model.py": members["model.py"],
-             "weights.safetensors": members["weights.safetensors"],
-             "port_report.json": report_json, "check.py": CHECK_PY.read_bytes()}
+             "port_report.json": report.model_dump_json(indent=1).encode(),
+             "check.py": CHECK_PY.read_bytes()}
     for name, data in files.items():
         (out_dir / name).write_bytes(data)
     with zipfile.ZipFile(out_dir / "port.zip", "w") as bundle:
-        for name, data in files.items():
+        for name in ("model.py", WEIGHTS, "port_report.json", "check.py"):
             # Weights hardly compress (≈ 7 %), and deflating ResNet50's took 8 s.
-            kind = zipfile.ZIP_STORED if name.endswith(".safetensors") else zipfile.ZIP_DEFLATED
-            bundle.writestr(name, data, compress_type=kind)
+            kind = zipfile.ZIP_STORED if name == WEIGHTS else zipfile.ZIP_DEFLATED
+            bundle.write(out_dir / name, name, compress_type=kind)
 
 
 def accept_archive(path: Path, out_dir: Path, weights_cap: int) -> PortReport:
@@ -155,14 +181,15 @@ def accept_archive(path: Path, out_dir: Path, weights_cap: int) -> PortReport:
     Raises ArchiveRefused; `out_dir` is then emptied (the archive with it).
     """
     try:
-        members = read_archive(path, weights_cap)
+        members = read_archive(path, out_dir, weights_cap)
         report = parse_report(members["port_report.json"])
-        has_module = "model.py" in members or "weights.safetensors" in members
+        has_weights = (out_dir / WEIGHTS).exists()
+        has_module = "model.py" in members or has_weights
         if has_module:
-            if set(members) != {"model.py", "weights.safetensors", "port_report.json"}:
+            if "model.py" not in members or not has_weights:
                 raise ArchiveRefused("model.py and weights.safetensors come together")
             check_source(members["model.py"], report)
-            check_safetensors(members["weights.safetensors"])
+            check_safetensors(out_dir / WEIGHTS)
         elif report.error is None:
             raise ArchiveRefused("a report with neither a module nor an error")
         path.unlink()

@@ -91,7 +91,7 @@ def test_a_small_model_is_proved_and_its_files_check_outside_the_site(
     assert (out / "model.py").read_text() == report.module_source
     on_disk = PortReport.model_validate_json((out / "port_report.json").read_bytes())
     assert on_disk.status == "proved"
-    keys = check_safetensors((out / "weights.safetensors").read_bytes())
+    keys = check_safetensors(out / "weights.safetensors")
     with zipfile.ZipFile(out / "port.zip") as bundle:
         assert sorted(bundle.namelist()) == sorted(f for f in PORT_FILES if f != "port.zip")
     # model.py's load() gives the module in eval mode, its state_dict keys the file's keys
