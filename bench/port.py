@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 import tempfile
@@ -75,6 +76,9 @@ def main() -> int:
     parser.add_argument("models", nargs="*", default=list(FLOORS_S))
     parser.add_argument("--onnx", action="store_true", help="the ONNX comparison too")
     args = parser.parse_args()
+    # The pool says where each port's time went: its run, then checking its files.
+    logging.basicConfig(format="  %(message)s")
+    logging.getLogger("sidebyside.pool").setLevel(logging.INFO)
     ok = True
     with tempfile.TemporaryDirectory(prefix="bench-port-") as folder:
         paths = {name: save_model(name, Path(folder)) for name in args.models}
