@@ -1,20 +1,25 @@
 """An untrusted model file in, a Keras model out: safe mode, and placeholders for the rest.
 
 Runs in the sandbox. The file arrives as an open descriptor (`job.py`), read
-through a file object: Keras's own `.keras` loader takes one, and h5py opens
-one for `.h5`. Both loaders run in safe mode: a Lambda's marshalled bytecode
-is refused in `.keras` and, since Keras 3, in legacy `.h5` too.
+through a file object: `keras.saving.load_model` wants a path ending in
+`.keras`, but the loader it hands that path to (`saving_lib.load_model`)
+takes a file object, and the legacy `.h5` loader takes an `h5py.File`, which
+h5py opens on one. Both run in safe mode: Keras 3 refuses a Lambda's
+marshalled bytecode in `.keras` and in legacy `.h5` alike, and a lambda
+serialised as an activation too.
 
-Layers Keras can't (or mustn't) build from the file: Lambda, and classes it
-doesn't know (a custom Layer subclass). Refusing them would refuse the whole
-model, so their configs are rewritten to `Unported`, a placeholder that
-passes its first input through and restores none of its weights. It carries
-the layer's original class name (its Python class is named after it) and
-config, so the porter writes a stub for it, the report lists it, and the
-proof covers everything before it. Nothing of the original layer's code is
-ever looked up or run.
+Layers Keras can't (or mustn't) build from the file: Lambda, classes it
+doesn't know (a custom Layer subclass), and, on a second look at a file
+Keras still refuses, any layer it won't make by itself in safe mode (a
+Dense whose activation is a lambda). Refusing them would refuse the whole
+model, so their configs are rewritten to `Unported` before Keras reads
+them: a placeholder with the output shape the file records for the layer,
+that restores none of its weights. It carries the layer's original class
+name (its Python class is named after it) and config, so the porter writes
+a stub for it, the report lists it, and the proof covers everything before
+it. No Lambda config ever reaches Keras's deserialiser, and nothing of the
+original layer's code is looked up or run.
 """
-
 from __future__ import annotations
 
 import copy
