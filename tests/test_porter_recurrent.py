@@ -9,8 +9,10 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
+import torch
 
 from sandbox.porter import Port, port, prove
+from sandbox.porter.proof import load_module
 from tests.test_porter_layers import keys, proved, randomize, stack
 
 L = keras.layers
@@ -112,7 +114,10 @@ def test_a_stateful_layer_is_a_stub_whose_config_says_so() -> None:
     p = port(model)
     assert [lp.name for lp in p.unsupported] == ["stateful_lstm"]
     assert '\\"stateful\\": true' in p.source or '"stateful": true' in p.source
-    assert prove(model, p).status == "partial"
+    proof = prove(model, p)
+    assert proof.status == "partial"
+    with pytest.raises(NotImplementedError, match="stateful=True carries the state"):
+        load_module(p)(torch.zeros(2, 7, 3))
 
 
 @pytest.mark.parametrize("return_sequences", [False, True])

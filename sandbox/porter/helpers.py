@@ -141,14 +141,15 @@ BLOCKS["KerasStub"] = '''
 class KerasStub(nn.Module):
     """A Keras layer the porter could not convert: write its forward by hand."""
 
-    def __init__(self, layer_name: str, class_name: str, config: str) -> None:
+    def __init__(self, layer_name: str, class_name: str, config: str, reason: str = "") -> None:
         super().__init__()
         self.layer_name, self.class_name, self.config = layer_name, class_name, config
+        self.reason = reason
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(
-            f"port the Keras layer {self.layer_name!r} ({self.class_name}) by hand; "
-            f"its config: {self.config}")
+            f"port the Keras layer {self.layer_name!r} ({self.class_name}) by hand "
+            f"({self.reason}); its config: {self.config}")
 '''
 
 

@@ -43,9 +43,27 @@ def config_text(layer: Any) -> str:
     return json.dumps(config, default=repr, sort_keys=True)[:2000]
 
 
+def reason(layer: Any, site: Site) -> str:
+    """Why a layer is a stub, in a few words for the one who writes it."""
+    kind = type(layer).__name__
+    if getattr(layer, "stateful", False) or getattr(getattr(layer, "forward_layer", None),
+                                                    "stateful", False):
+        return ("stateful=True carries the state from one batch to the next; torch's "
+                "recurrent modules keep none: pass it in and out yourself")
+    if kind == "Lambda":
+        return "a Lambda's Python function is not read (Keras's safe_mode does not load it)"
+    if not type(layer).__module__.startswith(KERAS_LAYERS):
+        return "a custom layer's call() is Python the porter does not read"
+    if "mask" in site.roles and kind not in READS_MASK:
+        return "it is handed a Keras mask, which changes what it computes"
+    if kind not in REGISTRY:
+        return "no converter for this layer"
+    return "a setting torch's module cannot express (see the config)"
+
+
 def stub(layer: Any, site: Site) -> Converted:
     source = (f"KerasStub({str(layer.name)!r}, {type(layer).__name__!r}, "
-              f"{config_text(layer)!r})")
+              f"{config_text(layer)!r}, {reason(layer, site)!r})")
     wants = repeat("cl", len(site.in_shapes))
     return Converted(source, wants, "cl", helpers=("KerasStub",),
                      stub=True)
