@@ -47,9 +47,12 @@ def main(argv):
         print(f"this port is {report['status']}: "
               + "; ".join(report.get("notes") or ["see port_report.json"]))
         return 2
-    import keras
-    import torch
-
+    try:
+        import keras
+        import torch
+    except ImportError as exc:
+        print(f"this check needs keras (with a backend), torch and safetensors: {exc}")
+        return 2
     sys.path.insert(0, str(HERE))
     import model as ported
 
