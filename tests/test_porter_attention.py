@@ -142,3 +142,12 @@ def test_dot(shapes: tuple[tuple[int, ...], ...], axes: Any, normalize: bool) ->
     dense = L.Dense(shapes[0][-1], name="dense")(a)
     p = proved(randomize(keras.Model([a, b], L.Dot(axes, normalize=normalize)([dense, b]))))
     assert "class Dot(nn.Module)" in p.source
+
+
+@pytest.mark.parametrize("kw", [{}, {"value_dim": 3}], ids=repr)
+def test_attention_scores_are_returned_per_head(kw: dict[str, Any]) -> None:
+    model = two_inputs(lambda mha, q, v: mha(q, v, return_attention_scores=True,
+                                             use_causal_mask=True), v_shape=(7, 8), **kw)
+    p = proved(model)
+    assert "need_weights=True," in p.source and "average_attn_weights=False," in p.source
+    assert "mha, mha_1 = self.mha(" in p.source

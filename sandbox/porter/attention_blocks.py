@@ -39,8 +39,8 @@ class MultiHeadAttention(nn.Module):
         self.output = nn.Linear(heads * value_dim, out_dim, bias=bias)
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                attn_mask: torch.Tensor | None = None,
-                need_weights: bool = False) -> tuple[torch.Tensor, None]:
+                attn_mask: torch.Tensor | None = None, need_weights: bool = False,
+                average_attn_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         b, t, s = query.shape[0], query.shape[1], key.shape[1]
         q = self.query(query).view(b, t, self.heads, self.key_dim).transpose(1, 2)
         k = self.key(key).view(b, s, self.heads, self.key_dim).transpose(1, 2)
@@ -48,8 +48,11 @@ class MultiHeadAttention(nn.Module):
         scores = (q / self.key_dim ** 0.5) @ k.transpose(-2, -1)
         if attn_mask is not None:
             scores = scores + attn_mask.view(b, self.heads, t, s)
-        out = scores.softmax(dim=-1) @ v
-        return self.output(out.transpose(1, 2).reshape(b, t, -1)), None
+        weights = scores.softmax(dim=-1)  # (batch, heads, T, S)
+        out = self.output((weights @ v).transpose(1, 2).reshape(b, t, -1))
+        if not need_weights:
+            return out, None
+        return out, weights.mean(dim=1) if average_attn_weights else weights
 '''
 
 BLOCKS["Attention"] = '''

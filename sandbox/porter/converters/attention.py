@@ -39,11 +39,15 @@ def places(site: Site) -> dict[str, int]:
 def mha_call(layer: Any, site: Site, at: dict[str, int]) -> str | None:
     """`{m}(query, key, value, ...)`, with attn_mask when Keras masks anything."""
     if set(at) - {"query", "value", "key", "query_mask", "value_mask", "key_mask",
-                  "attention_mask"} or set(site.options) - {"use_causal_mask"}:
+                  "attention_mask"} or set(site.options) - {"use_causal_mask",
+                                                             "return_attention_scores"}:
         return None
     x = {role: f"{{x{i}}}" for role, i in at.items()}
     key = x.get("key", x["value"])
-    call = f"{{m}}({x['query']}, {key}, {x['value']}, need_weights=False"
+    # Keras's scores are each head's own weights: torch averages them unless told not to.
+    weights = ("need_weights=True, average_attn_weights=False"
+               if "return_attention_scores" in site.options else "need_weights=False")
+    call = f"{{m}}({x['query']}, {key}, {x['value']}, {weights}"
     allowed = [x["query_mask"] + "[:, :, None]"] if "query_mask" in x else []
     allowed += [x[m] + "[:, None, :]" for m in ("value_mask", "key_mask") if m in x]
     allowed += [x["attention_mask"]] if "attention_mask" in x else []
@@ -68,6 +72,7 @@ def multi_head_attention(layer: Any, site: Site) -> Converted | None:
             or layer._attention_axes not in (None, (1,)) or getattr(layer, "_use_gate", False)
             or getattr(layer, "_sliding_window", None) is not None):
         return None
+    post = "{y}" if "return_attention_scores" in site.options else "{y}[0]"
     heads, key_dim, value_dim = layer.num_heads, layer.key_dim, layer.value_dim or layer.key_dim
     parts = [projection(d) for d in (layer._query_dense, layer._key_dense, layer._value_dense)]
     out_w = array(layer._output_dense.kernel).reshape(heads * value_dim, -1).T
@@ -91,7 +96,7 @@ def multi_head_attention(layer: Any, site: Site) -> Converted | None:
         extra += "" if bias else ", bias=False"
         in_proj = IN_PROJ if "in_proj_weight" in weights else SEPARATE_PROJ
         return Converted(f"nn.MultiheadAttention({embed}, {heads}, batch_first=True{extra})",
-                         wants, "cl", weights, call=call, post="{y}[0]",
+                         wants, "cl", weights, call=call, post=post,
                          traps=[in_proj, BATCH_FIRST, *traps], helpers=helpers)
     weights = {}
     for name, (w, b) in zip(("query", "key", "value"), parts, strict=True):
@@ -104,7 +109,7 @@ def multi_head_attention(layer: Any, site: Site) -> Converted | None:
     args = f"{dims!r}, {heads}, {key_dim}, {value_dim}, {out_dim}"
     args += "" if bias else ", bias=False"
     return Converted(f"MultiHeadAttention({args})", wants, "cl", weights, call=call,
-                     post="{y}[0]", traps=traps, helpers=("MultiHeadAttention", *helpers))
+                     post=post, traps=traps, helpers=("MultiHeadAttention", *helpers))
 
 
 def attention(layer: Any, site: Site) -> Converted | None:
