@@ -212,3 +212,28 @@ def test_a_merge_whose_result_a_mask_changes_is_a_stub(merge: type) -> None:
     p = port(model)
     assert [lp.name for lp in p.unsupported] == ["merge"]
     assert prove(model, p, inputs=PADDED).status == "partial"
+
+
+@pytest.mark.parametrize("layer", [
+    lambda **kw: L.LSTM(5, recurrent_activation="hard_sigmoid", **kw),
+    lambda **kw: L.LSTM(5, activation="relu", recurrent_activation="hard_sigmoid", **kw),
+    lambda **kw: L.GRU(5, reset_after=False, recurrent_activation="hard_sigmoid", **kw),
+    lambda **kw: L.SimpleRNN(5, activation="relu", **kw)], ids=["lstm-hard", "lstm-relu",
+                                                              "gru-hard", "rnn-relu"])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_recurrent_layers_with_other_activations(layer: Callable[..., keras.Layer],
+                                                 return_sequences: bool) -> None:
+    proved(stack((7, 3), layer(return_sequences=return_sequences)))
+    proved_on(masked(layer(return_sequences=return_sequences)), PADDED)
+    proved(stack((7, 3), L.Bidirectional(layer(return_sequences=return_sequences))))
+
+
+def test_a_keras_2_lstm_with_hard_sigmoid_gates_says_so() -> None:
+    p = proved(stack((7, 3), L.LSTM(5, recurrent_activation="hard_sigmoid")))
+    assert {"hard-sigmoid", "rnn-activations"} <= keys(p)
+    assert "KerasLSTMCell(3, 5, nn.Tanh(), nn.Hardsigmoid())" in p.source
+
+
+def test_a_gru_with_reset_after_and_other_activations_is_a_stub() -> None:
+    p = port(stack((7, 3), L.GRU(5, recurrent_activation="hard_sigmoid")))
+    assert [lp.class_name for lp in p.unsupported] == ["GRU"]

@@ -22,7 +22,7 @@ class Recurrent(nn.Module):
 
     def forward(self, x: torch.Tensor, *states: torch.Tensor,
                 mask: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
-        lstm = isinstance(self.cell, nn.LSTMCell)
+        lstm = isinstance(self.cell, nn.LSTMCell) or type(self.cell).__name__ == "KerasLSTMCell"
         if not states:
             zeros = x.new_zeros(x.shape[0], self.cell.hidden_size)
             states = (zeros, zeros) if lstm else (zeros,)
@@ -49,9 +49,12 @@ class GRUResetBeforeCell(nn.Module):
     """Keras GRU(reset_after=False), which nn.GRUCell cannot express: the reset gate
     scales the state *before* the recurrent matmul. Gates in Keras's order z, r, h."""
 
-    def __init__(self, input_size: int, hidden_size: int) -> None:
+    def __init__(self, input_size: int, hidden_size: int, activation: nn.Module | None = None,
+                 recurrent_activation: nn.Module | None = None) -> None:
         super().__init__()
         self.hidden_size = hidden_size
+        self.activation = activation or nn.Tanh()
+        self.recurrent_activation = recurrent_activation or nn.Sigmoid()
         self.weight_ih = nn.Parameter(torch.zeros(3 * hidden_size, input_size))
         self.weight_hh = nn.Parameter(torch.zeros(3 * hidden_size, hidden_size))
         self.bias = nn.Parameter(torch.zeros(3 * hidden_size))
@@ -59,10 +62,34 @@ class GRUResetBeforeCell(nn.Module):
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         x_z, x_r, x_h = F.linear(x, self.weight_ih, self.bias).chunk(3, dim=-1)
         w_z, w_r, w_h = self.weight_hh.chunk(3)
-        z = torch.sigmoid(x_z + h @ w_z.T)
-        r = torch.sigmoid(x_r + h @ w_r.T)
-        candidate = torch.tanh(x_h + (r * h) @ w_h.T)
+        z = self.recurrent_activation(x_z + h @ w_z.T)
+        r = self.recurrent_activation(x_r + h @ w_r.T)
+        candidate = self.activation(x_h + (r * h) @ w_h.T)
         return z * h + (1 - z) * candidate
+'''
+
+BLOCKS["KerasLSTMCell"] = '''
+class KerasLSTMCell(nn.Module):
+    """A Keras LSTM step with its own activations (nn.LSTMCell has tanh and sigmoid
+    only). Gates in the order i, f, c, o, as torch's; Keras's one bias."""
+
+    def __init__(self, input_size: int, hidden_size: int, activation: nn.Module,
+                 recurrent_activation: nn.Module) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.activation, self.recurrent_activation = activation, recurrent_activation
+        self.weight_ih = nn.Parameter(torch.zeros(4 * hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.zeros(4 * hidden_size, hidden_size))
+        self.bias = nn.Parameter(torch.zeros(4 * hidden_size))
+
+    def forward(self, x: torch.Tensor,
+                state: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        h, c = state
+        i, f, g, o = (F.linear(x, self.weight_ih, self.bias) + h @ self.weight_hh.T).chunk(4, -1)
+        gate = self.recurrent_activation
+        c = gate(f) * c + gate(i) * self.activation(g)
+        o = gate(o)
+        return o * self.activation(c), c
 '''
 
 BLOCKS["Bidirectional"] = '''

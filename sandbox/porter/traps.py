@@ -31,4 +31,4 @@ LESSONS: dict[str, tuple[str, str]] = {
 }
 # Traps no lesson teaches yet.
 UNTAUGHT = frozenset({"rnn-mask", "go-backwards",
-                      "attention-mask"})
+                      "attention-mask", "rnn-activations"})

@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import keras
 import numpy as np
 
 from ..converted import Converted, Site, Trap, repeat
 from ._util import array, kernel_trap
-from .activations import identify
+from .activations import torch_activation
 
 RECURRENT = kernel_trap("(in, gates * units)", "weight_ih (gates * units, in): transposed")
 LSTM_BIAS = Trap("lstm-bias", "Keras has one bias, torch two (summed): the second is zeros; "
@@ -23,37 +24,56 @@ GRU_RESET = Trap("gru-reset-after", "Keras GRU(reset_after=False) resets h befor
                  "matmul; nn.GRU after: a cell of its own")
 MASKED = Trap("rnn-mask", "Keras's mask: a masked step keeps the state and repeats the last "
               "output; nn.LSTM/GRU have no mask: a loop over the cell", "forward")
+ACTIVATIONS = Trap("rnn-activations", "activations other than tanh and sigmoid gates: a cell "
+                   "of model.py's (torch's cells have those two only)")
 BACKWARDS = Trap("go-backwards", "go_backwards reads the sequence from its end and returns "
                  "the steps in that (reversed) order", "forward")
 
 
 @dataclass
 class Rnn:
-    torch_class: str  # "LSTM", "GRU", "RNN" or "GRUResetBefore"
+    torch_class: str  # "LSTM", "GRU", "RNN"; or a cell of model.py's: "GRUResetBefore", "KerasLSTM"
     input_size: int
     units: int
     bias: bool
     weights: dict[str, np.ndarray]  # the torch cell's names
     traps: list[Trap]
+    extra: str = ""  # further constructor arguments: activations
 
     def cell(self) -> str:
-        if self.torch_class == "GRUResetBefore":
-            return f"GRUResetBeforeCell({self.input_size}, {self.units})"
+        if self.torch_class in ("GRUResetBefore", "KerasLSTM"):
+            return f"{self.torch_class}Cell({self.input_size}, {self.units}{self.extra})"
         bias = "" if self.bias else ", bias=False"
-        return f"nn.{self.torch_class}Cell({self.input_size}, {self.units}{bias})"
+        return f"nn.{self.torch_class}Cell({self.input_size}, {self.units}{bias}{self.extra})"
 
     def module(self, extra: str = "") -> str:
         bias = "" if self.bias else ", bias=False"
         return (f"nn.{self.torch_class}({self.input_size}, {self.units}, batch_first=True"
-                f"{bias}{extra})")
+                f"{bias}{self.extra}{extra})")
 
 
-def standard(layer: Any) -> bool:
-    """tanh and sigmoid gates (what torch's cells compute), not stateful."""
-    act = identify(layer.activation)
+def activations(layer: Any) -> tuple[str, str, list[Trap]] | None:
+    """The layer's activation and recurrent activation as module sources, or None."""
     gate_fn = getattr(layer, "recurrent_activation", None)
-    gate = identify(gate_fn) if gate_fn is not None else ("sigmoid", {})
-    return act == ("tanh", {}) and gate == ("sigmoid", {}) and not layer.stateful
+    gate_fn = gate_fn or keras.activations.sigmoid  # SimpleRNN has no gates
+    found = [torch_activation(fn, 2, "cl") for fn in (layer.activation, gate_fn)]
+    if found[0] is None or found[1] is None or layer.stateful:
+        return None
+    (act, _, act_traps), (gate, _, gate_traps) = found[0], found[1]
+    return act, gate, [*act_traps, *gate_traps]
+
+
+def custom(kind: str, layer: Any, act: str, gate: str, traps: list[Trap]) -> str | None:
+    """Constructor arguments for a cell with the layer's own activations; None where
+    the porter has no such cell (GRU(reset_after=True) with other activations)."""
+    if (act, gate) == ("nn.Tanh()", "nn.Sigmoid()"):
+        return ""
+    traps.append(ACTIVATIONS)
+    if kind == "SimpleRNN":
+        return ', nonlinearity="relu"' if act == "nn.ReLU()" else None
+    if kind == "GRU" and layer.reset_after:
+        return None
+    return f", {act}, {gate}"
 
 
 def zrh_to_rzn(a: np.ndarray, units: int) -> np.ndarray:
@@ -63,21 +83,28 @@ def zrh_to_rzn(a: np.ndarray, units: int) -> np.ndarray:
 
 
 def rnn(layer: Any) -> Rnn | None:
-    """The torch cell's weights for a Keras recurrent layer, or None (custom activations,
-    stateful: a stub, whose config says which)."""
+    """The torch cell's weights for a Keras recurrent layer, or None (stateful, or
+    activations no cell here computes: a stub, which says why)."""
     kind = type(layer).__name__
-    if kind not in ("LSTM", "GRU", "SimpleRNN") or not standard(layer):
+    acts = activations(layer) if kind in ("LSTM", "GRU", "SimpleRNN") else None
+    if acts is None:
+        return None
+    traps = [RECURRENT, *acts[2]]
+    extra = custom(kind, layer, *acts[:2], traps)
+    if extra is None:
         return None
     cell = layer.cell
     kernel, recurrent = array(cell.kernel), array(cell.recurrent_kernel)
     bias = array(cell.bias) if cell.use_bias else None
     units = recurrent.shape[0]
     w_ih, w_hh = kernel.T.copy(), recurrent.T.copy()
-    if kind == "GRU" and not layer.reset_after:
-        b = bias if bias is not None else np.zeros(3 * units, np.float32)
-        return Rnn("GRUResetBefore", kernel.shape[0], units, True,
-                   {"weight_ih": w_ih, "weight_hh": w_hh, "bias": b}, [RECURRENT, GRU_RESET])
-    traps = [RECURRENT]
+    if (kind == "GRU" and not layer.reset_after) or (kind == "LSTM" and extra):
+        gates = 3 if kind == "GRU" else 4
+        b = bias if bias is not None else np.zeros(gates * units, np.float32)
+        name = "GRUResetBefore" if kind == "GRU" else "KerasLSTM"
+        traps += [GRU_RESET] if kind == "GRU" else []
+        return Rnn(name, kernel.shape[0], units, True,
+                   {"weight_ih": w_ih, "weight_hh": w_hh, "bias": b}, traps, extra)
     b_ih = b_hh = None
     if kind == "GRU":
         w_ih, w_hh = zrh_to_rzn(w_ih, units), zrh_to_rzn(w_hh, units)
@@ -92,7 +119,12 @@ def rnn(layer: Any) -> Rnn | None:
     if b_ih is not None and b_hh is not None:
         weights |= {"bias_ih": b_ih, "bias_hh": b_hh}
     torch_class = {"SimpleRNN": "RNN"}.get(kind, kind)
-    return Rnn(torch_class, kernel.shape[0], units, bias is not None, weights, traps)
+    return Rnn(torch_class, kernel.shape[0], units, bias is not None, weights, traps, extra)
+
+
+def cells(r: Rnn) -> tuple[str, ...]:
+    """The cell block model.py must define for `r`, if torch has none."""
+    return (f"{r.torch_class}Cell",) if r.torch_class in ("GRUResetBefore", "KerasLSTM") else ()
 
 
 def arguments(site: Site) -> str | None:
@@ -117,7 +149,7 @@ def loop(layer: Any, r: Rnn) -> str:
 
 def simple(site: Site, r: Rnn, layer: Any) -> bool:
     """What nn.LSTM/GRU/RNN does alone: one sequence in, read forwards, one output."""
-    return (site.roles == ("0",) and r.torch_class != "GRUResetBefore"
+    return (site.roles == ("0",) and r.torch_class in ("LSTM", "GRU", "RNN")
             and not layer.go_backwards and not layer.return_state)
 
 
@@ -137,8 +169,7 @@ def recurrent(layer: Any, site: Site) -> Converted | None:
     return Converted(loop(layer, r), wants, "cl", {f"cell.{k}": v for k, v in r.weights.items()},
                      call=f"{{m}}({args})", post="{y}" if layer.return_state else "{y}[0]",
                      traps=[*r.traps, *loop_traps(site, layer)],
-                     helpers=("Recurrent", *(("GRUResetBeforeCell",)
-                                             if r.torch_class == "GRUResetBefore" else ())))
+                     helpers=("Recurrent", *cells(r)))
 
 
 LAST_STEP = Trap("bidirectional-last-step", "the backward direction ends at step 0: Keras "
@@ -177,8 +208,7 @@ def bidirectional(layer: Any, site: Site) -> Converted | None:
     weights |= {f"backward_layer.cell.{k}": v for k, v in bwd.weights.items()}
     # Bidirectional returns the merged output(s), then the states Keras returns only if asked.
     post = "{y}" if layer.return_state else "{y}[0]" if mode is not None else "{y}[:2]"
-    helpers = {"Recurrent", "Bidirectional"}
-    helpers |= {"GRUResetBeforeCell"} & {f"{r.torch_class}Cell" for r in (fwd, bwd)}
+    helpers = {"Recurrent", "Bidirectional", *cells(fwd), *cells(bwd)}
     traps = [*fwd.traps, *[t for t in bwd.traps if t not in fwd.traps]]
     return Converted(f"Bidirectional({loop(fwd_layer, fwd)}, {loop(bwd_layer, bwd)}, "
                      f"merge_mode={mode!r}, return_sequences={bool(layer.return_sequences)!r})",
