@@ -65,6 +65,10 @@ class Emitter:
         attrs = names.Namer(set())
         local = names.Namer(names.RESERVED | set(helpers.BLOCKS) | self.class_names.taken)
         body = Body(graph, local, "cf" if mode == "nchw" else "cl")
+        for call in graph.calls:  # a mask reads best under a name of its own: mask=not_equal
+            places = (*roles(call.node)[0], *call.masks)
+            body.named.update(t for t, role in zip(call.inputs, places, strict=False)
+                              if role.endswith("mask"))
         init: list[str] = []
         modules: dict[int, tuple[str, Converted]] = {}
         said: set[Trap] = set()  # a trap is commented where it first happens
