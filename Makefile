@@ -97,9 +97,11 @@ test-rootless: install
 bench: install
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/port.py
+	$(BIN)/python bench/steps.py
 
-# Lesson steps through the pool against their own work in a warm process: the
-# heavy ones by default; ARGS=--all for every step of every bundled lesson.
+# Lesson steps through the pool against their own work in a warm process, then a
+# class of 30 on the ONNX step (make bench runs the default): the heavy steps by
+# default; ARGS=--all for every step of every bundled lesson, --no-burst without the class.
 bench-steps: install
 	$(BIN)/python bench/steps.py $(ARGS)
 
