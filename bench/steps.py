@@ -40,7 +40,7 @@ from app.packs.loader import load_pack  # noqa: E402
 from sandbox.fairqueue import Client  # noqa: E402
 from sandbox.limits import Limits  # noqa: E402
 from sandbox.pool import Pool  # noqa: E402
-from sandbox.protocol import FRAMEWORKS, RunRequest  # noqa: E402
+from sandbox.protocol import FRAMEWORKS, Framework, RunRequest  # noqa: E402
 
 HEAVY = ("torch-compile-a-graph-when-you-ask-for-one", "torch-export-one-whole-graph-ahead-of-time",
          "onnx-from-both-frameworks", "ddp-averages-the-gradients",
@@ -48,7 +48,8 @@ HEAVY = ("torch-compile-a-graph-when-you-ask-for-one", "torch-export-one-whole-g
 RUNS = 3
 ADDED_FLOOR_S, STEP_FLOOR_S, HEAVY_OWN_S = 0.150, 1.0, 0.8  # the floors each step is held to
 # A class at the heaviest step: each learner with its own cookie and its own edit.
-BURST_STEP, BURST_SIDE, LEARNERS, BURST_FLOOR = "onnx-from-both-frameworks", "pytorch", 30, 1.3
+BURST_STEP, LEARNERS, BURST_FLOOR = "onnx-from-both-frameworks", 30, 1.3
+BURST_SIDE: Framework = "pytorch"
 
 # A warm process: both frameworks imported; each snippet run once, then timed again
 # in a fresh namespace, in its own scratch folder (snippets write files). One
