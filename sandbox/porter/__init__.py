@@ -8,7 +8,9 @@ imported; importing this package alone imports neither (`traps` is light).
     graph.py       the Keras functional graph as calls in order (nested models inside)
     emit.py        model.py from fixed templates: one class per (nested) model
     forward.py     forward's variables: layouts, permutes, `x` for a chain
-    helpers.py     source blocks model.py defines when a layer needs them
+    helpers.py     source blocks model.py defines when a layer needs them (with
+                   recurrent_blocks.py: masked loops, cells; attention_blocks.py)
+    wrap.py        long calls and comments folded to fit the line
     converters/    one converter per layer family; anything else becomes a stub
     names.py       Keras names as safe, unique Python identifiers
     traps.py       each trap key's lesson section

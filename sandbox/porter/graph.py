@@ -58,13 +58,24 @@ def implicit_masks(node: Any) -> list[tuple[str, Any]]:
     return found
 
 
-def producers(tensor: Any, known: set[int]) -> list[Any]:
-    """The nodes (inputs first) that compute a mask the functional graph left out."""
+def producers(tensor: Any, known: set[int]) -> list[Any] | None:
+    """The nodes (inputs first) that compute a mask the functional graph left out; None
+    if it is not computed from this graph's tensors (then the layer goes without it,
+    and the proof says whether that matters)."""
     if id(tensor) in known:
         return []
-    operation, index, _ = tensor._keras_history
-    node = operation._inbound_nodes[index]
-    found = [n for t in node.input_tensors for n in producers(t, known)]
+    history = getattr(tensor, "_keras_history", None)
+    if history is None or history[0] is None:
+        return None
+    node = history[0]._inbound_nodes[history[1]]
+    if node.is_input:
+        return None
+    found: list[Any] = []
+    for t in node.input_tensors:
+        before = producers(t, known)
+        if before is None:
+            return None
+        found += before
     known.update(id(t) for t in node.outputs)
     return [*found, node]
 
@@ -124,10 +135,14 @@ def walk(model: Any) -> Graph:
     known = {id(t) for nodes in fn._nodes_by_depth.values() for node in nodes
              for t in node.outputs}
     for node in list(pending):
-        for _, mask in masks[id(node)]:
+        reachable = []
+        for role, mask in masks[id(node)]:
             extra = producers(mask, known)
-            pending[pending.index(node):pending.index(node)] = extra
-            masks.update({id(n): [] for n in extra})
+            if extra is not None:
+                reachable.append((role, mask))
+                pending[pending.index(node):pending.index(node)] = extra
+                masks.update({id(n): [] for n in extra})
+        masks[id(node)] = reachable
     calls = []
     while pending:
         ready = next((node for node in pending if all(
