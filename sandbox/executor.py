@@ -61,11 +61,13 @@ class Executor(Protocol):
     async def run(self, request: RunRequest, client: Client) -> RunResult: ...
 
     async def port(self, order: PortOrder, model: Path | None, out_dir: Path,
-                   client: Client) -> PortReport:
+                   client: Client, inputs: Path | None = None) -> PortReport:
         """Port a Keras model in the sandbox, as a run with the port's limits.
 
         `model`: the uploaded file when `order.filename` is set (None with
         `order.code`); only opened here, read-only, and handed to the run.
+        `inputs`: the user's .npy/.npz when `order.inputs` is set, handed over
+        the same way and proved beside the seeded batches.
         `out_dir`: made by the caller, empty. When the port produced a module
         (proved, partial, or a failed proof), the files of `PORT_FILES` are
         written there; otherwise (`report.error`: not a model, a snippet that

@@ -47,6 +47,9 @@ class CgroupSpec(StrictModel):
     cpu_base: str | None = None  # its CPU cgroup folder (v2: the same), where the host has one
 
 
+PORT_SPARE_FILES = 3  # the descriptors beside a port's SpawnSpare (see `port`)
+
+
 class SpawnSpare(StrictModel):
     """pool → template: fork a supervisor and its spare for this slot."""
 
@@ -62,8 +65,9 @@ class SpawnSpare(StrictModel):
     limits: Limits  # pydantic validates the dataclass's fields on the way in
     cgroup: CgroupSpec | None = None
     # A port's spare (fresh, with the port's limits): the descriptors passed
-    # alongside, the model file (read-only) and the archive it writes, become
-    # the run's `runner.MODEL_FD` and `runner.ARCHIVE_FD`.
+    # alongside, the model file (read-only), the archive it writes and the
+    # user's inputs (read-only), become the run's `runner.MODEL_FD`,
+    # `runner.ARCHIVE_FD` and `runner.INPUTS_FD`.
     port: bool = False
 
 

@@ -194,7 +194,7 @@ class Pool:
             asyncio.get_running_loop().call_later(IDLE_REFILL_S, self.spares.refill)
 
     async def port(self, order: PortOrder, model: Path | None, out_dir: Path,
-                   client: Client) -> PortReport:
+                   client: Client, inputs: Path | None = None) -> PortReport:
         """Port a Keras model as a run (`executor.Executor.port`); the work is `port_run.py`'s.
 
         A port takes one of the pool's slots, like a run. Raises QueueFull."""
@@ -211,7 +211,7 @@ class Pool:
         if task is not None:
             self._running.add(task)
         try:
-            return await port_on_spare(self, order, model, out_dir)
+            return await port_on_spare(self, order, model, out_dir, inputs)
         finally:
             if task is not None:
                 self._running.discard(task)

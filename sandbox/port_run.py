@@ -1,19 +1,20 @@
-"""A port through the pool: a run of its own, with the port's limits and its two files.
+"""A port through the pool: a run of its own, with the port's limits and its files.
 
     Pool.port ──FairQueue slot──> port_on_spare
-        opens the model (read-only) and out_dir/.archive (write-only, new)
-        Spares.take_port ──SpawnSpare(port) + both fds──> template ──fork──> run
+        opens the model and the user's inputs (read-only; /dev/null when absent)
+        and out_dir/.archive (write-only, new)
+        Spares.take_port ──SpawnSpare(port) + the three fds──> template ──fork──> run
         RunOrder(port=...) ──> run: loads, ports, proves, writes the archive (job.py)
         RunFinished <── run;  port_files.accept_archive: checked, then the files
 
 Why a fresh spare, made for the port, rather than a ready one: the port's
 limits (memory, file size, scratch, wall time) are the run's rlimits and
-tmpfs, fixed when the spare is fenced in, and the two files reach it the
+tmpfs, fixed when the spare is fenced in, and the files reach it the
 way every spare's socket already travels, as descriptors with the order to
 the template. A fresh spare costs a fork and no warm-up (≈ 0.1 s), nothing
 next to a port's seconds. The run never sees a path of the server's: only
-two descriptors, one it can only read, one it can only write (bounded by
-its RLIMIT_FSIZE). Everything it writes is checked in `port_files.py`.
+descriptors, two it can only read (the model, the inputs), one it can only
+write (bounded by its RLIMIT_FSIZE). Everything it writes is checked in `port_files.py`.
 """
 
 from __future__ import annotations
@@ -41,16 +42,24 @@ ARCHIVE_NAME = ".archive"  # the run's output, in out_dir until checked; then go
 RESULT_GRACE_S = 5.0  # on top of the port's wall time: the supervisor's report
 
 
-def _open_files(model: Path | None, out_dir: Path) -> tuple[int, int]:
-    source = model if model is not None else Path(os.devnull)
-    model_fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+def _read_only(path: Path | None) -> int:
+    source = path if path is not None else Path(os.devnull)
+    return os.open(source, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+
+
+def _open_files(model: Path | None, out_dir: Path, inputs: Path | None) -> tuple[int, ...]:
+    """The run's files, in `runner`'s order: model, archive, inputs."""
+    opened: list[int] = []
     try:
-        archive_fd = os.open(out_dir / ARCHIVE_NAME,
-                             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        opened.append(_read_only(model))
+        opened.append(os.open(out_dir / ARCHIVE_NAME,
+                              os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        opened.append(_read_only(inputs))
     except BaseException:
-        os.close(model_fd)
+        for fd in opened:
+            os.close(fd)
         raise
-    return model_fd, archive_fd
+    return tuple(opened)
 
 
 def _failure(result: RunResult | None, order: PortOrder) -> PortReport:
@@ -69,11 +78,11 @@ def _failure(result: RunResult | None, order: PortOrder) -> PortReport:
 
 
 async def port_on_spare(pool: Pool, order: PortOrder, model: Path | None,
-                        out_dir: Path) -> PortReport:
+                        out_dir: Path, inputs: Path | None = None) -> PortReport:
     """The port's report; its files in `out_dir` when it made a module, else nothing there,
     however it ends (cancelled included)."""
     try:
-        return await _port(pool, order, model, out_dir)
+        return await _port(pool, order, model, out_dir, inputs)
     except BaseException:
         with contextlib.suppress(OSError):
             empty(out_dir)
@@ -81,10 +90,10 @@ async def port_on_spare(pool: Pool, order: PortOrder, model: Path | None,
 
 
 async def _port(pool: Pool, order: PortOrder, model: Path | None,
-                out_dir: Path) -> PortReport:
+                out_dir: Path, inputs: Path | None) -> PortReport:
     limits = pool.limits.for_port()
     clock = [time.monotonic()]
-    result = await _run(pool, order, limits, *_open_files(model, out_dir))
+    result = await _run(pool, order, limits, _open_files(model, out_dir, inputs))
     clock.append(time.monotonic())
     if result is None or result.status is not RunStatus.ok:
         empty(out_dir)
@@ -110,17 +119,17 @@ async def _port(pool: Pool, order: PortOrder, model: Path | None,
     return report
 
 
-async def _run(pool: Pool, order: PortOrder, limits: Limits, model_fd: int,
-               archive_fd: int) -> RunResult | None:
+async def _run(pool: Pool, order: PortOrder, limits: Limits,
+               files: tuple[int, ...]) -> RunResult | None:
     """The run's result (None: the sandbox lost it); its archive is in out_dir."""
     try:
-        spare = await pool.spares.take_port(limits, (model_fd, archive_fd))
+        spare = await pool.spares.take_port(limits, files)
     except TimeoutError:
         return RunResult.failed(RunStatus.killed, "SandboxUnavailable",
                                 "no sandbox became ready in time")
     finally:
-        os.close(model_fd)
-        os.close(archive_fd)
+        for fd in files:
+            os.close(fd)
     pool.runs_started += 1
     request = RunRequest(framework="tensorflow", code="")
     run_order = RunOrder(request=request, port=order, wall_s=limits.wall_s, cpu_s=limits.cpu_s)

@@ -179,6 +179,9 @@ MAX_PORT_LAYERS = 4096
 MAX_CONFIG_CHARS = 4000
 MAX_NOTES = 16
 MODEL_SUFFIXES = (".keras", ".h5")
+INPUTS_SUFFIXES = (".npy", ".npz")  # the user's own inputs for the proof
+InputsSuffix = Literal[".npy", ".npz"]
+MAX_BATCHES = 8
 PortLayout = Literal["nhwc", "nchw"]
 PortStatus = Literal["proved", "partial", "failed"]
 LayerStatus = Literal["pass", "fail", "not run", "stub"]
@@ -201,6 +204,10 @@ class PortOrder(StrictModel):
     atol: float = Field(default=1e-5, ge=0, le=1.0)
     rtol: float = Field(default=1e-4, ge=0, le=1.0)
     onnx: bool = False  # also compare both models exported to ONNX, in onnxruntime
+    # The user's own inputs, proved beside the seeded ones: a file that travels
+    # beside the order as the model does; this says its format (.npy: one
+    # array, .npz: arrays named after the model's inputs, or arr_0, arr_1...).
+    inputs: InputsSuffix | None = None
 
     @field_validator("code")
     @classmethod
@@ -298,6 +305,8 @@ class PortReport(BaseModel):
     rtol: float = 1e-4
     layout: PortLayout = "nhwc"
     onnx: OnnxComparison | None = None
+    # The batches both models ran on, in words: the seeded ones, and "your inputs".
+    batches: list[Short] = Field(default_factory=list, max_length=MAX_BATCHES)
     error: ErrorInfo | None = None
     wall_ms: float = 0.0
 

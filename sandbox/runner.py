@@ -51,7 +51,7 @@ from sandbox.rlimits import (
 )
 
 REQUEST_FD, RESULT_FD = 3, 4  # in the run
-MODEL_FD, ARCHIVE_FD = 5, 6  # a port's run (`sandbox/porter/job.py`)
+MODEL_FD, ARCHIVE_FD, INPUTS_FD = 5, 6, 7  # a port's run (`sandbox/porter/job.py`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,7 +186,7 @@ def become_run(pipes: Pipes, owned: Iterable[int], workdir: str, spare: SpawnSpa
         # 4 (its result), whatever numbers the template's many pipes had.
         keep = {1: pipes.stdout[1], 2: pipes.stderr[1],
                 REQUEST_FD: pipes.request[0], RESULT_FD: pipes.result[1],
-                **dict(zip((MODEL_FD, ARCHIVE_FD), files, strict=False))}
+                **dict(zip((MODEL_FD, ARCHIVE_FD, INPUTS_FD), files, strict=False))}
         moved = {to: fcntl.fcntl(fd, fcntl.F_DUPFD, 16) for to, fd in keep.items()}
         pipes.close()
         for fd in files:
@@ -265,7 +265,8 @@ def _port(order: RunOrder, ready: SpareReady) -> RunResult:
 
     assert order.port is not None
     try:
-        result = job.run_port(order.port, MODEL_FD if order.port.filename else None, ARCHIVE_FD)
+        result = job.run_port(order.port, MODEL_FD if order.port.filename else None, ARCHIVE_FD,
+                              INPUTS_FD if order.port.inputs else None)
     except BaseException as exc:  # the trusted side reports it as a failed port
         result = job.error_result(exc)
     result.device, result.versions = ready.device, ready.versions

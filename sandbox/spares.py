@@ -136,7 +136,7 @@ class Spares:
               files: tuple[int, ...] = ()) -> int | None:
         """Ask the template for a spare; its id, or None when none can be made now.
 
-        `limits` and `files`: a port's spare (fresh), its own limits and its two files.
+        `limits` and `files`: a port's spare (fresh), its own limits and its files.
         """
         template = self.templates[framework]
         if template.ctrl is None or self.closing or not self._free_slots:
@@ -237,8 +237,9 @@ class Spares:
         self.refill()  # its replacement warms up while this one runs
         return spare
 
-    async def take_port(self, limits: Limits, files: tuple[int, int]) -> Spare:
-        """A fresh TensorFlow spare for one port: its limits, its model file and archive."""
+    async def take_port(self, limits: Limits, files: tuple[int, ...]) -> Spare:
+        """A fresh TensorFlow spare for one port: its limits, and its files (model, archive,
+        inputs)."""
         return await self._take_fresh("tensorflow", limits, files)
 
     async def _take_fresh(self, framework: Framework, limits: Limits | None = None,

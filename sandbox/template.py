@@ -33,7 +33,13 @@ from typing import TYPE_CHECKING
 
 from sandbox import hugepages
 from sandbox.loop import Loop, Timer
-from sandbox.messages import KernelStatus, SpareSpawned, SpawnSpare, TemplateHello
+from sandbox.messages import (
+    PORT_SPARE_FILES,
+    KernelStatus,
+    SpareSpawned,
+    SpawnSpare,
+    TemplateHello,
+)
 from sandbox.namespaces import is_real_root, own_namespaces
 from sandbox.protocol import FRAMEWORKS, Framework
 from sandbox.wire import ProtocolError, parse_frame
@@ -106,7 +112,7 @@ def serve(ctrl: socket.socket, loop: Supervision, framework: Framework) -> None:
 
     def on_order() -> None:
         try:
-            data, fds, _, _ = socket.recv_fds(ctrl, 65536, 2)
+            data, fds, _, _ = socket.recv_fds(ctrl, 65536, PORT_SPARE_FILES)
         except OSError:
             data, fds = b"", []
         if not data:
@@ -120,8 +126,8 @@ def serve(ctrl: socket.socket, loop: Supervision, framework: Framework) -> None:
         try:
             if order.framework != framework:
                 raise ProtocolError(f"this template serves {framework}, not {order.framework}")
-            if order.port != (len(fds) == 2):
-                raise ProtocolError("a port's spare comes with its two files, no other does")
+            if order.port != (len(fds) == PORT_SPARE_FILES):
+                raise ProtocolError("a port's spare comes with its three files, no other does")
             pool_end, pid = supervise(loop, order, tuple(fds))
         except Exception:  # no spare: the pool reads an end-of-stream and makes another
             traceback.print_exc()

@@ -38,12 +38,15 @@ class Porter:
                          spares_memory_mb=64)
         self.loop.run_until_complete(self.pool.start())
 
-    def port(self, out: Path, model: Path | None = None, **order: Any) -> PortReport:
+    def port(self, out: Path, model: Path | None = None, inputs: Path | None = None,
+             **order: Any) -> PortReport:
         if model is not None:
             order.setdefault("filename", model.name)
+        if inputs is not None:
+            order.setdefault("inputs", inputs.suffix)
         out.mkdir(exist_ok=True)
         return self.loop.run_until_complete(
-            self.pool.port(PortOrder(**order), model, out, CLIENT))
+            self.pool.port(PortOrder(**order), model, out, CLIENT, inputs))
 
     def close(self) -> None:
         self.loop.run_until_complete(self.pool.stop())

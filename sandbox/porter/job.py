@@ -1,8 +1,9 @@
 """A port as a run: the model in, an archive of its files out (in the sandbox, never the web).
 
-    pool ──RunOrder(port=PortOrder) + model fd + archive fd──> run: `run_port`
+    pool ──RunOrder(port=PortOrder) + model, archive and inputs fds──> run: `run_port`
         model: the uploaded file, read-only (absent for a snippet)
         archive: a file the trusted side made; the run's RLIMIT_FSIZE bounds it
+        inputs: the user's .npy/.npz, read-only (absent unless `order.inputs`)
 
 The run loads the model (`loading.py`: safe mode, placeholders) or runs the
 snippet that builds one, ports it, proves it, optionally compares both in
@@ -11,7 +12,8 @@ ONNX, and writes one uncompressed zip: `model.py`, `weights.safetensors`,
 of it: it checks each member before a file reaches the user.
 
 A model that can't be ported (not a model, a truncated file, a snippet that
-raised, a model with no inputs) is a report with `error` and no module.
+raised, a model with no inputs, given inputs that don't fit it) is a report
+with `error` and no module.
 """
 
 from __future__ import annotations
@@ -190,7 +192,30 @@ def write_archive(archive_fd: int, ported: Any, report: PortReport) -> None:
         archive.writestr("port_report.json", report.model_dump_json())
 
 
-def port_model(order: PortOrder, model_fd: int | None) -> tuple[Any, Any, PortReport]:
+def given_inputs(order: PortOrder, inputs_fd: int | None, model: Any) -> list[Any] | None:
+    """The user's inputs, checked against the model (raises PortRefused when they don't fit)."""
+    if order.inputs is None or inputs_fd is None:
+        return None
+    from .given_inputs import InputsRefused, load_given_inputs
+
+    try:
+        return load_given_inputs(inputs_fd, order.inputs, model)
+    except InputsRefused as exc:
+        raise PortRefused("InputsRefused", f"your inputs: {exc}") from exc
+
+
+def batch_words(model: Any, given: list[Any] | None) -> list[str]:
+    from .proof import random_inputs
+
+    seeded = len(random_inputs(model, 0)[0])
+    words = [f"seeded random inputs (seed 0, {seeded} samples)"]
+    if given is not None:
+        words.append(f"your inputs ({len(given[0])} samples)")
+    return words
+
+
+def port_model(order: PortOrder, model_fd: int | None,
+               inputs_fd: int | None = None) -> tuple[Any, Any, PortReport]:
     """The model, its port and the report (raises PortRefused with no model to port)."""
     from . import port, prove
 
@@ -203,12 +228,14 @@ def port_model(order: PortOrder, model_fd: int | None) -> tuple[Any, Any, PortRe
     else:
         raise PortRefused("NoModel", "no model file came with the order")
     check_inputs(model)
+    given = given_inputs(order, inputs_fd, model)
     try:
         ported = port(model, layout=order.layout)
     except Exception as exc:  # NotPortable (a subclassed model) and the like
         raise PortRefused(type(exc).__name__, str(exc)) from exc
-    proof = prove(model, ported, atol=order.atol, rtol=order.rtol)
+    proof = prove(model, ported, inputs=given, atol=order.atol, rtol=order.rtol)
     report = report_of(order, model, ported, proof)
+    report.batches = batch_words(model, given)
     report.notes = [*(n[:8000] for n in load_notes), *report.notes][:MAX_NOTES]
     if order.onnx:
         from .onnx_check import compare_onnx
@@ -217,11 +244,12 @@ def port_model(order: PortOrder, model_fd: int | None) -> tuple[Any, Any, PortRe
     return model, ported, report
 
 
-def run_port(order: PortOrder, model_fd: int | None, archive_fd: int) -> RunResult:
+def run_port(order: PortOrder, model_fd: int | None, archive_fd: int,
+             inputs_fd: int | None = None) -> RunResult:
     """In the run: port, write the archive; the RunResult says how the run itself went."""
     started = time.perf_counter()
     try:
-        _, ported, report = port_model(order, model_fd)
+        _, ported, report = port_model(order, model_fd, inputs_fd)
     except PortRefused as exc:
         refused = PortReport.failed(exc.kind, str(exc), order)
         if refused.error is not None:

@@ -43,10 +43,15 @@ class Proof:
     notes: list[str] = field(default_factory=list)
 
 
+def vocabulary(model: Any) -> int | None:
+    """The indices an integer input may hold: the smallest Embedding's (None: no Embedding)."""
+    return min((layer.input_dim for layer in model._flatten_layers()
+                if isinstance(layer, keras.layers.Embedding)), default=None)
+
+
 def random_inputs(model: Any, seed: int) -> Arrays:
     rng = np.random.default_rng(seed)
-    vocab = min((layer.input_dim for layer in model._flatten_layers()
-                 if isinstance(layer, keras.layers.Embedding)), default=2)
+    vocab = vocabulary(model) or 2
     batch = []
     for tensor in model.inputs:
         # Two samples; a free length or size gets 16.

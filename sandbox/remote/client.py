@@ -114,7 +114,7 @@ class RemoteExecutor:
         return self.queues[device].slots > 0
 
     async def port(self, order: PortOrder, model: Path | None, out_dir: Path,
-                   client: Client) -> PortReport:
+                   client: Client, inputs: Path | None = None) -> PortReport:
         raise PortsUnavailable(
             "porting a model needs the local sandbox: this server sends its runs to remote "
             "workers (SIDEBYSIDE_BROKER_URL), which can't be handed an uploaded model")

@@ -1,0 +1,121 @@
+"""The user's own inputs (.npy / .npz) proved beside the seeded ones, through a real sandbox.
+
+The files reach the run as the model does, a read-only descriptor; everything
+about them is read there: a wrong shape, count or dtype, a pickle, or not
+numpy at all is a port with a clear error, never a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.test_port_run import Porter, small_model
+
+keras = pytest.importorskip("keras")
+
+
+@pytest.fixture(scope="module")
+def porter() -> Iterator[Porter]:
+    p = Porter()
+    yield p
+    p.close()
+
+
+def two_input_model() -> Any:
+    tokens = keras.Input((5,), dtype="int32", name="tokens")
+    extra = keras.Input((3,), name="extra")
+    x = keras.layers.Embedding(10, 4, name="embed")(tokens)
+    x = keras.layers.Flatten(name="flat")(x)
+    x = keras.layers.Concatenate(name="join")([x, extra])
+    return keras.Model([tokens, extra], keras.layers.Dense(2, name="head")(x), name="two")
+
+
+@pytest.fixture
+def saved_small(tmp_path: Path) -> Path:
+    saved = tmp_path / "small.keras"
+    small_model().save(saved)
+    return saved
+
+
+def test_a_model_is_proved_on_the_users_npy_as_well(porter: Porter, tmp_path: Path,
+                                                    saved_small: Path) -> None:
+    inputs = tmp_path / "mine.npy"
+    np.save(inputs, np.random.default_rng(1).standard_normal((3, 8, 8, 3)))  # float64: cast
+    report = porter.port(tmp_path / "out", saved_small, inputs)
+    assert report.status == "proved" and report.error is None, report
+    assert report.batches == ["seeded random inputs (seed 0, 2 samples)",
+                              "your inputs (3 samples)"]
+
+
+def test_npz_inputs_go_by_input_name_or_position(porter: Porter, tmp_path: Path) -> None:
+    saved = tmp_path / "two.keras"
+    two_input_model().save(saved)
+    rng = np.random.default_rng(2)
+    tokens, extra = rng.integers(0, 10, (4, 5)), rng.standard_normal((4, 3)).astype(np.float32)
+    by_name, by_position = tmp_path / "named.npz", tmp_path / "positional.npz"
+    np.savez(by_name, extra=extra, tokens=tokens)
+    np.savez_compressed(by_position, tokens, extra)
+    for inputs in (by_name, by_position):
+        report = porter.port(tmp_path / inputs.stem, saved, inputs)
+        assert report.status == "proved", report
+        assert report.batches[1] == "your inputs (4 samples)"
+
+
+@pytest.mark.parametrize(("make", "says"), [
+    (lambda p: np.save(p, np.zeros((2, 8, 8, 4), np.float32)),
+     "expects shape (batch, 8, 8, 3); the given array has shape (2, 8, 8, 4)"),
+    (lambda p: np.save(p, np.zeros((8, 8, 3), np.float32)),
+     "expects shape (batch, 8, 8, 3); the given array has shape (8, 8, 3)"),
+    (lambda p: np.save(p, np.array([{"a": 1}, None], dtype=object), allow_pickle=True),
+     "no pickled objects"),
+    (lambda p: p.write_bytes(b"\x93NUMPY not really an array at all"),
+     "can't be read as .npy"),
+    (lambda p: p.write_bytes(b"just some text\n"), "can't be read as .npy"),
+    (lambda p: np.save(p, np.zeros((2, 8, 8, 3), np.complex64)),
+     "takes float32; the given array is complex64"),
+    (lambda p: np.save(p, np.full((2, 8, 8, 3), np.nan, np.float32)), "NaN or infinity"),
+], ids=["shape", "no-batch", "pickled-objects", "bad-header", "not-npy", "complex", "nan"])
+def test_inputs_that_dont_fit_are_a_clear_error(porter: Porter, tmp_path: Path,
+                                                saved_small: Path, make: Any,
+                                                says: str) -> None:
+    inputs = tmp_path / "bad.npy"
+    make(inputs)
+    out = tmp_path / "out"
+    report = porter.port(out, saved_small, inputs)
+    assert report.status == "failed" and report.error is not None, report
+    assert report.error.type == "InputsRefused"
+    assert says in report.error.message
+    assert not list(out.iterdir())
+
+
+def test_a_wrong_count_of_inputs_names_them(porter: Porter, tmp_path: Path) -> None:
+    saved = tmp_path / "two.keras"
+    two_input_model().save(saved)
+    one, wrong_names = tmp_path / "one.npy", tmp_path / "wrong.npz"
+    np.save(one, np.zeros((2, 5), np.int64))
+    np.savez(wrong_names, tokens=np.zeros((2, 5), np.int64))
+    report = porter.port(tmp_path / "a", saved, one)
+    assert report.error is not None
+    assert "the model has 2 inputs (tokens, extra)" in report.error.message
+    report = porter.port(tmp_path / "b", saved, wrong_names)
+    assert report.error is not None
+    assert "name them tokens, extra (or arr_0, arr_1, in that order)" in report.error.message
+
+
+def test_an_embeddings_input_takes_indices_in_its_vocabulary(porter: Porter,
+                                                             tmp_path: Path) -> None:
+    saved = tmp_path / "two.keras"
+    two_input_model().save(saved)
+    floats, too_big = tmp_path / "floats.npz", tmp_path / "big.npz"
+    np.savez(floats, tokens=np.zeros((2, 5), np.float32), extra=np.zeros((2, 3)))
+    np.savez(too_big, tokens=np.full((2, 5), 10), extra=np.zeros((2, 3)))
+    report = porter.port(tmp_path / "a", saved, floats)
+    assert report.error is not None and "input 'tokens' takes whole numbers" in \
+        report.error.message
+    report = porter.port(tmp_path / "b", saved, too_big)
+    assert report.error is not None and "takes indices 0 to 9" in report.error.message
