@@ -68,11 +68,11 @@ def custom(kind: str, layer: Any, act: str, gate: str, traps: list[Trap]) -> str
     the porter has no such cell (GRU(reset_after=True) with other activations)."""
     if (act, gate) == ("nn.Tanh()", "nn.Sigmoid()"):
         return ""
-    traps.append(ACTIVATIONS)
-    if kind == "SimpleRNN":
+    if kind == "SimpleRNN":  # nn.RNN has tanh and relu
         return ', nonlinearity="relu"' if act == "nn.ReLU()" else None
     if kind == "GRU" and layer.reset_after:
         return None
+    traps.append(ACTIVATIONS)
     return f", {act}, {gate}"
 
 
