@@ -99,7 +99,8 @@ def test_a_gru_classifier_without_reset_after() -> None:
     assert "gru-reset-after" in keys(p) and "GRUResetBeforeCell(8, 16)" in p.source
 
 
-def transformer_encoder(length: int = 16, width: int = 16, heads: int = 4) -> keras.Model:
+def transformer_encoder(length: int = 16, width: int = 16, heads: int = 4,
+                        first_token: bool = False) -> keras.Model:
     ids = keras.Input((length,), dtype="int32", name="token_ids")
     positions = keras.Input((length,), dtype="int32", name="positions")
     tokens = L.Embedding(50, width, name="token_embedding")(ids)
@@ -113,15 +114,17 @@ def transformer_encoder(length: int = 16, width: int = 16, heads: int = 4) -> ke
     ff = L.Dense(4 * width, activation="gelu", name="ff_in")(x)
     ff = L.Dense(width, name="ff_out")(L.Dropout(0.1, name="ff_dropout")(ff))
     x = L.LayerNormalization(epsilon=1e-6, name="norm2")(L.Add(name="residual2")([x, ff]))
-    pooled = L.GlobalAveragePooling1D(name="pool")(x)
+    pooled = x[:, 0] if first_token else L.GlobalAveragePooling1D(name="pool")(x)
     logits = L.Dense(2, name="logits")(pooled)
     return randomize(keras.Model([ids, positions], logits, name="transformer_encoder"))
 
 
-def test_a_transformer_encoder_block_with_a_padding_mask() -> None:
+@pytest.mark.parametrize("first_token", [False, True], ids=["mean", "first-token"])
+def test_a_transformer_encoder_block_with_a_padding_mask(first_token: bool) -> None:
     ids = np.array([[7, 3, 9, 12, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], [5] * 16])
     positions = np.tile(np.arange(16), (2, 1))
-    p = proved(transformer_encoder(), inputs=[ids, positions])
+    p = proved(transformer_encoder(first_token=first_token), inputs=[ids, positions])
+    assert ("[:, 0]" in p.source) == first_token
     assert re.search(r"(not_equal\w*) = token_ids != 0\n.*= \1\.unsqueeze\(1\)\n", p.source, re.S)
     assert "attention-mask" in keys(p) and "layernorm-epsilon" in keys(p)
     assert "nn.MultiheadAttention(16, 4, batch_first=True)" in p.source

@@ -366,3 +366,17 @@ def test_prelu_with_one_slope_per_channel() -> None:
     proved(stack((5, 5, 2), CONV(), L.PReLU(shared_axes=[1, 2])))
     proved(stack((6,), L.Dense(4), L.PReLU()))
     assert port(stack((5, 3), L.PReLU())).unsupported  # a slope per element: not nn.PReLU
+
+
+@pytest.mark.parametrize("index", [lambda t: t[:, 0], lambda t: t[:, 1:4, ::2],
+                                   lambda t: t[..., None, 2], lambda t: t[:, -1]], ids=repr)
+def test_constant_indexing_is_written_inline(index: Callable[[Any], Any]) -> None:
+    x = keras.Input((6, 8), name="x")
+    model = randomize(keras.Model(x, L.Dense(3, name="head")(index(L.Dense(8, name="body")(x)))))
+    p = proved(model)
+    assert p.unsupported == [] and "[" in p.source.split("def forward")[-1]
+
+
+@pytest.mark.parametrize("layer", [L.Identity(), L.ActivityRegularization(l1=0.1)], ids=repr)
+def test_layers_that_pass_their_input_through(layer: keras.Layer) -> None:
+    proved(stack((5, 5, 2), CONV(), layer, L.Flatten()))

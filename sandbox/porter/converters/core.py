@@ -43,6 +43,11 @@ def noise(layer: Any, site: Site) -> Converted:
     return Converted("nn.Identity()", (layout,), layout, traps=[trap])
 
 
+def identity(layer: Any, site: Site) -> Converted:
+    layout = site.in_layouts[0]
+    return Converted("nn.Identity()", (layout,), layout)
+
+
 def embedding(layer: Any, site: Site) -> Converted | None:
     # mask_zero's mask is a separate `ids != 0` in the graph, written in forward.
     if getattr(layer, "quantization_mode", None):
@@ -96,5 +101,6 @@ CONVERTERS = {
     "SpatialDropout1D": spatial_dropout, "SpatialDropout2D": spatial_dropout,
     "SpatialDropout3D": spatial_dropout,
     "GaussianNoise": noise, "GaussianDropout": noise, "AlphaDropout": noise,
+    "ActivityRegularization": noise, "Identity": identity,
     "Embedding": embedding, "LayerScale": layer_scale, "Masking": masking,
 }

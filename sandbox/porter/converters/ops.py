@@ -32,6 +32,24 @@ def operand(value: Any, index: int, exact: bool = False) -> tuple[str | None, in
     return None, index
 
 
+def index_source(key: Any) -> str | None:
+    """A constant index as Python writes it: `:, 0`, `..., None, 1:4:2`; None otherwise."""
+    parts = []
+    for item in key if isinstance(key, tuple) else (key,):
+        if item is None or item is Ellipsis:
+            parts.append("None" if item is None else "...")
+        elif isinstance(item, int) and not isinstance(item, bool):
+            parts.append(repr(item))
+        elif isinstance(item, slice) and all(
+                v is None or (isinstance(v, int) and not isinstance(v, bool))
+                for v in (item.start, item.stop, item.step)):
+            text = ":".join("" if v is None else repr(v) for v in (item.start, item.stop))
+            parts.append(text + ("" if item.step is None else f":{item.step!r}"))
+        else:
+            return None
+    return ", ".join(parts)
+
+
 def reduction(op: Any, site: Site) -> Converted | None:
     """ops.any / ops.all over one axis (Masking's mask is `any(x != value, axis=-1)`)."""
     axis = op.axis[0] if isinstance(op.axis, list | tuple) and len(op.axis) == 1 else op.axis
@@ -48,6 +66,11 @@ def convert_op(op: Any, node: Any, site: Site) -> Converted | None:
     args, kwargs = node.arguments.args, node.arguments.kwargs
     if not type(op).__module__.startswith("keras.src.ops.") or kwargs:
         return None
+    if name == "GetItem" and len(args) == 2 and len(site.in_shapes) == 1:
+        index = index_source(args[1])  # a transformer's x[:, 0]: its first token
+        if index is None:
+            return None
+        return Converted("", ("cl",), "cl", call=f"{{x0}}[{index}]", inline=True)
     if name in ("Any", "All") and len(args) == 1:
         return reduction(op, site)
     if name in ("OnesLike", "ZerosLike") and len(args) == 1 and len(site.in_shapes) == 1:
