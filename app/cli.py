@@ -150,7 +150,8 @@ def _port(args: argparse.Namespace) -> int:
 
     try:
         return run_port_command(Path(args.model), Path(args.out) if args.out else None,
-                                args.layout, args.atol, args.rtol, args.onnx)
+                                args.layout, args.atol, args.rtol, args.onnx,
+                                Path(args.inputs) if args.inputs else None)
     except ValidationError as exc:
         return _bad_settings(exc)
 
@@ -208,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     port.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance")
     port.add_argument("--onnx", action="store_true",
                       help="also compare both models exported to ONNX, in onnxruntime")
+    port.add_argument("--inputs", default=None, metavar="FILE",
+                      help="your own inputs to prove it on too, in Keras's layout: a .npy "
+                           "(one input) or a .npz (arrays named after the inputs, or arr_0, "
+                           "arr_1...)")
     port.set_defaults(func=_port)
 
     new = commands.add_parser("new", help="write a pack skeleton that passes check")

@@ -27,17 +27,19 @@ class BodySizeLimit:
     as soon as the bytes received pass it, whatever the request declared."""
 
     def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES,
-                 upload_bytes: int = UPLOAD_BODY_BYTES, port_upload_mb: int = 300) -> None:
+                 upload_bytes: int = UPLOAD_BODY_BYTES, port_upload_mb: int = 300,
+                 port_inputs_mb: int = 0) -> None:
         self.app, self.default_bytes, self.upload_bytes = app, max_bytes, upload_bytes
-        self.port_upload_mb = port_upload_mb
+        self.port_upload_mb, self.port_inputs_mb = port_upload_mb, port_inputs_mb
 
     def limit(self, scope: Scope) -> tuple[int, str]:
         """The route's limit in bytes, and what its refusal says."""
         path = scope["path"].rstrip("/") if scope["method"] == "POST" else ""
-        if path in PORT_PATHS:
-            return (self.port_upload_mb * 2**20 + ENVELOPE_BYTES,
+        if path in PORT_PATHS:  # a model and, optionally, the inputs to prove it on
+            return ((self.port_upload_mb + self.port_inputs_mb) * 2**20 + ENVELOPE_BYTES,
                     f"The model file is larger than {self.port_upload_mb} MiB "
-                    "(setting port_upload_mb).")
+                    f"(setting port_upload_mb), or the inputs file than "
+                    f"{self.port_inputs_mb} MiB (port_inputs_mb).")
         limit = self.upload_bytes if path in UPLOAD_PATHS else self.default_bytes
         return limit, f"request body is larger than {limit // 1024} KiB"
 
@@ -72,7 +74,8 @@ class BodySizeLimit:
             # the page's own form, refused in place (what was typed is in the refused body)
             response = render(Request(scope), "pages/port.html", {
                 "error": refusal, "form": FORM_DEFAULTS, "mine": [],
-                "upload_mib": self.port_upload_mb}, status_code=413)
+                "upload_mib": self.port_upload_mb, "inputs_mib": self.port_inputs_mb},
+                status_code=413)
         await response(scope, receive, send)
 
 
@@ -113,8 +116,9 @@ async def _class_refused(request: Request, exc: Exception) -> Response:
         status_code=exc.status_code, headers=headers)
 
 
-def install(app: FastAPI, port_upload_mb: int) -> None:
-    app.add_middleware(BodySizeLimit, port_upload_mb=port_upload_mb)
+def install(app: FastAPI, port_upload_mb: int, port_inputs_mb: int = 0) -> None:
+    app.add_middleware(BodySizeLimit, port_upload_mb=port_upload_mb,
+                       port_inputs_mb=port_inputs_mb)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(QueueFull, _queue_full)
     app.add_exception_handler(ClassRefused, _class_refused)

@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None, executor: Executor | None = Non
     # from a CDN, which the app's own CSP blocks.
     app = FastAPI(title="sidebyside", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.sidebyside = state  # the one attribute: read through app.deps
-    errors.install(app, state.settings.port_upload_mb)
+    errors.install(app, state.settings.port_upload_mb, state.settings.port_inputs_mb)
     app.add_middleware(SecurityMiddleware)  # CSP and CSRF
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (runs, pairs, lessons, classes, packs, ports, health, docs, reload, pages,

@@ -3,6 +3,7 @@
 The model goes through the same executor call the site makes (`Pool.port`):
 loaded, converted and proved in a sandboxed run, its files checked on the way
 out. A `.py` MODEL is a snippet that builds the model, as on the page.
+`--inputs` hands the run the user's own `.npy` / `.npz`, as the page does.
 """
 
 from __future__ import annotations
@@ -14,27 +15,34 @@ from pathlib import Path
 from app.settings import Settings
 from sandbox.fairqueue import Client
 from sandbox.pool import Pool
-from sandbox.protocol import MODEL_SUFFIXES, PortLayout, PortOrder, PortReport
+from sandbox.protocol import (
+    INPUTS_SUFFIXES,
+    MODEL_SUFFIXES,
+    PortLayout,
+    PortOrder,
+    PortReport,
+)
 
 CLIENT = Client(learner="port-command", address="local", capped=False)
 
 
 def order_for(model: Path, layout: PortLayout, atol: float, rtol: float,
-              onnx: bool) -> tuple[PortOrder, Path | None]:
-    common = {"layout": layout, "atol": atol, "rtol": rtol, "onnx": onnx}
+              onnx: bool, inputs: Path | None = None) -> tuple[PortOrder, Path | None]:
+    common = {"layout": layout, "atol": atol, "rtol": rtol, "onnx": onnx,
+              "inputs": inputs.suffix.lower() if inputs is not None else None}
     if model.suffix == ".py":
         return PortOrder(code=model.read_text(), **common), None  # type: ignore[arg-type]
     return PortOrder(filename=model.name, **common), model  # type: ignore[arg-type]
 
 
 async def port_through_pool(settings: Settings, order: PortOrder, model: Path | None,
-                            out_dir: Path) -> PortReport:
+                            out_dir: Path, inputs: Path | None = None) -> PortReport:
     # One slot, the smallest reserve: the port's own spare is made for it.
     pool = Pool(settings.limits(), size=1, insecure=settings.insecure_no_sandbox,
                 spares_memory_mb=64)
     await pool.start()
     try:
-        return await pool.port(order, model, out_dir, CLIENT)
+        return await pool.port(order, model, out_dir, CLIENT, inputs)
     finally:
         await pool.stop()
 
@@ -53,6 +61,8 @@ def summary(report: PortReport, out_dir: Path | None) -> str:
     lines.append(f"  layers: {passed}/{len(report.layers)} within atol {report.atol:g}, "
                  f"rtol {report.rtol:g}; max abs err {_error(report.max_abs_err)}, "
                  f"max rel err {_error(report.max_rel_err)}")
+    if report.batches:
+        lines.append(f"  proved on: {'; '.join(report.batches)}")
     for row in report.layers:
         if row.status == "fail":
             lines.append(f"  FAIL {row.name} ({row.class_name}) → {row.attribute}: "
@@ -75,9 +85,14 @@ def summary(report: PortReport, out_dir: Path | None) -> str:
 
 
 def run_port_command(model: Path, out: Path | None, layout: PortLayout, atol: float,
-                     rtol: float, onnx: bool) -> int:
-    if not model.is_file():
-        print(f"sidebyside: no such file: {model}", file=sys.stderr)
+                     rtol: float, onnx: bool, inputs: Path | None = None) -> int:
+    for given in (model, inputs):
+        if given is not None and not given.is_file():
+            print(f"sidebyside: no such file: {given}", file=sys.stderr)
+            return 2
+    if inputs is not None and inputs.suffix.lower() not in INPUTS_SUFFIXES:
+        print("sidebyside: --inputs is a .npy file (one input) or a .npz file (one array "
+              "per input)", file=sys.stderr)
         return 2
     if model.suffix.lower() not in (*MODEL_SUFFIXES, ".py"):
         print("sidebyside: MODEL is a .keras or .h5 file, or a .py snippet that builds one",
@@ -90,8 +105,9 @@ def run_port_command(model: Path, out: Path | None, layout: PortLayout, atol: fl
     made = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        order, path = order_for(model, layout, atol, rtol, onnx)
-        report = asyncio.run(port_through_pool(Settings(), order, path, out_dir.resolve()))
+        order, path = order_for(model, layout, atol, rtol, onnx, inputs)
+        report = asyncio.run(port_through_pool(Settings(), order, path, out_dir.resolve(),
+                                               inputs))
     except BaseException:
         if made and not any(out_dir.iterdir()):
             out_dir.rmdir()

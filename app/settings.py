@@ -73,6 +73,10 @@ class Settings(BaseSettings):
         300, ge=1, description=(
             "Largest model file (.keras or .h5) a port may upload; a bigger one is refused "
             "(413) as soon as its upload passes this."))
+    port_inputs_mb: int = Field(
+        64, ge=1, description=(
+            "Largest inputs file (.npy or .npz) a port may be given to prove the model on "
+            "besides its seeded inputs; a bigger one is refused (413)."))
     run_gpu_memory_mb: int = Field(
         4096, ge=64, description=(
             "GPU memory one run's allocator may take, per framework (TF's logical device "

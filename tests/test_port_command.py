@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sandbox.executor import PORT_FILES
@@ -48,3 +49,22 @@ def test_port_exits_non_zero_unless_proved_and_refuses_a_full_folder(tmp_path: P
     (tmp_path / "notes.txt").write_text("not a model")
     wrong = sidebyside("port", "notes.txt", cwd=tmp_path)
     assert wrong.returncode == 2 and ".keras or .h5" in wrong.stderr
+
+
+def test_port_proves_on_the_users_inputs_and_says_why_they_dont_fit(tmp_path: Path) -> None:
+    inputs = keras.Input((6,))
+    keras.Model(inputs, keras.layers.Dense(2, name="out")(inputs), name="tiny").save(
+        tmp_path / "tiny.keras")
+    np.save(tmp_path / "mine.npy", np.ones((5, 6)))
+    done = sidebyside("port", "tiny.keras", "--inputs", "mine.npy", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "proved on: seeded random inputs (seed 0, 2 samples); your inputs (5 samples)" \
+        in done.stdout
+    np.save(tmp_path / "wide.npy", np.ones((5, 7)))
+    wide = sidebyside("port", "tiny.keras", "-o", "w", "--inputs", "wide.npy", cwd=tmp_path)
+    assert wide.returncode == 1 and wide.stdout.startswith("port: failed")
+    assert "expects shape (batch, 6); the given array has shape (5, 7)" in wide.stdout
+    assert not (tmp_path / "w").exists()
+    (tmp_path / "mine.csv").write_text("1,2\n")
+    csv = sidebyside("port", "tiny.keras", "--inputs", "mine.csv", cwd=tmp_path)
+    assert csv.returncode == 2 and "a .npy file" in csv.stderr

@@ -43,15 +43,17 @@ class PortDouble:
         self.release = asyncio.Event()
         self.release.set()
         self.orders: list[tuple[PortOrder, Path | None, Client]] = []
+        self.inputs: list[bytes | None] = []  # the inputs file each port was handed
 
     def stats(self) -> Any:
         return SimpleNamespace(insecure=False)
 
     async def port(self, order: PortOrder, model: Path | None, out_dir: Path,
-                   client: Client) -> PortReport:
+                   client: Client, inputs: Path | None = None) -> PortReport:
         if self.unavailable:
             raise PortsUnavailable("this server sends its runs to remote workers")
         self.orders.append((order, model, client))
+        self.inputs.append(inputs.read_bytes() if inputs is not None else None)
         await self.release.wait()
         if self.report.status != "failed" or self.report.module_source:
             for name in PORT_FILES:
@@ -75,7 +77,8 @@ def leftovers(root: Path) -> list[Path]:
 @pytest.fixture
 async def site(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, PortDouble, Path]]:
     double = PortDouble()
-    settings = Settings(data_dir=tmp_path, packs_dir=ROOT / "lessons", port_upload_mb=1)
+    settings = Settings(data_dir=tmp_path, packs_dir=ROOT / "lessons", port_upload_mb=1,
+                        port_inputs_mb=1)
     app = create_app(settings, executor=double)  # type: ignore[arg-type]
     async with app.state.sidebyside.running():
         transport = httpx.ASGITransport(app=app)
@@ -274,3 +277,54 @@ async def test_one_port_at_a_time_per_client_even_when_two_arrive_together(site:
     assert refused.headers["retry-after"] and "port running" in refused.json()["detail"]
     assert len(double.orders) == 1 and len(list(root.iterdir())) == 1
     double.release.set()
+
+
+NPY = b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }"
+
+
+async def test_the_form_takes_the_users_inputs_and_the_result_names_the_batches(
+        site: Any) -> None:
+    client, double, root = site
+    form = (await client.get("/port")).text
+    assert 'name="inputs" type="file" accept=".npy,.npz"' in form and "at most 1 MiB" in form
+    double.report = double.report.model_validate({
+        **double.report.model_dump(), "layers": [
+            {"name": "dense", "class_name": "Dense", "attribute": "dense", "shape": [3, 2],
+             "max_abs_err": 0.0, "max_rel_err": 0.0, "status": "pass"}],
+        "batches": ["seeded random inputs (seed 0, 2 samples)", "your inputs (3 samples)"]})
+    sent = await form_post(client, files={"file": ("net.keras", keras_bytes()),
+                                          "inputs": ("mine.npy", NPY)})
+    assert sent.status_code == 303, sent.text
+    order, _, _ = double.orders[-1]
+    assert order.inputs == ".npy" and double.inputs[-1] == NPY
+    port_id = sent.headers["location"].rsplit("/", 1)[1]
+    assert not list((root / port_id).glob("inputs.*"))  # gone once ported
+    page = (await client.get(sent.headers["location"])).text
+    assert ("Both models ran on the same batches: seeded random inputs (seed 0, 2 samples); "
+            "your inputs (3 samples), in float32") in page
+
+
+@pytest.mark.parametrize(("name", "data", "status", "says"), [
+    ("mine.pkl", NPY, 415, "Inputs are a .npy file"),
+    ("mine.npy", b"PK\x03\x04", 422, "numpy&#39;s magic"),
+    ("mine.npz", NPY, 422, "not a whole .npz file"),
+    ("mine.npy", NPY + b"\0" * 2**20, 413, "larger than 1 MiB (setting port_inputs_mb)"),
+])
+async def test_inputs_the_web_refuses_leave_no_file(site: Any, name: str, data: bytes,
+                                                    status: int, says: str) -> None:
+    client, double, root = site
+    sent = await form_post(client, files={"file": ("net.keras", keras_bytes()),
+                                          "inputs": (name, data)})
+    assert sent.status_code == status and says in sent.text, sent.text[-2000:]
+    api = await client.post("/api/ports", files={"file": ("net.keras", keras_bytes()),
+                                                 "inputs": (name, data)})
+    assert api.status_code == status
+    assert double.orders == [] and leftovers(root) == []
+
+
+async def test_inputs_over_both_caps_are_refused_as_they_arrive(site: Any) -> None:
+    client, double, root = site  # models and inputs up to 1 MiB each
+    sent = await client.post("/api/ports", files={
+        "file": ("net.keras", keras_bytes()), "inputs": ("mine.npy", NPY + b"\0" * 2**21)})
+    assert sent.status_code == 413 and "port_inputs_mb" in sent.json()["detail"]
+    assert double.orders == [] and leftovers(root) == []

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from markupsafe import escape
 
@@ -238,3 +239,64 @@ def test_onnx_is_compared_when_asked(api: httpx.Client) -> None:
     report = finished(api, sent.json()["report_url"], sent.json()["token"])
     assert report["status"] == "proved", report.get("error")
     assert report["onnx"] is not None and report["onnx"]["status"] == "pass", report["onnx"]
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def upload_with_inputs(api: httpx.Client, model: Path, name: str, data: bytes,
+                       **fields: str) -> httpx.Response:
+    return api.post("/api/ports", data=fields, files={
+        "file": (model.name, model.read_bytes(), "application/octet-stream"),
+        "inputs": (name, data, "application/octet-stream")})
+
+
+def test_the_users_inputs_are_proved_beside_the_seeded_ones(
+        api: httpx.Client, keras_file: Path, ports_root: Path) -> None:
+    inputs = np.random.default_rng(3).standard_normal((3, 8, 8, 3)).astype(np.float32)
+    sent = upload_with_inputs(api, keras_file, "mine.npy", npy_bytes(inputs))
+    assert sent.status_code == 202, sent.text
+    report = finished(api, sent.json()["report_url"], sent.json()["token"])
+    assert report["status"] == "proved", report.get("error") or report["layers"]
+    assert report["batches"] == ["seeded random inputs (seed 0, 2 samples)",
+                                 "your inputs (3 samples)"]
+    folder = ports_root / sent.json()["id"]
+    assert not list(folder.glob("inputs.*"))  # gone with the model once the port ends
+
+
+def test_inputs_that_dont_fit_the_model_fail_the_port_with_what_it_expects(
+        api: httpx.Client, keras_file: Path, ports_root: Path) -> None:
+    before = kept(ports_root)
+    buffer = io.BytesIO()
+    np.savez(buffer, np.zeros((2, 8, 8, 3)), np.zeros((2, 4)))
+    sent = upload_with_inputs(api, keras_file, "two.npz", buffer.getvalue())
+    assert sent.status_code == 202, sent.text
+    report = finished(api, sent.json()["report_url"], sent.json()["token"])
+    assert report["status"] == "failed" and report["files"] == {}
+    assert report["error"]["type"] == "InputsRefused"
+    assert "the .npz holds 2 arrays (arr_0, arr_1); the model has 1 input: name it" in \
+        report["error"]["message"]
+    assert kept(ports_root) == before
+
+
+@pytest.mark.parametrize(("name", "data", "status", "says"), [
+    ("inputs.csv", b"1,2,3\n", 415, "a .npy file"),
+    ("inputs.npy", b"", 422, "empty"),
+    ("inputs.npy", b"1,2,3\n", 422, "numpy's magic"),
+    ("inputs.npz", b"\x93NUMPY\x01\x00", 422, "not a zip or was cut short"),
+])
+def test_inputs_that_are_not_numpy_files_are_refused_and_leave_nothing(
+        api: httpx.Client, keras_file: Path, ports_root: Path, name: str, data: bytes,
+        status: int, says: str) -> None:
+    before = kept(ports_root)
+    sent = upload_with_inputs(api, keras_file, name, data)
+    assert sent.status_code == status and says in sent.json()["detail"], sent.text
+    assert kept(ports_root) == before
+
+
+def test_inputs_are_sent_as_a_file_not_named_in_json(api: httpx.Client) -> None:
+    sent = api.post("/api/ports", json={"code": SNIPPET, "inputs": ".npy"})
+    assert sent.status_code == 422 and "multipart" in sent.json()["detail"]

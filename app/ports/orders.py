@@ -1,8 +1,9 @@
 """A port as asked for: a model file or a snippet, and the options, from a form or JSON.
 
-The API's multipart form and the `/port` page's form carry the same fields;
-a JSON body carries a snippet. Each becomes a `PortOrder`, or a refusal
-that says which field is wrong.
+The API's multipart form and the `/port` page's form carry the same fields
+(and may carry the user's own inputs, `inputs`: a .npy or .npz file); a JSON
+body carries a snippet. Each becomes a `PortOrder`, or a refusal that says
+which field is wrong.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
-from app.ports.uploads import UploadRefused, suffix_of
+from app.ports.uploads import UploadRefused, inputs_suffix_of, suffix_of
 from sandbox.protocol import PortOrder
 
 CHECKED = ("on", "true", "1", "yes")  # a checkbox, or an API client's boolean
@@ -44,23 +45,32 @@ def options_of(form: FormData) -> dict[str, Any]:
     return options
 
 
-def form_order(form: FormData) -> tuple[PortOrder, UploadFile | None]:
-    """The order a form makes: its `file`, else its `code` (a page's form has both fields)."""
-    upload = form.get("file")
-    if isinstance(upload, UploadFile) and not upload.filename:
-        upload = None  # a file input left empty still sends a nameless part
+def _file(form: FormData, name: str) -> UploadFile | None:
+    upload = form.get(name)
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return None  # a file input left empty still sends a nameless part
+    return upload
+
+
+def form_order(form: FormData) -> tuple[PortOrder, UploadFile | None, UploadFile | None]:
+    """The order a form makes: its `file`, else its `code` (a page's form has both fields),
+    and the user's inputs to prove it on, if the form has them."""
+    upload, given = _file(form, "file"), _file(form, "inputs")
+    options = options_of(form)
+    if given is not None:
+        options["inputs"] = inputs_suffix_of(given.filename or "")
     code = form.get("code")
     code = code.replace("\r\n", "\n") if isinstance(code, str) and code.strip() else None
     if upload is not None and code is not None:
         raise UploadRefused(422, "Send a model file or a snippet, not both.")
-    if isinstance(upload, UploadFile):
+    if upload is not None:
         filename = upload.filename or ""
         suffix_of(filename)
-        return order_of({"filename": _plain_name(filename), **options_of(form)}), upload
+        return order_of({"filename": _plain_name(filename), **options}), upload, given
     if code is None:
         raise UploadRefused(422, "Send a model file (.keras or .h5) as `file`, or a snippet "
                                  "that builds a Keras model as `code`.")
-    return order_of({"code": code, **options_of(form)}), None
+    return order_of({"code": code, **options}), None, given
 
 
 def json_order(body: bytes) -> PortOrder:
@@ -69,9 +79,9 @@ def json_order(body: bytes) -> PortOrder:
         order = PortOrder.model_validate_json(body)
     except ValidationError as exc:
         raise refusal(exc) from None
-    if order.filename is not None:
-        raise UploadRefused(422, "A model file is sent as multipart form data (`file`), "
-                                 "not named in JSON.")
+    if order.filename is not None or order.inputs is not None:
+        raise UploadRefused(422, "A model file, or inputs to prove it on, are sent as "
+                                 "multipart form data (`file`, `inputs`), not named in JSON.")
     return order
 
 

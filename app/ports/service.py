@@ -1,6 +1,7 @@
 """Ports in the background: one sandboxed run each, its files kept under the data dir.
 
     data_dir/ports/<id>/model.keras|.h5   the upload, until its port ends
+    data_dir/ports/<id>/inputs.npy|.npz   the user's inputs, if given, likewise
     data_dir/ports/<id>/out/              what the port wrote (executor.PORT_FILES)
 
 A port is recorded (status `porting`), its upload kept, and the port runs
@@ -77,8 +78,8 @@ class PortService:
     # ---- starting a port ------------------------------------------------------------
 
     async def start(self, order: PortOrder, upload: BinaryIO | None, source: str,
-                    owner_digest: str, client: Client) -> str:
-        """Record the port, keep its upload and start it; its id. Raises `PortRefused`
+                    owner_digest: str, client: Client, inputs: BinaryIO | None = None) -> str:
+        """Record the port, keep its uploads and start it; its id. Raises `PortRefused`
         (429: too many ports; 503: this server can't port) leaving nothing behind."""
         self._admit(client)  # the client's slot is held from here, so two posts can't race
         port_id = secrets.token_urlsafe(12)
@@ -87,6 +88,9 @@ class PortService:
             (folder / "out").mkdir(parents=True)
             if upload is not None:
                 await asyncio.to_thread(keep, upload, self._model_path(port_id, order))
+            inputs_path = self._inputs_path(port_id, order)
+            if inputs is not None and inputs_path is not None:
+                await asyncio.to_thread(keep, inputs, inputs_path)
             await store.create(self.db, port_id, owner_digest, source,
                                order.model_dump(mode="json"))
         except BaseException:
@@ -126,6 +130,9 @@ class PortService:
     def _model_path(self, port_id: str, order: PortOrder) -> Path:
         return self.folder(port_id) / f"model{order.suffix}"
 
+    def _inputs_path(self, port_id: str, order: PortOrder) -> Path | None:
+        return None if order.inputs is None else self.folder(port_id) / f"inputs{order.inputs}"
+
     def _run(self, port_id: str, order: PortOrder, client: Client) -> asyncio.Task[None]:
         """The port as a task, in the slot `_admit` held for the client (freed as it ends)."""
         task = asyncio.get_running_loop().create_task(self._port(port_id, order, client))
@@ -142,8 +149,10 @@ class PortService:
 
     async def _port(self, port_id: str, order: PortOrder, client: Client) -> None:
         model = self._model_path(port_id, order) if order.filename else None
+        inputs = self._inputs_path(port_id, order)
         try:
-            report = await self.executor.port(order, model, self.folder(port_id) / "out", client)
+            report = await self.executor.port(order, model, self.folder(port_id) / "out",
+                                              client, inputs)
         except asyncio.CancelledError:
             raise  # the server is stopping: the port runs again at the next start
         except (PortsUnavailable, QueueFull) as exc:  # `start` answers these when it can
@@ -161,7 +170,7 @@ class PortService:
             if report.status != "failed":  # a module without its files can't be offered
                 report = report.model_copy(update={"status": "failed"})
         else:
-            for upload in folder.glob("model.*"):
+            for upload in (*folder.glob("model.*"), *folder.glob("inputs.*")):
                 upload.unlink(missing_ok=True)
         await store.finish(self.db, port_id, PortStatus(report.status),
                            report.model_dump(mode="json"))
@@ -174,7 +183,9 @@ class PortService:
             order = PortOrder.model_validate(record.order)
             out = self.folder(record.id) / "out"
             shutil.rmtree(out, ignore_errors=True)
-            if order.filename and not self._model_path(record.id, order).is_file():
+            inputs = self._inputs_path(record.id, order)
+            if (order.filename and not self._model_path(record.id, order).is_file()) or (
+                    inputs is not None and not inputs.is_file()):
                 await self._finish(record.id, PortReport.failed(
                     "PortError", "the server restarted and the upload is gone: upload it "
                                  "again", order))

@@ -44,7 +44,8 @@ async def _form_page(request: Request, ports: PortService, settings: SettingsDep
     mine = await store.owned(ports.db, tokens.digest(token)) if token else []
     return render(request, "pages/port.html", {
         "error": error, "form": {**FORM_DEFAULTS, **(kept or {})}, "mine": mine,
-        "upload_mib": settings.port_upload_mb}, status_code=status_code)
+        "upload_mib": settings.port_upload_mb, "inputs_mib": settings.port_inputs_mb},
+        status_code=status_code)
 
 
 @router.get("/port", response_class=HTMLResponse)
@@ -62,9 +63,9 @@ async def create_port_page(request: Request, ports: PortsDep,
         code = form.get("code")
         kept["code"] = code if isinstance(code, str) else ""
         try:
-            order, upload = form_order(form)
-            port_id = await start_port(ports, order, upload, order.filename or "", token,
-                                       port_client(request), settings.port_upload_mb * 2**20)
+            order, upload, inputs = form_order(form)
+            port_id = await start_port(ports, order, upload, inputs, order.filename or "",
+                                       token, port_client(request), settings)
         except (UploadRefused, PortRefused) as exc:
             page = await _form_page(request, ports, settings, exc.detail, exc.status, kept)
             if isinstance(exc, PortRefused) and exc.retry_after_s:

@@ -19,7 +19,8 @@ from app import tokens
 from app.deps import CatalogDep, PortsDep, SettingsDep, bearer_token
 from app.ports.orders import form_order, json_order
 from app.ports.service import PortRefused, PortService
-from app.ports.uploads import UploadRefused, check_model_file
+from app.ports.uploads import UploadRefused, check_inputs_file, check_model_file
+from app.settings import Settings
 from app.store.ports import PortRecord
 from app.web.port_views import MEDIA_TYPES, PortDetail, detail, download_name
 from app.web.security import PORTER_COOKIE
@@ -29,7 +30,7 @@ from sandbox.protocol import PortOrder
 
 router = APIRouter(prefix="/api/ports", tags=["ports"])
 MIN_TOKEN_CHARS, MAX_TOKEN_CHARS = 22, 200
-FORM_LIMITS = {"max_files": 1, "max_fields": 16}
+FORM_LIMITS = {"max_files": 2, "max_fields": 16}  # the model and the inputs
 # The body is read by hand (a file or a snippet); the docs still say what it may be.
 BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
@@ -37,7 +38,10 @@ BODY = {"requestBody": {"required": True, "content": {
         "layout": {"type": "string", "enum": ["nhwc", "nchw"], "default": "nhwc"},
         "atol": {"type": "number", "default": 1e-5},
         "rtol": {"type": "number", "default": 1e-4},
-        "onnx": {"type": "boolean", "default": False}}}},
+        "onnx": {"type": "boolean", "default": False},
+        "inputs": {"type": "string", "format": "binary",
+                   "description": "optional: .npy (one input) or .npz (arrays named after "
+                                  "the inputs, or arr_0, arr_1...) to prove the port on too"}}}},
     "application/json": {"schema": PortOrder.model_json_schema()}}}}
 
 
@@ -71,13 +75,19 @@ async def readable_port(ports: PortService, port_id: str, token: str | None) -> 
 
 
 async def start_port(ports: PortService, order: PortOrder, upload: UploadFile | None,
-                     source: str, token: str, client: Client, max_bytes: int) -> str:
-    """Check the upload (size and type only), then start the port; refusals as 4xx/503."""
+                     inputs: UploadFile | None, source: str, token: str, client: Client,
+                     settings: Settings) -> str:
+    """Check the uploads (size and type only), then start the port; refusals as 4xx/503."""
     if upload is not None:
         assert order.suffix is not None, "a form's file makes an order with its filename"
-        await asyncio.to_thread(check_model_file, upload.file, order.suffix, max_bytes)
+        await asyncio.to_thread(check_model_file, upload.file, order.suffix,
+                                settings.port_upload_mb * 2**20)
+    if inputs is not None:
+        assert order.inputs is not None, "a form's inputs make an order with their format"
+        await asyncio.to_thread(check_inputs_file, inputs.file, order.inputs,
+                                settings.port_inputs_mb * 2**20)
     return await ports.start(order, upload.file if upload else None, source,
-                             tokens.digest(token), client)
+                             tokens.digest(token), client, inputs.file if inputs else None)
 
 
 def refused(exc: UploadRefused | PortRefused) -> HTTPException:
@@ -91,7 +101,8 @@ def refused(exc: UploadRefused | PortRefused) -> HTTPException:
 async def create_port(request: Request, ports: PortsDep,
                       settings: SettingsDep) -> PortAccepted:
     """Port a Keras model: multipart `file` (`.keras` or `.h5`) with optional `layout`
-    (`nhwc`|`nchw`), `atol`, `rtol`, `onnx`; or JSON `{"code", ...}`, a snippet that
+    (`nhwc`|`nchw`), `atol`, `rtol`, `onnx`, and `inputs` (`.npy` or `.npz`: your own
+    inputs, proved beside the seeded ones); or JSON `{"code", ...}`, a snippet that
     builds the model. The port runs in the background: follow `report_url`."""
     token = bearer_token(request)
     if token is not None and not MIN_TOKEN_CHARS <= len(token) <= MAX_TOKEN_CHARS:
@@ -102,14 +113,14 @@ async def create_port(request: Request, ports: PortsDep,
     try:
         if content_type.startswith("multipart/form-data"):
             async with request.form(**FORM_LIMITS) as form:
-                order, upload = form_order(form)
+                order, upload, inputs = form_order(form)
                 source = order.filename or ""
-                port_id = await start_port(ports, order, upload, source, token,
-                                           port_client(request),
-                                           settings.port_upload_mb * 2**20)
+                port_id = await start_port(ports, order, upload, inputs, source, token,
+                                           port_client(request), settings)
         elif content_type.startswith("application/json"):
             order = json_order(await request.body())
-            port_id = await start_port(ports, order, None, "", token, port_client(request), 0)
+            port_id = await start_port(ports, order, None, None, "", token,
+                                       port_client(request), settings)
         else:
             raise UploadRefused(415, "Send multipart form data with a model `file`, or JSON "
                                      "with a snippet's `code`.")

@@ -4,6 +4,7 @@ imported; importing this package alone imports neither (`traps` is light).
 
     port(model) -> Port       ported.py   the source, state_dict, layers, traps, stubs
     prove(model, port)        proof.py    both models on the same inputs, layer by layer
+    load_given_inputs(...)    given_inputs.py  the user's .npy/.npz, checked against the model
 
     graph.py       the Keras functional graph as calls in order (nested models inside)
     emit.py        model.py from fixed templates: one class per (nested) model

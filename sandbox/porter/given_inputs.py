@@ -66,7 +66,8 @@ def ordered(arrays: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]
             return [arrays[k] for k in keys]
     raise InputsRefused(
         f"the .npz holds {len(arrays)} arrays ({', '.join(sorted(arrays)[:8]) or 'none'}); "
-        f"the model has {len(names)} inputs: name them {', '.join(names)} "
+        f"the model has {len(names)} input{'s' if len(names) != 1 else ''}: name "
+        f"{'them' if len(names) != 1 else 'it'} {', '.join(names)} "
         f"(or {', '.join(positional)}, in that order)")
 
 
