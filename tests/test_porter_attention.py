@@ -151,3 +151,20 @@ def test_attention_scores_are_returned_per_head(kw: dict[str, Any]) -> None:
     p = proved(model)
     assert "need_weights=True," in p.source and "average_attn_weights=False," in p.source
     assert "mha, mha_1 = self.mha(" in p.source
+
+
+def test_hostile_names_in_a_masked_attention_model_cannot_inject_code() -> None:
+    from tests.test_porter_models import HOSTILE, calls_of
+
+    ids = keras.Input((6,), dtype="int32", name="ids")
+    x = L.Embedding(10, 8, mask_zero=True, name="embed")(ids)
+    x = L.MultiHeadAttention(2, 4, name="mha")(x, x)
+    x = L.Bidirectional(L.LSTM(3, return_state=True), merge_mode=None, name="bi")(x)
+    model = randomize(keras.Model(ids, x, name="m"))
+    for i, op in enumerate([*model.operations, model]):
+        op.name = HOSTILE + ["", "'", '"""', "\\", "\u2028"][i % 5]
+    p = port(model)
+    compile(p.source, "model.py", "exec")
+    assert not calls_of(p.source) & {"system", "os", "exec", "__import__"}
+    assert all("rm -rf" not in line or line.lstrip().startswith("#")
+               for line in p.source.splitlines())
