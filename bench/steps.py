@@ -1,7 +1,8 @@
 """`make bench-steps`: lesson steps through the pool against the same code's own work.
 
 For each step and side (edited with a comment, so nothing is cached):
-- *pool*: wall time p50 over 3 runs through the sandbox pool, as a learner's Run;
+- *pool*: wall time p50 over 3 runs through the sandbox pool, as one learner's Run
+  (each finding the reserve full);
 - *own work*: the same code's second run in one warm process that imported both
   frameworks and ran it once (its imports, first traces and caches paid);
 - *added*: the difference, what the sandbox (and a fresh process) adds;
@@ -100,9 +101,18 @@ def own_work(code: str) -> OwnWork | None:
     return own_works([code])[0]
 
 
+async def reserve_full(pool: Pool, timeout_s: float = 30) -> None:
+    """One learner's Run finds the reserve full: wait for the refills of the last one."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(
+            r.ready < r.target for r in pool.stats().reserve.values()):
+        await asyncio.sleep(0.01)
+
+
 async def pool_p50_s(pool: Pool, framework: str, code: str, timeout_s: float) -> tuple[float, str]:
     walls, status = [], "ok"
     for i in range(RUNS):
+        await reserve_full(pool)
         edited = f"{code}\n# edited {time.time()}\n"  # never a cached output
         started = time.perf_counter()
         result = await pool.run(RunRequest(framework=framework, code=edited, timeout_s=timeout_s),
