@@ -234,6 +234,14 @@ def test_a_keras_2_lstm_with_hard_sigmoid_gates_says_so() -> None:
     assert "KerasLSTMCell(3, 5, nn.Tanh(), nn.Hardsigmoid())" in p.source
 
 
-def test_a_gru_with_reset_after_and_other_activations_is_a_stub() -> None:
-    p = port(stack((7, 3), L.GRU(5, recurrent_activation="hard_sigmoid")))
-    assert [lp.class_name for lp in p.unsupported] == ["GRU"]
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_a_gru_with_reset_after_and_other_activations_has_a_cell_of_its_own(use_bias: bool) -> None:
+    layer = L.GRU(5, activation="relu", recurrent_activation="hard_sigmoid", use_bias=use_bias)
+    p = proved(stack((7, 3), layer))
+    assert "KerasGRUCell(3, 5, nn.ReLU(), nn.Hardsigmoid())" in p.source
+    proved_on(masked(L.GRU(5, recurrent_activation="hard_sigmoid", return_sequences=True)), PADDED)
+
+
+def test_a_simple_rnn_with_an_activation_torch_lacks_is_a_stub() -> None:
+    p = port(stack((7, 3), L.SimpleRNN(5, activation="sigmoid")))
+    assert [lp.class_name for lp in p.unsupported] == ["SimpleRNN"]

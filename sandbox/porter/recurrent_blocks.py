@@ -92,6 +92,30 @@ class KerasLSTMCell(nn.Module):
         return o * self.activation(c), c
 '''
 
+BLOCKS["KerasGRUCell"] = '''
+class KerasGRUCell(nn.Module):
+    """A Keras GRU(reset_after=True) step with its own activations (nn.GRUCell has tanh
+    and sigmoid only). Gates in Keras's order z, r, h; its input and recurrent biases."""
+
+    def __init__(self, input_size: int, hidden_size: int, activation: nn.Module,
+                 recurrent_activation: nn.Module) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.activation, self.recurrent_activation = activation, recurrent_activation
+        self.weight_ih = nn.Parameter(torch.zeros(3 * hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.zeros(3 * hidden_size, hidden_size))
+        self.bias_ih = nn.Parameter(torch.zeros(3 * hidden_size))
+        self.bias_hh = nn.Parameter(torch.zeros(3 * hidden_size))
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        x_z, x_r, x_h = F.linear(x, self.weight_ih, self.bias_ih).chunk(3, dim=-1)
+        h_z, h_r, h_h = F.linear(h, self.weight_hh, self.bias_hh).chunk(3, dim=-1)
+        z = self.recurrent_activation(x_z + h_z)
+        r = self.recurrent_activation(x_r + h_r)
+        candidate = self.activation(x_h + r * h_h)
+        return z * h + (1 - z) * candidate
+'''
+
 BLOCKS["Bidirectional"] = '''
 class Bidirectional(nn.Module):
     """Keras Bidirectional: one layer reads forwards, the other backwards; the backward

@@ -30,9 +30,12 @@ BACKWARDS = Trap("go-backwards", "go_backwards reads the sequence from its end a
                  "the steps in that (reversed) order", "forward")
 
 
+CELLS = ("GRUResetBefore", "KerasLSTM", "KerasGRU")  # cells model.py writes: {name}Cell
+
+
 @dataclass
 class Rnn:
-    torch_class: str  # "LSTM", "GRU", "RNN"; or a cell of model.py's: "GRUResetBefore", "KerasLSTM"
+    torch_class: str  # "LSTM", "GRU", "RNN", or one of CELLS
     input_size: int
     units: int
     bias: bool
@@ -41,7 +44,7 @@ class Rnn:
     extra: str = ""  # further constructor arguments: activations
 
     def cell(self) -> str:
-        if self.torch_class in ("GRUResetBefore", "KerasLSTM"):
+        if self.torch_class in CELLS:
             return f"{self.torch_class}Cell({self.input_size}, {self.units}{self.extra})"
         bias = "" if self.bias else ", bias=False"
         return f"nn.{self.torch_class}Cell({self.input_size}, {self.units}{bias}{self.extra})"
@@ -65,13 +68,11 @@ def activations(layer: Any) -> tuple[str, str, list[Trap]] | None:
 
 def custom(kind: str, layer: Any, act: str, gate: str, traps: list[Trap]) -> str | None:
     """Constructor arguments for a cell with the layer's own activations; None where
-    the porter has no such cell (GRU(reset_after=True) with other activations)."""
+    torch's cell takes no such argument (a SimpleRNN's other than tanh and relu)."""
     if (act, gate) == ("nn.Tanh()", "nn.Sigmoid()"):
         return ""
     if kind == "SimpleRNN":  # nn.RNN has tanh and relu
         return ', nonlinearity="relu"' if act == "nn.ReLU()" else None
-    if kind == "GRU" and layer.reset_after:
-        return None
     traps.append(ACTIVATIONS)
     return f", {act}, {gate}"
 
@@ -98,6 +99,12 @@ def rnn(layer: Any) -> Rnn | None:
     bias = array(cell.bias) if cell.use_bias else None
     units = recurrent.shape[0]
     w_ih, w_hh = kernel.T.copy(), recurrent.T.copy()
+    if kind == "GRU" and layer.reset_after and extra:
+        zeros = np.zeros(3 * units, np.float32)
+        b_ih, b_hh = (bias[0], bias[1]) if bias is not None else (zeros, zeros)
+        return Rnn("KerasGRU", kernel.shape[0], units, True,
+                   {"weight_ih": w_ih, "weight_hh": w_hh, "bias_ih": b_ih, "bias_hh": b_hh},
+                   traps, extra)
     if (kind == "GRU" and not layer.reset_after) or (kind == "LSTM" and extra):
         gates = 3 if kind == "GRU" else 4
         b = bias if bias is not None else np.zeros(gates * units, np.float32)
@@ -124,7 +131,7 @@ def rnn(layer: Any) -> Rnn | None:
 
 def cells(r: Rnn) -> tuple[str, ...]:
     """The cell block model.py must define for `r`, if torch has none."""
-    return (f"{r.torch_class}Cell",) if r.torch_class in ("GRUResetBefore", "KerasLSTM") else ()
+    return (f"{r.torch_class}Cell",) if r.torch_class in CELLS else ()
 
 
 def arguments(site: Site) -> str | None:
