@@ -9,6 +9,7 @@ import re
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, Request, expect
 
@@ -128,4 +129,29 @@ def test_a_hostile_layer_name_from_a_pasted_snippet_renders_inert(
     page.get_by_role("button", name="Dark mode").click()
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")
     page.screenshot(path=shots / "port-result-dark.png", full_page=True)
+    assert audit(page) == []
+
+
+def test_the_users_own_inputs_are_proved_and_a_misfit_says_what_it_expects(
+        live_server: LiveServer, page: Page, tmp_path: Path, shots: Path) -> None:
+    model = save_keras_model(tmp_path / "tiny_cnn.keras")
+    mine, wrong = tmp_path / "mine.npy", tmp_path / "wrong.npy"
+    np.save(mine, np.random.default_rng(4).standard_normal((3, 8, 8, 3)).astype(np.float32))
+    np.save(wrong, np.zeros((3, 8, 8, 1), np.float32))
+    page.goto(f"{live_server.url}/port")
+    page.set_input_files("#port-file", str(model))
+    page.get_by_label("Inputs to prove it on as well").set_input_files(str(mine))
+    page.get_by_role("button", name="Port and prove").click()
+    expect(page.locator(".port-verdict.status-proved")).to_be_visible(timeout=180_000)
+    expect(page.locator("#port-batches")).to_contain_text(
+        "seeded random inputs (seed 0, 2 samples); your inputs (3 samples)")
+    page.screenshot(path=shots / "port-result-your-inputs.png", full_page=True)
+
+    page.goto(f"{live_server.url}/port")
+    page.set_input_files("#port-file", str(model))
+    page.set_input_files("#port-inputs", str(wrong))
+    page.get_by_role("button", name="Port and prove").click()
+    expect(page.locator(".port-verdict.status-failed")).to_be_visible(timeout=180_000)
+    expect(page.locator("#port-result")).to_contain_text(
+        "expects shape (batch, 8, 8, 3); the given array has shape (3, 8, 8, 1)")
     assert audit(page) == []
