@@ -119,3 +119,35 @@ def test_an_embeddings_input_takes_indices_in_its_vocabulary(porter: Porter,
         report.error.message
     report = porter.port(tmp_path / "b", saved, too_big)
     assert report.error is not None and "takes indices 0 to 9" in report.error.message
+
+
+def test_a_wrong_weight_only_the_users_inputs_reach_fails_the_proof(tmp_path: Path) -> None:
+    # relu(x·W - 100) is 0 for every seeded input (standard normal): a wrong kernel hides
+    # there, and shows on inputs large enough to pass the bias.
+    from sandbox.porter import port, prove
+    from sandbox.porter.given_inputs import load_given_inputs
+
+    inputs = keras.Input((3,))
+    dense = keras.layers.Dense(2, activation="relu", name="gate")
+    model = keras.Model(inputs, dense(inputs), name="gated")
+    dense.set_weights([np.ones((3, 2), np.float32), np.full((2,), -100.0, np.float32)])
+    ported = port(model)
+    ported.state_dict["gate.weight"] = ported.state_dict["gate.weight"] * 1.5
+    assert prove(model, ported).status == "proved"  # the seeded batch alone misses it
+    np.save(tmp_path / "large.npy", np.full((2, 3), 100.0))
+    with (tmp_path / "large.npy").open("rb") as f:
+        given = load_given_inputs(f.fileno(), ".npy", model)
+    proof = prove(model, ported, inputs=given)
+    assert proof.status == "failed" and proof.batches == 2
+    assert {r.name: r.status for r in proof.rows}["gate"] == "fail"
+
+
+def test_many_given_samples_run_in_small_batches(tmp_path: Path) -> None:
+    from sandbox.porter import port, prove
+    from sandbox.porter.proof import GIVEN_SAMPLES_PER_BATCH
+
+    model = small_model("many")
+    samples = 2 * GIVEN_SAMPLES_PER_BATCH + 1
+    given = np.random.default_rng(5).standard_normal((samples, 8, 8, 3)).astype(np.float32)
+    proof = prove(model, port(model), inputs=given)
+    assert proof.status == "proved" and proof.batches == 1 + 3

@@ -20,6 +20,7 @@ from .ported import LayerPort, Port
 RowStatus = Literal["pass", "fail", "not run", "stub"]
 Status = Literal["proved", "partial", "failed"]
 Arrays = list[np.ndarray]
+GIVEN_SAMPLES_PER_BATCH = 8  # the user's inputs run in batches of this many at most
 
 
 @dataclass
@@ -123,11 +124,19 @@ def to_torch(port: Port, batch: Arrays) -> list[torch.Tensor]:
     return tensors
 
 
+def in_chunks(batch: Arrays, samples: int) -> list[Arrays]:
+    """A batch as batches of at most `samples`: every layer's outputs of one batch are
+    held at once, on both sides, so a user's hundred images would not fit a port."""
+    size = len(batch[0])
+    return [[a[start:start + samples] for a in batch] for start in range(0, size, samples)]
+
+
 def prove(model: Any, port: Port, *, inputs: Sequence[np.ndarray] | np.ndarray | None = None,
           atol: float = 1e-5, rtol: float = 1e-4, seed: int = 0) -> Proof:
     batches = [random_inputs(model, seed)]
     if inputs is not None:
-        batches.append([inputs] if isinstance(inputs, np.ndarray) else list(inputs))
+        given = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
+        batches += in_chunks(given, GIVEN_SAMPLES_PER_BATCH)
     layers = [lp for lp in port.layers if lp.attribute is not None]
     rows = {lp.path: Row(lp.name, lp.class_name, lp.attribute or "",
                          status="stub" if lp.stub else "not run") for lp in layers}
