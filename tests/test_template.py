@@ -50,3 +50,25 @@ def test_the_pytorch_template_imports_its_compiler_stack_without_starting_a_thre
     before, after, loaded, onnxruntime = done.stdout.split()
     assert loaded == "True" and after == before
     assert onnxruntime == "False"  # importing it starts a thread
+
+
+TENSORFLOW_TEMPLATE = r"""
+import os, sys
+import tensorflow
+from tensorflow.python.eager import context
+threads = len(os.listdir("/proc/self/task"))
+from sandbox.frameworks import tensorflow as side
+side.in_template(precompile_kernels=False)
+print(threads, len(os.listdir("/proc/self/task")), "tf2onnx.convert" in sys.modules,
+      context.context()._initialized)
+"""
+
+
+def test_the_tensorflow_template_imports_its_exporter_without_starting_the_runtime() -> None:
+    done = subprocess.run([sys.executable, "-c", TENSORFLOW_TEMPLATE], cwd=ROOT,
+                          capture_output=True, text=True, timeout=180,
+                          env={**RUN_ENV, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    before, after, loaded, runtime_started = done.stdout.split()
+    assert loaded == "True" and after == before
+    assert runtime_started == "False"  # no op ran: the spares start it after the fork

@@ -23,13 +23,15 @@ def in_template(precompile_kernels: bool) -> KernelStatus | None:
     # What torch.compile, torch.export, torch.onnx.export (dynamo=True, which
     # translates with onnxscript) and DDP load on first use: Dynamo, AOT
     # autograd, Inductor's lowering, the export tracer, onnxscript's op
-    # library and rewrite rules. Each run that compiled or exported paid
+    # library and rewrite rules (and NumPy's random generators, which many
+    # snippets seed). Each run that compiled or exported paid
     # 1–2 s of CPU importing them again; here they are shared pages of every
     # spare (≈ 50 MiB more in the template; a fork copies a few more page
     # tables) that a plain run never touches. Imports only: no op runs, no
     # thread starts (tests/test_template.py checks the threads). Not onnxruntime:
     # importing it starts a thread.
     import functorch.compile  # noqa: F401
+    import numpy.random  # noqa: F401
     import onnxscript._framework_apis.torch_2_11
     import onnxscript.function_libs.torch_lib.ops
     import onnxscript.rewriter.rules  # noqa: F401

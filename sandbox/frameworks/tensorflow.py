@@ -20,7 +20,17 @@ from sandbox.protocol import Timings, WarmUp
 
 def in_template(precompile_kernels: bool) -> KernelStatus:
     """Import TensorFlow once, and generate oneDNN's kernels for every spare (or say why not)."""
-    import tensorflow  # noqa: F401
+    # TensorFlow, and what an export to ONNX (tf2onnx) and NumPy's random
+    # generators load on first use (≈ 0.2 s of CPU each such run paid again):
+    # shared pages of every spare. Imports only: the eager runtime is not
+    # started and no thread starts (tests/test_template.py checks both).
+    import numpy.random  # noqa: F401
+    import onnx.checker
+    import onnx.helper
+    import onnx.shape_inference  # noqa: F401
+    import tensorflow
+    import tensorflow.saved_model  # noqa: F401
+    import tf2onnx.convert  # noqa: F401
 
     return onednn.precompile() if precompile_kernels else onednn.off()
 
