@@ -151,3 +151,13 @@ def test_many_given_samples_run_in_small_batches(tmp_path: Path) -> None:
     given = np.random.default_rng(5).standard_normal((samples, 8, 8, 3)).astype(np.float32)
     proof = prove(model, port(model), inputs=given)
     assert proof.status == "proved" and proof.batches == 1 + 3
+
+
+def test_a_pickled_array_inside_an_npz_is_refused_unread(porter: Porter, tmp_path: Path,
+                                                         saved_small: Path) -> None:
+    inputs = tmp_path / "evil.npz"
+    np.savez(inputs, arr_0=np.array([{"a": 1}, None], dtype=object))
+    report = porter.port(tmp_path / "out", saved_small, inputs)
+    assert report.error is not None and report.error.type == "InputsRefused"
+    assert "no pickled objects" in report.error.message
+    assert "allow_pickle=False" in report.error.message  # numpy's own refusal, not a crash

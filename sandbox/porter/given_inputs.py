@@ -33,41 +33,43 @@ def input_names(model: Any) -> list[str]:
     return names
 
 
-def read_arrays(fd: int, suffix: str) -> dict[str, np.ndarray]:
-    """The file's arrays by name (a `.npy` is one array, named ""); refused unreadable."""
+def read_arrays(fd: int, suffix: str, names: list[str]) -> list[np.ndarray]:
+    """The file's arrays in the model's input order; refused unreadable or misnamed.
+    A .npz's names are matched before any array is read: only those are loaded."""
     with os.fdopen(os.dup(fd), "rb") as f:
         try:
             loaded = np.load(f, allow_pickle=False)
             if isinstance(loaded, np.ndarray):
                 if suffix != ".npy":
                     raise InputsRefused("the inputs file is a .npy array, but was named .npz")
-                return {"": loaded}
-            if suffix != ".npz":
-                raise InputsRefused("the inputs file is a .npz archive, but was named .npy")
+                if len(names) != 1:
+                    raise InputsRefused(
+                        f"the model has {len(names)} inputs ({', '.join(names)}): give them "
+                        "as a .npz, one array per input, not one .npy")
+                return [loaded]
             with loaded:
-                return {name: loaded[name] for name in loaded.files}
+                if suffix != ".npz":
+                    raise InputsRefused("the inputs file is a .npz archive, but was named "
+                                        ".npy")
+                return [loaded[key] for key in ordered(list(loaded.files), names)]
         except InputsRefused:
             raise
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
             raise InputsRefused(f"the inputs file can't be read as {suffix} "
                                 f"(numpy, no pickled objects): {exc}") from exc
 
 
-def ordered(arrays: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
-    """The arrays in the model's input order: by input name, or arr_0, arr_1, ..."""
-    if list(arrays) == [""]:
-        if len(names) != 1:
-            raise InputsRefused(f"the model has {len(names)} inputs ({', '.join(names)}): "
-                                "give them as a .npz, one array per input, not one .npy")
-        return [arrays[""]]
+def ordered(keys: list[str], names: list[str]) -> list[str]:
+    """A .npz's keys in the model's input order: by input name, or arr_0, arr_1, ..."""
     positional = [f"arr_{i}" for i in range(len(names))]
-    for keys in (names, positional):
-        if set(arrays) == set(keys):
-            return [arrays[k] for k in keys]
+    for wanted in (names, positional):
+        if sorted(keys) == sorted(wanted):
+            return wanted
+    one = len(names) == 1
     raise InputsRefused(
-        f"the .npz holds {len(arrays)} arrays ({', '.join(sorted(arrays)[:8]) or 'none'}); "
-        f"the model has {len(names)} input{'s' if len(names) != 1 else ''}: name "
-        f"{'them' if len(names) != 1 else 'it'} {', '.join(names)} "
+        f"the .npz holds {len(keys)} arrays ({', '.join(sorted(keys)[:8]) or 'none'}"
+        f"{', ...' if len(keys) > 8 else ''}); the model has {len(names)} "
+        f"input{'' if one else 's'}: name {'it' if one else 'them'} {', '.join(names)} "
         f"(or {', '.join(positional)}, in that order)")
 
 
@@ -110,4 +112,4 @@ def checked(model: Any, arrays: list[np.ndarray], names: list[str]) -> list[np.n
 def load_given_inputs(fd: int, suffix: str, model: Any) -> list[np.ndarray]:
     """The user's inputs as one batch for `prove(inputs=...)`; raises InputsRefused."""
     names = input_names(model)
-    return checked(model, ordered(read_arrays(fd, suffix), names), names)
+    return checked(model, read_arrays(fd, suffix, names), names)
