@@ -7,6 +7,7 @@ numpy at all is a port with a clear error, never a crash.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -161,3 +162,28 @@ def test_a_pickled_array_inside_an_npz_is_refused_unread(porter: Porter, tmp_pat
     assert report.error is not None and report.error.type == "InputsRefused"
     assert "no pickled objects" in report.error.message
     assert "allow_pickle=False" in report.error.message  # numpy's own refusal, not a crash
+
+
+def test_a_port_cannot_write_the_users_inputs_and_no_later_run_sees_them(
+        porter: Porter, tmp_path: Path) -> None:
+    from sandbox.protocol import RunRequest
+    from tests.test_port_run import CLIENT
+
+    code = ("import os, keras\n"
+            "try:\n    os.write(7, b'overwritten')\n    wrote = 'yes'\n"
+            "except OSError:\n    wrote = 'no'\n"
+            "inputs = keras.Input((4,), name=f'wrote_{wrote}')\n"
+            "model = keras.Model(inputs, keras.layers.Dense(2, name='d')(inputs))\n")
+    inputs = tmp_path / "mine.npy"
+    np.save(inputs, np.ones((2, 4), np.float32))
+    before = inputs.read_bytes()
+    report = porter.port(tmp_path / "out", code=code, inputs=inputs)
+    assert report.status == "proved", report
+    assert "wrote_no" in report.keras_summary and "wrote_yes" not in report.keras_summary
+    assert report.batches[-1] == "your inputs (2 samples)"  # fd 7 was there, and read
+    assert inputs.read_bytes() == before
+    probe = RunRequest(framework="tensorflow",
+                       code="import os\nprint(sorted(int(f) for f in os.listdir('/proc/self/fd')))")
+    result = porter.loop.run_until_complete(porter.pool.run(probe, CLIENT))
+    assert result.status == "ok", result
+    assert json.loads(result.stdout) == [0, 1, 2, 3, 4, 5], result.stdout
