@@ -196,6 +196,7 @@ def test_a_truncated_keras_file_is_refused(api: httpx.Client, keras_file: Path,
 
 @pytest.mark.parametrize(("request_kw", "says"), [
     ({"files": {"layout": (None, "nhwc")}}, "Send a model file"),
+    ({"files": {"file": ("a.keras", b"PK"), "inputs": (None, "1,2,3")}}, "`inputs` is a file"),
     ({"data": {"layout": "nhwc"}}, "multipart"),
     ({"json": {"filename": "x.keras"}}, "multipart"),
     ({"json": {"code": "model = 1", "filename": "x.keras"}}, "exactly one"),

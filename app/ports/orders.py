@@ -47,6 +47,8 @@ def options_of(form: FormData) -> dict[str, Any]:
 
 def _file(form: FormData, name: str) -> UploadFile | None:
     upload = form.get(name)
+    if isinstance(upload, str) and upload.strip():
+        raise UploadRefused(422, f"`{name}` is a file: send it as one, not as text.")
     if not isinstance(upload, UploadFile) or not upload.filename:
         return None  # a file input left empty still sends a nameless part
     return upload
