@@ -77,10 +77,13 @@ def test_npz_inputs_go_by_input_name_or_position(porter: Porter, tmp_path: Path)
     (lambda p: p.write_bytes(b"\x93NUMPY not really an array at all"),
      "can't be read as .npy"),
     (lambda p: p.write_bytes(b"just some text\n"), "can't be read as .npy"),
+    (lambda p: (np.save(p, np.zeros((2, 8, 8, 3), np.float32)),
+                p.write_bytes(p.read_bytes()[:300])), "can't be read as .npy"),
     (lambda p: np.save(p, np.zeros((2, 8, 8, 3), np.complex64)),
      "takes float32; the given array is complex64"),
     (lambda p: np.save(p, np.full((2, 8, 8, 3), np.nan, np.float32)), "NaN or infinity"),
-], ids=["shape", "no-batch", "pickled-objects", "bad-header", "not-npy", "complex", "nan"])
+], ids=["shape", "no-batch", "pickled-objects", "bad-header", "not-npy", "cut-short",
+     "complex", "nan"])
 def test_inputs_that_dont_fit_are_a_clear_error(porter: Porter, tmp_path: Path,
                                                 saved_small: Path, make: Any,
                                                 says: str) -> None:
