@@ -69,14 +69,14 @@ def test_catalog_lists_packs_and_lessons(live_server: LiveServer) -> None:
     assert 'href="/lessons/example-layers"' in page.text
 
 
-def test_every_page_links_learners_instructors_and_authors_to_their_pages(
+def test_every_page_links_learners_instructors_authors_and_porters_to_their_pages(
         live_server: LiveServer) -> None:
     for start in ("/", f"/lessons/{LESSON}"):
         header = httpx.get(live_server.url + start).text.split("</header>")[0]
         links = dict((text, href) for href, text in re.findall(r'<a href="([^"]+)">([^<]+)</a>',
                                                                 header))
         assert links == {"Lessons": "/", "Join a class": "/join", "Teach": "/classes/new",
-                         "Lesson packs": "/packs"}
+                         "Lesson packs": "/packs", "Port a model": "/port"}
         for href in links.values():
             assert httpx.get(live_server.url + href).status_code == 200
 
