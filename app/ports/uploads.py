@@ -49,14 +49,20 @@ def size_of(file: BinaryIO) -> int:
     return size
 
 
-def check_model_file(file: BinaryIO, suffix: str, max_bytes: int) -> int:
-    """Refuse an empty, oversize or mistyped file; its size in bytes otherwise."""
+def _sized(file: BinaryIO, what: str, max_bytes: int, setting: str) -> int:
+    """The file's size in bytes; refused when empty or over `max_bytes`."""
     size = size_of(file)
     if size == 0:
-        raise UploadRefused(422, "The model file is empty.")
+        raise UploadRefused(422, f"The {what} file is empty.")
     if size > max_bytes:
-        raise UploadRefused(413, f"The model file is larger than {max_bytes // 2**20} MiB "
-                                 "(setting port_upload_mb).")
+        raise UploadRefused(413, f"The {what} file is larger than {max_bytes // 2**20} MiB "
+                                 f"(setting {setting}).")
+    return size
+
+
+def check_model_file(file: BinaryIO, suffix: str, max_bytes: int) -> int:
+    """Refuse an empty, oversize or mistyped file; its size in bytes otherwise."""
+    size = _sized(file, "model", max_bytes, "port_upload_mb")
     if suffix == ".keras" and not _whole_zip(file, size):
         raise UploadRefused(422, "This is not a whole .keras file: a .keras file is a zip, "
                                  "and this one is not a zip or was cut short.")
@@ -77,12 +83,7 @@ def inputs_suffix_of(filename: str) -> str:
 
 def check_inputs_file(file: BinaryIO, suffix: str, max_bytes: int) -> int:
     """Refuse an empty, oversize or mistyped inputs file; its size in bytes otherwise."""
-    size = size_of(file)
-    if size == 0:
-        raise UploadRefused(422, "The inputs file is empty.")
-    if size > max_bytes:
-        raise UploadRefused(413, f"The inputs file is larger than {max_bytes // 2**20} MiB "
-                                 "(setting port_inputs_mb).")
+    size = _sized(file, "inputs", max_bytes, "port_inputs_mb")
     if suffix == ".npy" and file.read(len(NPY_MAGIC)) != NPY_MAGIC:
         raise UploadRefused(422, "This is not a .npy file: it doesn't start with numpy's "
                                  "magic (save it with numpy.save).")
