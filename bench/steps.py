@@ -42,6 +42,7 @@ from sandbox.fairqueue import Client  # noqa: E402
 from sandbox.limits import Limits  # noqa: E402
 from sandbox.pool import Pool  # noqa: E402
 from sandbox.protocol import FRAMEWORKS, Framework, RunRequest  # noqa: E402
+from sandbox.reserve import FRESH_RUNTIME  # noqa: E402
 
 HEAVY = ("torch-compile-a-graph-when-you-ask-for-one", "torch-export-one-whole-graph-ahead-of-time",
          "onnx-from-both-frameworks", "ddp-averages-the-gradients",
@@ -55,11 +56,15 @@ BURST_SIDE: Framework = "pytorch"
 # A warm process: both frameworks imported; each snippet run once, then timed again
 # in a fresh namespace, in its own scratch folder (snippets write files). One
 # process per lesson: a JSON list of snippets in, a JSON line per snippet out.
+# `--alone`: a process of its own, that imports nothing first, for a snippet that
+# must set things up before its first import (TensorFlow's logical devices, Keras's
+# backend); its second run finds them set as it sets them.
 OWN_WORK = """
 import json, os, sys, tempfile, time
-import tensorflow, torch
-from sandbox.frameworks.pytorch import keep_backward_context_off_cpu_threads
-keep_backward_context_off_cpu_threads(torch)  # as in the pool: DDP's teardown can deadlock
+if sys.argv[1:] != ["--alone"]:
+    import tensorflow, torch
+    from sandbox.frameworks.pytorch import keep_backward_context_off_cpu_threads
+    keep_backward_context_off_cpu_threads(torch)  # as in the pool: DDP's teardown can deadlock
 for index, code in enumerate(json.load(sys.stdin)):
     os.chdir(tempfile.mkdtemp())
     try:
@@ -81,8 +86,22 @@ class OwnWork(NamedTuple):
 
 def own_works(codes: list[str]) -> list[OwnWork | None]:
     """Each snippet's own work; None where it failed or the process did not get to it."""
+    alone = [i for i, code in enumerate(codes) if sets_up_before_import(code)]
+    works = _own_works_in_one([c for i, c in enumerate(codes) if i not in alone])
+    for i in alone:
+        works.insert(i, _own_works_in_one([codes[i]], "--alone")[0])
+    return works
+
+
+def sets_up_before_import(code: str) -> bool:
+    return FRESH_RUNTIME.search(code) is not None or "KERAS_BACKEND" in code
+
+
+def _own_works_in_one(codes: list[str], *flags: str) -> list[OwnWork | None]:
+    if not codes:
+        return []
     try:
-        done = subprocess.run([sys.executable, "-c", OWN_WORK], input=json.dumps(codes),
+        done = subprocess.run([sys.executable, "-c", OWN_WORK, *flags], input=json.dumps(codes),
                               capture_output=True, text=True, timeout=120 + 60 * len(codes),
                               env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin",
                                    "PYTHONPATH": str(ROOT)})
@@ -105,7 +124,7 @@ async def reserve_full(pool: Pool, timeout_s: float = 30) -> None:
     """One learner's Run finds the reserve full: wait for the refills of the last one."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and any(
-            r.ready < r.target for r in pool.stats().reserve.values()):
+            r.ready < r.target or r.preparing for r in pool.stats().reserve.values()):
         await asyncio.sleep(0.01)
 
 

@@ -24,6 +24,7 @@ from sandbox.limits import Limits
 from sandbox.protocol import (
     MAX_CAPTURED,
     MAX_MAP_ITEMS,
+    SETUP_PATTERN,
     CapturedArray,
     Framework,
     PortOrder,
@@ -61,6 +62,8 @@ class SpawnSpare(StrictModel):
     # Start no framework runtime: made for one snippet that configures the
     # runtime before its first op (`reserve.needs_fresh_runtime`).
     fresh: bool = False
+    # A prepared spare (`setups.py`): the setting or import it makes first.
+    setup: str | None = Field(default=None, pattern=SETUP_PATTERN)
     name: str = Field(pattern=r"^[a-z0-9-]{1,64}$")  # unique per spare: its cgroup's folder
     limits: Limits  # pydantic validates the dataclass's fields on the way in
     cgroup: CgroupSpec | None = None

@@ -23,6 +23,8 @@ FRAMEWORKS: tuple[Framework, ...] = ("tensorflow", "pytorch")
 Device = Literal["cpu", "gpu"]  # the kind of worker a run asks for (remote workers)
 DEVICES: tuple[Device, ...] = ("cpu", "gpu")
 WarmUp = Literal["gradients", "functions"]  # a TF spare's optional warm-ups (reserve.py)
+# A prepared spare's kind (setups.py): an import, a first compile, TensorFlow's CPU split.
+SETUP_PATTERN = r"^(with-torch|with-tensorflow|keras-on-torch|compiler|cpus-[2-8])$"
 
 MAX_CODE_BYTES = 64 * 1024
 MAX_REPEAT = 200

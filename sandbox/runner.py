@@ -129,7 +129,8 @@ FACTS: HostFacts | None = None  # host_facts(), set by the template, inherited b
 
 
 def warm_up(framework: Framework, extras: Sequence[WarmUp] = (),
-            gpu_memory_mb: int = Limits.gpu_memory_mb, fresh: bool = False) -> SpareReady:
+            gpu_memory_mb: int = Limits.gpu_memory_mb, fresh: bool = False,
+            setup: str | None = None) -> SpareReady:
     """Pay one framework's per-process start-up now, before any code arrives.
 
     A spare serves one framework and comes from that framework's template: a
@@ -140,14 +141,16 @@ def warm_up(framework: Framework, extras: Sequence[WarmUp] = (),
     Where the sandbox holds a GPU, the spare makes its own CUDA context first
     (capped at `gpu_memory_mb`), so the CPU warm-ups below find the device set.
     A `fresh` spare starts nothing: its snippet configures the runtime first.
+    A prepared one (`setup`, `setups.py`) makes its setting or import first.
     """
     facts = FACTS or host_facts()
     device = facts.device
+    side = frameworks.of(framework)
+    side.prepare(setup)
     if gpu.present():
         device = gpu.prepare(framework, gpu_memory_mb, warm=not fresh)
-    side = frameworks.of(framework)
     if not fresh:
-        side.warm_up(extras)
+        side.warm_up(extras, setup)
     threads = {"cpu_cores": os.cpu_count() or 1, **side.threads()}
     return SpareReady(framework=framework, device=device, versions=facts.versions,
                       threads=threads)
@@ -226,7 +229,8 @@ def serve_one(request_fd: int, result_fd: int, spare: SpawnSpare, secure: bool,
         import tempfile
 
         os.environ["TMPDIR"] = tempfile.tempdir = os.getcwd()
-    ready = warm_up(spare.framework, spare.warm_ups, limits.gpu_memory_mb, spare.fresh)
+    ready = warm_up(spare.framework, spare.warm_ups, limits.gpu_memory_mb, spare.fresh,
+                    spare.setup)
     wire.write_frame(result_fd, ready)
     body = wire.read_body(request_fd)
     if body is None:

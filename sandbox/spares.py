@@ -10,7 +10,9 @@ exactly one run; the pool asks for its replacement as soon as it is
 taken, so the next run finds one warm. A *fresh* spare is made for one
 run that configures TensorFlow's runtime itself: it warms nothing and goes
 to that run alone; so is a *port's* spare, with the port's limits and its two
-files passed to the template beside the order (`take_port`).
+files passed to the template beside the order (`take_port`). A *prepared*
+spare (`setups.py`) made its run's import or runtime setting before the run:
+once a run asks for one, one is kept ready for the next, while asked for.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from sandbox.limits import Limits
 from sandbox.messages import MAX_READY_BYTES, CgroupSpec, SpareReady, SpareSpawned, SpawnSpare
 from sandbox.protocol import FRAMEWORKS, Framework
 from sandbox.reserve import Reserve, needs_fresh_runtime
+from sandbox.setups import setup_for
 from sandbox.stats import ReserveStats
 from sandbox.template_process import TEMPLATE_START_S, TemplateProcess
 
@@ -40,6 +43,7 @@ READY_WAIT_S = 120.0  # a spare not ready by then is given up (the supervisor's 
 # Past this a pending spare has no wait left that could bring it (READY_WAIT_S, and the
 # template's own start): it is given up, and health says degraded until then.
 STUCK_AFTER_S = READY_WAIT_S + 30.0
+PREPARED_KEEP_S = 600.0  # a prepared kind is kept ready this long after a run last asked
 
 
 @dataclasses.dataclass
@@ -74,16 +78,24 @@ class Spares:
         self.warmers: set[asyncio.Task[Any]] = set()
         # Fresh spares are made for one run that waits for it, by spare id.
         self._fresh: dict[int, tuple[Framework, asyncio.Future[Spare | None]]] = {}
+        # Prepared spares (one per kind): each kind's framework and when a run last
+        # asked for it; the ready ones; the pending ones' kinds, by spare id.
+        self._asked_setups: dict[str, tuple[Framework, float]] = {}
+        self._prepared: dict[str, Spare] = {}
+        self._preparing: dict[int, str] = {}
 
     def stats(self) -> dict[Framework, ReserveStats]:
         targets = self.reserve.targets()
-        return {f: ReserveStats(ready=self._ready[f].qsize(), warming=self._warming(f),
-                                target=targets[f]) for f in FRAMEWORKS}
+        return {f: ReserveStats(
+            ready=self._ready[f].qsize(), warming=self._warming(f), target=targets[f],
+            prepared=sum(spare.framework == f for spare in self._prepared.values()),
+            preparing=sum(self._pending[i][0] == f for i in self._preparing
+                          if i in self._pending)) for f in FRAMEWORKS}
 
     def _warming(self, framework: Framework) -> int:
         """Spares on their way to the reserve (fresh ones belong to their run)."""
-        return sum(1 for spare_id, (kind, _) in self._pending.items()
-                   if kind == framework and spare_id not in self._fresh)
+        return sum(1 for spare_id, (kind, _) in self._pending.items() if kind == framework
+                   and spare_id not in self._fresh and spare_id not in self._preparing)
 
     def _settle(self, spare_id: int) -> int | None:
         """The slot of a spare no longer pending; None if it was settled already."""
@@ -131,12 +143,33 @@ class Spares:
                 spare = ready.get_nowait()
                 spare.close()  # the supervisor sees the hang-up and ends the spare
                 self.release_slot(spare.slot)
+        self._prepare(making=not running)
+
+    def _prepare(self, making: bool) -> None:
+        """One ready spare of each prepared kind a run asked for lately; none of the others.
+
+        Made only while no run is in flight (`making`), like the reserve's refills."""
+        now = time.monotonic()
+        for setup, (framework, asked_at) in list(self._asked_setups.items()):
+            if now - asked_at > PREPARED_KEEP_S:
+                del self._asked_setups[setup]
+                self._drop_prepared(setup)
+            elif making and setup not in self._prepared \
+                    and setup not in self._preparing.values():
+                self.spawn(framework, setup=setup)
+
+    def _drop_prepared(self, setup: str) -> None:
+        spare = self._prepared.pop(setup, None)
+        if spare is not None:
+            spare.close()
+            self.release_slot(spare.slot)
 
     def spawn(self, framework: Framework, fresh: bool = False, limits: Limits | None = None,
-              files: tuple[int, ...] = ()) -> int | None:
+              files: tuple[int, ...] = (), setup: str | None = None) -> int | None:
         """Ask the template for a spare; its id, or None when none can be made now.
 
         `limits` and `files`: a port's spare (fresh), its own limits and its files.
+        `setup`: a prepared spare's kind (`setups.py`).
         """
         template = self.templates[framework]
         if template.ctrl is None or self.closing or not self._free_slots:
@@ -147,7 +180,8 @@ class Spares:
             id=spare_id, slot=slot, framework=framework,
             warm_ups=self.reserve.warm_ups(framework),
             name=f"{framework}-{template.generation}-{spare_id}",
-            limits=limits or self.limits, fresh=fresh, cgroup=self.cgroup, port=bool(files))
+            limits=limits or self.limits, fresh=fresh, cgroup=self.cgroup, port=bool(files),
+            setup=setup)
         if not template.send(order, files):
             self.release_slot(slot)
             return None
@@ -155,6 +189,8 @@ class Spares:
         self._asked_at[spare_id] = time.monotonic()
         if fresh:
             self._fresh[spare_id] = (framework, asyncio.get_running_loop().create_future())
+        if setup is not None:
+            self._preparing[spare_id] = setup
         return spare_id
 
     def spawned(self, sock: socket.socket | None, spawned: SpareSpawned,
@@ -190,6 +226,7 @@ class Spares:
             spare.close()
             raise
         waiting = self._fresh.pop(spare_id, (framework, None))[1]
+        setup = self._preparing.pop(spare_id, None)
         owed = self._settle(spare_id)  # None: `retire` took its slot back already
         if owed is None or generation != self.templates[framework].generation:
             spare.close()  # its template died meanwhile
@@ -212,7 +249,13 @@ class Spares:
             self.refill()
             return
         self.context = ExecutorContext(device=ready.device, versions=ready.versions)
-        self._ready[framework].put_nowait(spare)
+        if setup is None:
+            self._ready[framework].put_nowait(spare)
+        elif setup in self._prepared or setup not in self._asked_setups:
+            spare.close()  # one of its kind is ready already, or none is asked for any more
+            self.release_slot(slot)
+        else:
+            self._prepared[setup] = spare
 
     def release_slot(self, slot: int) -> None:
         self._free_slots.append(slot)
@@ -220,6 +263,13 @@ class Spares:
     async def take(self, framework: Framework, code: str = "") -> Spare:
         """A ready spare for this run (raises TimeoutError when none comes)."""
         self.reserve.record(framework, code)
+        setup = setup_for(framework, code)
+        if setup is not None:
+            self._asked_setups[setup] = (framework, time.monotonic())
+            spare = self._take_prepared(setup)
+            self._prepare(making=True)  # the next of its kind starts while this one runs
+            if spare is not None:
+                return spare
         if needs_fresh_runtime(framework, code):
             return await self._take_fresh(framework)
         self.refill()  # a spare of this kind is on its way even if none is ready
@@ -236,6 +286,18 @@ class Spares:
             self.refill()
         self.refill()  # its replacement warms up while this one runs
         return spare
+
+    def _take_prepared(self, setup: str) -> Spare | None:
+        spare = self._prepared.pop(setup, None)
+        if spare is None:
+            return None
+        template = self.templates[spare.framework]
+        if template.alive and spare.generation == template.generation \
+                and not spare.reader.at_eof():
+            return spare
+        spare.close()
+        self.release_slot(spare.slot)
+        return None
 
     async def take_port(self, limits: Limits, files: tuple[int, ...]) -> Spare:
         """A fresh TensorFlow spare for one port: its limits, and its files (model, archive,
@@ -264,6 +326,7 @@ class Spares:
         slot = self._settle(spare_id)
         if slot is not None:
             self.release_slot(slot)
+        self._preparing.pop(spare_id, None)
         fresh = self._fresh.pop(spare_id, None)
         if fresh is not None and not fresh[1].done():
             fresh[1].set_result(None)
@@ -277,3 +340,6 @@ class Spares:
             spare = self._ready[framework].get_nowait()
             self.release_slot(spare.slot)
             spare.close()
+        for setup in [kind for kind, spare in self._prepared.items()
+                      if spare.framework == framework]:
+            self._drop_prepared(setup)

@@ -35,6 +35,8 @@ class ReserveStats(BaseModel):
     ready: int
     warming: int
     target: int  # what the memory budget and recent demand give it
+    prepared: int = 0  # ready prepared spares (`setups.py`), beyond the budget
+    preparing: int = 0
 
 
 class PoolStats(ExecutorStats):

@@ -188,10 +188,14 @@ def _recording_warm_up(monkeypatch: pytest.MonkeyPatch, present: bool) -> list[A
 
     monkeypatch.setattr(gpu, "prepare", prepare)
     def warm(name: str) -> Callable[..., None]:
-        return lambda extras=(): calls.append(("cpu", name))
+        return lambda extras=(), setup=None: calls.append(("cpu", name))
+
+    def prepared(name: str) -> Callable[..., None]:
+        return lambda setup: calls.append(("setup", name, setup)) if setup else None
 
     for name, module in frameworks.MODULES.items():
         monkeypatch.setattr(module, "warm_up", warm(name))
+        monkeypatch.setattr(module, "prepare", prepared(name))
     return calls
 
 
@@ -211,6 +215,13 @@ def test_warm_up_makes_a_cuda_context_only_when_a_gpu_is_present(
     calls = _recording_warm_up(monkeypatch, present=True)
     runner.warm_up("tensorflow", ("functions",), gpu_memory_mb=1000, fresh=True)
     assert calls == [("gpu caps only", "tensorflow", 1000)]
+
+    # A prepared spare splits the CPU before anything, the GPU's caps included, starts
+    # the runtime (setups.py).
+    calls = _recording_warm_up(monkeypatch, present=True)
+    runner.warm_up("tensorflow", (), gpu_memory_mb=1000, setup="cpus-2")
+    assert calls == [("setup", "tensorflow", "cpus-2"), ("gpu", "tensorflow", 1000),
+                     ("cpu", "tensorflow")]
 
 
 class Props:

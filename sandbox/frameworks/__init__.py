@@ -1,7 +1,8 @@
 """Each framework's own start-up, in one module per framework.
 
     template: `in_template`  imports it once, and what every spare inherits
-    spare:    `warm_up`      pays its per-process start-up before code arrives
+    spare:    `prepare`      a prepared spare's setting or import (`setups.py`)
+              `warm_up`      pays its per-process start-up before code arrives
     run:      `before_snippet`, `after_snippet`   what its runs need around the code
 
 Neither module imports its framework at import time: a PyTorch template
@@ -23,7 +24,9 @@ class Side(Protocol):
 
     def in_template(self, precompile_kernels: bool) -> KernelStatus | None: ...
 
-    def warm_up(self, extras: Sequence[WarmUp] = ()) -> None: ...
+    def prepare(self, setup: str | None) -> None: ...
+
+    def warm_up(self, extras: Sequence[WarmUp] = (), setup: str | None = None) -> None: ...
 
     def threads(self) -> dict[str, int]: ...
 

@@ -2,7 +2,8 @@
 
     template: import TensorFlow; have oneDNN generate the sgemm kernels every
               spare's matmuls use (`onednn.py`), unless turned off
-    spare:    start the eager runtime; the optional warm-ups (`WarmUp`) recent
+    spare:    a prepared spare's setting or import (`setups.py`); start the
+              eager runtime; the optional warm-ups (`WarmUp`) recent
               runs needed (`reserve.py` picks them); none in a fresh spare,
               whose snippet configures the runtime first
     run:      tf.function tracking for graphs; the first run's tracing cost
@@ -67,10 +68,54 @@ OPTIONAL_WARM_UPS: dict[WarmUp, Callable[[], None]] = {
     "gradients": _gradients, "functions": _functions}
 
 
-def warm_up(extras: Sequence[WarmUp] = ()) -> None:
+def prepare(setup: str | None) -> None:
+    """A prepared spare's own start-up (`setups.py`), before anything starts the runtime."""
+    if setup == "with-torch":
+        import torch  # noqa: F401
+    elif setup is not None and setup.startswith("cpus-"):
+        import tensorflow as tf
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        count = int(setup.removeprefix("cpus-"))
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+
+
+def _mirrored_step(count: int) -> None:
+    """A cpus-N spare: one step of a MirroredStrategy over its N logical CPUs.
+
+    A first distributed step creates each op's kernel on every device and the
+    multi-device iterator (≈ 0.1 s of the DDP lesson's first step over its
+    second); made here, the run finds them. No all-reduce: the runtime keeps
+    each collective's shape by instance key, and the run's strategy would
+    number its own from the same start.
+    """
+    import tensorflow as tf
+
+    strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(count)])
+    with strategy.scope():
+        weights = tf.Variable(tf.ones([2, 1]))
+    batches = strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensor_slices(tf.ones([2 * count, 2])).batch(2 * count))
+
+    @tf.function
+    def step(x: Any) -> Any:
+        def on_each_replica(x: Any) -> Any:
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(tf.matmul(x, weights)))
+            return tape.gradient(loss, weights)
+        return strategy.run(on_each_replica, args=(x,))
+
+    for gradient in strategy.experimental_local_results(step(next(iter(batches)))):
+        gradient.numpy()
+
+
+def warm_up(extras: Sequence[WarmUp] = (), setup: str | None = None) -> None:
     _eager_runtime()
     for name in extras:
         OPTIONAL_WARM_UPS[name]()
+    if setup is not None and setup.startswith("cpus-"):
+        _mirrored_step(int(setup.removeprefix("cpus-")))
 
 
 def threads() -> dict[str, int]:
