@@ -88,6 +88,7 @@ class Spares:
         targets = self.reserve.targets()
         return {f: ReserveStats(
             ready=self._ready[f].qsize(), warming=self._warming(f), target=targets[f],
+            prepared_kinds=sum(kind == f for kind, _ in self._asked_setups.values()),
             prepared=sum(spare.framework == f for spare in self._prepared.values()),
             preparing=sum(self._pending[i][0] == f for i in self._preparing
                           if i in self._pending)) for f in FRAMEWORKS}
@@ -267,9 +268,8 @@ class Spares:
         if setup is not None:
             self._asked_setups[setup] = (framework, time.monotonic())
             spare = self._take_prepared(setup)
-            self._prepare(making=True)  # the next of its kind starts while this one runs
             if spare is not None:
-                return spare
+                return spare  # the next of its kind is made once runs pause (`refill`)
         if needs_fresh_runtime(framework, code):
             return await self._take_fresh(framework)
         self.refill()  # a spare of this kind is on its way even if none is ready

@@ -35,7 +35,10 @@ class ReserveStats(BaseModel):
     ready: int
     warming: int
     target: int  # what the memory budget and recent demand give it
-    prepared: int = 0  # ready prepared spares (`setups.py`), beyond the budget
+    # Prepared spares (`setups.py`), beyond the budget: the kinds runs asked for
+    # lately (one spare each), those ready, those on their way.
+    prepared_kinds: int = 0
+    prepared: int = 0
     preparing: int = 0
 
 

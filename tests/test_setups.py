@@ -92,7 +92,7 @@ def test_a_spawn_order_names_only_known_kinds() -> None:
 async def _prepared(pool: Pool, framework: str) -> None:
     for _ in range(300):
         stats = pool.stats().reserve[framework]
-        if stats.prepared and not stats.preparing:
+        if stats.prepared == stats.prepared_kinds > 0:
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"no prepared {framework} spare: {pool.stats().reserve}")
@@ -178,7 +178,7 @@ def test_prepared_spares_nobody_asks_for_any_more_are_ended(
             monkeypatch.setattr(spares, "PREPARED_KEEP_S", 0.0)
             pool.spares.refill()
             stats = pool.stats().reserve["pytorch"]
-            assert stats.prepared == 0 and stats.preparing == 0
+            assert stats.prepared_kinds == stats.prepared == stats.preparing == 0
         finally:
             await pool.stop()
 

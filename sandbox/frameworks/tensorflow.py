@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,8 +31,15 @@ def in_template(precompile_kernels: bool) -> KernelStatus:
     import onnx.helper
     import onnx.shape_inference  # noqa: F401
     import tensorflow
-    import tensorflow.saved_model  # noqa: F401
+    import tensorflow.saved_model
+    import tensorflow.saved_model.experimental  # noqa: F401  (Keras's ONNX export)
     import tf2onnx.convert  # noqa: F401
+
+    # tf.data's dataset kinds that Keras's fit and a distributed dataset load
+    # on first use (measured: what a first fit adds to sys.modules in a spare).
+    for name in ("concatenate_op", "flat_map_op", "from_tensors_op", "range_op",
+                 "rebatch_op", "zip_op"):
+        importlib.import_module(f"tensorflow.python.data.ops.{name}")
 
     return onednn.precompile() if precompile_kernels else onednn.off()
 
