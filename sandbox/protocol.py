@@ -24,7 +24,7 @@ Device = Literal["cpu", "gpu"]  # the kind of worker a run asks for (remote work
 DEVICES: tuple[Device, ...] = ("cpu", "gpu")
 WarmUp = Literal["gradients", "functions"]  # a TF spare's optional warm-ups (reserve.py)
 # A prepared spare's kind (setups.py): an import, a first compile, TensorFlow's CPU split.
-SETUP_PATTERN = r"^(with-torch|with-tensorflow|keras-on-torch|compiler|cpus-[2-8])$"
+SETUP_PATTERN = r"^(with-torch|with-tensorflow|keras-on-torch|compiler|onnx-export|cpus-[2-8])$"
 
 MAX_CODE_BYTES = 64 * 1024
 MAX_REPEAT = 200

@@ -14,6 +14,8 @@ a learner's next Run of that step, edited or not, finds it ready.
                      the snippet sets it
     compiler         PyTorch spare that compiled and exported a small model once
                      (then reset Dynamo): the caches a first trace fills, ≈ 0.1 s
+    onnx-export      PyTorch spare that exported a small model to ONNX and ran it
+                     in onnxruntime once (then reset Dynamo), ≈ 0.1 s
     cpus-N           TensorFlow spare whose runtime started with the CPU split
                      into N logical devices, exactly as the snippet asks:
                      TensorFlow takes the same configuration again once started
@@ -33,7 +35,8 @@ from sandbox.reserve import FRESH_RUNTIME
 
 _KERAS_ON_TORCH = re.compile(
     r"""KERAS_BACKEND['"]\s*(\]\s*=|,)\s*['"]torch['"]""")  # environ[...] = / setdefault(...,
-_COMPILES = re.compile(r"\btorch\.(compile|export|_dynamo)\b")
+_ONNX_EXPORTS = re.compile(r"\btorch\.onnx\b")
+_COMPILES = re.compile(r"\btorch\.(compile|export)\b|\btorch\._dynamo\.")
 _CPU_SPLIT_CALLS = {"set_logical_device_configuration", "set_virtual_device_configuration"}
 _CONFIGURATION_NAMES = {"LogicalDeviceConfiguration", "VirtualDeviceConfiguration"}
 
@@ -59,6 +62,8 @@ def setup_for(framework: Framework, code: str) -> str | None:
         return "keras-on-torch"
     if roots & {"tensorflow", "keras"} and "KERAS_BACKEND" not in code:
         return "with-tensorflow"
+    if "onnxruntime" in roots or _ONNX_EXPORTS.search(code):
+        return "onnx-export"
     return "compiler" if _COMPILES.search(code) else None
 
 

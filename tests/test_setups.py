@@ -37,6 +37,9 @@ def test_the_bundled_lessons_ask_for_the_kinds_their_imports_and_settings_need()
     assert asked[("the-model-and-its-port", "tensorflow")] == "with-torch"  # the porter
     assert asked[("torch-compile-a-graph-when-you-ask-for-one", "pytorch")] == "compiler"
     assert asked[("torch-export-one-whole-graph-ahead-of-time", "pytorch")] == "compiler"
+    assert asked[("onnx-from-both-frameworks", "pytorch")] == "onnx-export"
+    # DDP's step imports Dynamo (its constructor needs it) but compiles nothing.
+    assert kinds[("ddp-averages-the-gradients", "pytorch")] is None
     # A plain step asks for nothing: its spare is the reserve's.
     first = pack.lessons[0].steps[0]
     assert kinds[(first.id, "pytorch")] is None and kinds[(first.id, "tensorflow")] is None
@@ -158,6 +161,31 @@ def test_a_compiler_spare_leaves_no_compiled_code_nor_counts_to_its_run() -> Non
             second = await pool.run(RunRequest(framework="pytorch", code=code + "# edited"),
                                     client)
             assert second.stdout == "True\n0\n[2.0, 2.0]\n", second
+        finally:
+            await pool.stop()
+
+    asyncio.run(scenario())
+
+
+def test_an_onnx_export_spare_imported_onnxruntime_and_reset_dynamo() -> None:
+    code = ("import sys\nprint('onnxruntime' in sys.modules)\n"
+            "import torch\n"
+            "print(sum(torch._dynamo.utils.counters['stats'].values()))\n"
+            "program = torch.onnx.export(torch.nn.Linear(2, 1), (torch.ones(1, 2),),"
+            " dynamo=True, verbose=False)\n"
+            "print([node.op_type for node in program.model_proto.graph.node])\n")
+
+    async def scenario() -> None:
+        pool = Pool(Limits(), size=2, spares_memory_mb=200)
+        await pool.start()
+        try:
+            client = Client("learner", "127.0.0.1")
+            first = await pool.run(RunRequest(framework="pytorch", code=code), client)
+            assert first.stdout == "False\n0\n['Gemm']\n", first
+            await _prepared(pool, "pytorch")
+            second = await pool.run(RunRequest(framework="pytorch", code=code + "# edited"),
+                                    client)
+            assert second.stdout == "True\n0\n['Gemm']\n", second
         finally:
             await pool.stop()
 
