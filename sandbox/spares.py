@@ -44,6 +44,9 @@ READY_WAIT_S = 120.0  # a spare not ready by then is given up (the supervisor's 
 # template's own start): it is given up, and health says degraded until then.
 STUCK_AFTER_S = READY_WAIT_S + 30.0
 PREPARED_KEEP_S = 600.0  # a prepared kind is kept ready this long after a run last asked
+# At most this many kinds at once, the ones asked for last: a lesson's steps need two
+# or three, and snippets can't make the pool hold a spare of every kind beyond its budget.
+MAX_PREPARED_KINDS = 4
 
 
 @dataclasses.dataclass
@@ -266,7 +269,12 @@ class Spares:
         self.reserve.record(framework, code)
         setup = setup_for(framework, code)
         if setup is not None:
-            self._asked_setups[setup] = (framework, time.monotonic())
+            self._asked_setups.pop(setup, None)
+            self._asked_setups[setup] = (framework, time.monotonic())  # the last asked
+            while len(self._asked_setups) > MAX_PREPARED_KINDS:
+                oldest = next(iter(self._asked_setups))
+                del self._asked_setups[oldest]
+                self._drop_prepared(oldest)
             spare = self._take_prepared(setup)
             if spare is not None:
                 return spare  # the next of its kind is made once runs pause (`refill`)

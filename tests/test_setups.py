@@ -211,3 +211,24 @@ def test_prepared_spares_nobody_asks_for_any_more_are_ended(
             await pool.stop()
 
     asyncio.run(scenario())
+
+
+def test_the_pool_holds_spares_of_only_the_kinds_asked_for_last() -> None:
+    from sandbox.spares import MAX_PREPARED_KINDS
+
+    async def scenario() -> None:
+        pool = Pool(Limits(), size=2, spares_memory_mb=200)
+        await pool.start()
+        try:
+            client = Client("learner", "127.0.0.1")
+            for n in range(2, 3 + MAX_PREPARED_KINDS):  # one kind more than it keeps
+                split = SPLIT.format(n=n) + "print(len(tf.config.list_logical_devices()))"
+                result = await pool.run(RunRequest(framework="tensorflow", code=split), client)
+                assert result.stdout == f"{n}\n", result
+            await _prepared(pool, "tensorflow")
+            stats = pool.stats().reserve["tensorflow"]
+            assert stats.prepared_kinds == stats.prepared == MAX_PREPARED_KINDS, stats
+        finally:
+            await pool.stop()
+
+    asyncio.run(scenario())
