@@ -13,7 +13,7 @@ from sandbox.fairqueue import Client
 from sandbox.limits import Limits
 from sandbox.messages import SpawnSpare
 from sandbox.pool import Pool
-from sandbox.protocol import RunRequest
+from sandbox.protocol import Framework, RunRequest
 from sandbox.setups import setup_for
 
 SPLIT = ("import tensorflow as tf\n"
@@ -142,6 +142,25 @@ def test_a_second_run_of_the_same_kind_finds_its_spare_prepared() -> None:
     asyncio.run(scenario())
 
 
+def _in_a_spare_then_in_its_prepared_one(framework: Framework, code: str) -> tuple[str, str]:
+    """The snippet's output in a spare of the reserve, then, edited so nothing is
+    cached, in the prepared spare its first run asked for."""
+    async def scenario() -> tuple[str, str]:
+        pool = Pool(Limits(), size=2, spares_memory_mb=200)
+        await pool.start()
+        try:
+            client = Client("learner", "127.0.0.1")
+            first = await pool.run(RunRequest(framework=framework, code=code), client)
+            await _prepared(pool, framework)
+            second = await pool.run(RunRequest(framework=framework, code=code + "\n# edited"),
+                                    client)
+            return first.stdout, second.stdout
+        finally:
+            await pool.stop()
+
+    return asyncio.run(scenario())
+
+
 def test_a_compiler_spare_leaves_no_compiled_code_nor_counts_to_its_run() -> None:
     code = ("import torch\n"
             "from torch._subclasses.fake_tensor import FakeTensorMode\n"
@@ -149,22 +168,8 @@ def test_a_compiler_spare_leaves_no_compiled_code_nor_counts_to_its_run() -> Non
             "print(sum(torch._dynamo.utils.counters['stats'].values()))\n"
             "double = torch.compile(lambda x: x * 2, backend='eager')\n"
             "print(double(torch.ones(2)).tolist())\n")
-
-    async def scenario() -> None:
-        pool = Pool(Limits(), size=2, spares_memory_mb=200)
-        await pool.start()
-        try:
-            client = Client("learner", "127.0.0.1")
-            first = await pool.run(RunRequest(framework="pytorch", code=code), client)
-            assert first.stdout == "False\n0\n[2.0, 2.0]\n", first
-            await _prepared(pool, "pytorch")
-            second = await pool.run(RunRequest(framework="pytorch", code=code + "# edited"),
-                                    client)
-            assert second.stdout == "True\n0\n[2.0, 2.0]\n", second
-        finally:
-            await pool.stop()
-
-    asyncio.run(scenario())
+    assert _in_a_spare_then_in_its_prepared_one("pytorch", code) == (
+        "False\n0\n[2.0, 2.0]\n", "True\n0\n[2.0, 2.0]\n")
 
 
 def test_an_onnx_export_spare_imported_onnxruntime_and_reset_dynamo() -> None:
@@ -174,22 +179,8 @@ def test_an_onnx_export_spare_imported_onnxruntime_and_reset_dynamo() -> None:
             "program = torch.onnx.export(torch.nn.Linear(2, 1), (torch.ones(1, 2),),"
             " dynamo=True, verbose=False)\n"
             "print([node.op_type for node in program.model_proto.graph.node])\n")
-
-    async def scenario() -> None:
-        pool = Pool(Limits(), size=2, spares_memory_mb=200)
-        await pool.start()
-        try:
-            client = Client("learner", "127.0.0.1")
-            first = await pool.run(RunRequest(framework="pytorch", code=code), client)
-            assert first.stdout == "False\n0\n['Gemm']\n", first
-            await _prepared(pool, "pytorch")
-            second = await pool.run(RunRequest(framework="pytorch", code=code + "# edited"),
-                                    client)
-            assert second.stdout == "True\n0\n['Gemm']\n", second
-        finally:
-            await pool.stop()
-
-    asyncio.run(scenario())
+    assert _in_a_spare_then_in_its_prepared_one("pytorch", code) == (
+        "False\n0\n['Gemm']\n", "True\n0\n['Gemm']\n")
 
 
 def test_prepared_spares_nobody_asks_for_any_more_are_ended(
