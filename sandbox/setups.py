@@ -22,7 +22,9 @@ a learner's next Run of that step, edited or not, finds it ready.
                      (any other would raise, so nothing else is matched)
 
 The text is a hint, as for the warm-ups (`reserve.py`): a snippet the rules
-misread still runs correctly, in a spare that did less for it.
+misread runs in a spare that did less for it. The one way to mislead them is
+to choose Keras's backend without naming KERAS_BACKEND in the text (a key
+built from pieces): that snippet's Keras then stays on TensorFlow.
 """
 
 from __future__ import annotations
