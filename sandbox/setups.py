@@ -24,7 +24,10 @@ a learner's next Run of that step, edited or not, finds it ready.
 The text is a hint, as for the warm-ups (`reserve.py`): a snippet the rules
 misread runs in a spare that did less for it. The one way to mislead them is
 to choose Keras's backend without naming KERAS_BACKEND in the text (a key
-built from pieces): that snippet's Keras then stays on TensorFlow.
+built from pieces): that snippet's Keras then stays on TensorFlow. Every run
+asks, on the pool's loop: imports are read from the text's lines, and only a
+snippet that sets TensorFlow's runtime up (a fresh spare otherwise) is parsed,
+and only up to `MAX_PARSED_BYTES` (parsing 64 KiB takes ≈ 50 ms).
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ import re
 from sandbox.protocol import Framework
 from sandbox.reserve import FRESH_RUNTIME
 
+MAX_PARSED_BYTES = 16 * 1024
+# An import statement's line: `from a.b import c`, or `import a.b as c, d`.
+_IMPORT_LINE = re.compile(r"^[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import\b|import[ \t]+([^\n#;]+))",
+                          re.MULTILINE)
 _KERAS_ON_TORCH = re.compile(
     r"""KERAS_BACKEND['"]\s*(\]\s*=|,)\s*['"]torch['"]""")  # environ[...] = / setdefault(...,
 _ONNX_EXPORTS = re.compile(r"\btorch\.onnx\b")
@@ -45,16 +52,12 @@ _CONFIGURATION_NAMES = {"LogicalDeviceConfiguration", "VirtualDeviceConfiguratio
 
 def setup_for(framework: Framework, code: str) -> str | None:
     """The prepared spare this snippet would use, or None."""
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError, RecursionError):
-        return None
-    modules = _imported(tree)
+    modules = _imported(code)
     roots = {name.partition(".")[0] for name in modules}
     if framework == "tensorflow":
         settings = {match.group(0) for match in FRESH_RUNTIME.finditer(code)}
         if settings:  # a runtime started for it alone, unless it only splits the CPU
-            cpus = _cpu_split(tree) if settings <= _CPU_SPLIT_CALLS else None
+            cpus = _cpu_split(code) if settings <= _CPU_SPLIT_CALLS else None
             return f"cpus-{cpus}" if cpus is not None else None
         # The porter (lesson 26 runs it in the snippet) imports torch too.
         wants_torch = "torch" in roots or any(
@@ -69,21 +72,33 @@ def setup_for(framework: Framework, code: str) -> str | None:
     return "compiler" if _COMPILES.search(code) else None
 
 
-def _imported(tree: ast.Module) -> set[str]:
-    """Every module the snippet imports, by its full name."""
+def cpus_of(setup: str | None) -> int | None:
+    """N for a cpus-N kind; None for any other."""
+    return int(setup.removeprefix("cpus-")) if setup and setup.startswith("cpus-") else None
+
+
+def _imported(code: str) -> set[str]:
+    """Every module the snippet's import lines name, by its full name."""
     modules: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            modules.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            modules.add(node.module)
+    for line in _IMPORT_LINE.finditer(code):
+        if line.group(1):
+            modules.add(line.group(1))
+        else:
+            modules.update(words[0] for part in line.group(2).split(",")
+                           if (words := part.split()))
     return modules
 
 
-def _cpu_split(tree: ast.Module) -> int | None:
+def _cpu_split(code: str) -> int | None:
     """N when the snippet's only runtime setting is one top-level call that splits a
     device into N default logical devices (`[LogicalDeviceConfiguration()] * N`, or
     the list written out); None for anything else."""
+    if len(code.encode()) > MAX_PARSED_BYTES:
+        return None
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError):
+        return None
     calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
              and _name(node.func) in _CPU_SPLIT_CALLS]
     top_level = {id(statement.value) for statement in tree.body

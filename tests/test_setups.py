@@ -56,6 +56,7 @@ def test_the_bundled_lessons_ask_for_the_kinds_their_imports_and_settings_need()
     SPLIT.format(n=1), SPLIT.format(n=64), SPLIT.format(n="k"),
     "import tensorflow as tf\ntf.config.set_logical_device_configuration(cpu, devices)\n",
     "import tensorflow as tf\ntf.config.set_logical_device_configuration(\n",  # cut short
+    SPLIT.format(n=2) + "x = 1\n" * 4000,  # over MAX_PARSED_BYTES: not parsed on the loop
 ])
 def test_a_runtime_setting_other_than_one_plain_cpu_split_keeps_a_fresh_spare(code: str) -> None:
     assert setup_for("tensorflow", code) is None

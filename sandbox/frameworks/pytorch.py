@@ -118,8 +118,7 @@ def _first_onnx_export(torch: Any) -> None:
     session = onnxruntime.InferenceSession(program.model_proto.SerializeToString(),
                                            providers=["CPUExecutionProvider"])
     session.run(None, {session.get_inputs()[0].name: x.numpy()})
-    torch._dynamo.reset()
-    torch._dynamo.utils.counters.clear()
+    _reset_dynamo(torch)
 
 
 def keep_backward_context_off_cpu_threads(torch: Any) -> None:
@@ -190,6 +189,11 @@ def _first_compile(torch: Any) -> None:
     x = torch.randn(3, 4)
     torch.compile(model, backend="aot_eager")(x).sum().backward()
     torch.export.export(model, (x,))
+    _reset_dynamo(torch)
+
+
+def _reset_dynamo(torch: Any) -> None:
+    """As for a new process: no compiled code, and no counts (reset leaves those)."""
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
 

@@ -18,6 +18,7 @@ from typing import Any
 from sandbox import onednn
 from sandbox.messages import KernelStatus
 from sandbox.protocol import Timings, WarmUp
+from sandbox.setups import cpus_of
 
 
 def in_template(precompile_kernels: bool) -> KernelStatus:
@@ -78,13 +79,13 @@ OPTIONAL_WARM_UPS: dict[WarmUp, Callable[[], None]] = {
 
 def prepare(setup: str | None) -> None:
     """A prepared spare's own start-up (`setups.py`), before anything starts the runtime."""
+    count = cpus_of(setup)
     if setup == "with-torch":
         import torch  # noqa: F401
-    elif setup is not None and setup.startswith("cpus-"):
+    elif count is not None:
         import tensorflow as tf
 
         cpu = tf.config.list_physical_devices("CPU")[0]
-        count = int(setup.removeprefix("cpus-"))
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * count)
 
@@ -128,8 +129,9 @@ def warm_up(extras: Sequence[WarmUp] = (), setup: str | None = None) -> None:
     _eager_runtime()
     for name in extras:
         OPTIONAL_WARM_UPS[name]()
-    if setup is not None and setup.startswith("cpus-"):
-        _mirrored_step(int(setup.removeprefix("cpus-")))
+    count = cpus_of(setup)
+    if count is not None:
+        _mirrored_step(count)
 
 
 def threads() -> dict[str, int]:
